@@ -1,0 +1,164 @@
+"""The exception tree of plait.
+
+Every exception plait raises on purpose derives from :class:`PlaitError` and also from
+the builtin that fits it best, so callers can catch either::
+
+    PlaitError(Exception)
+    ├── PipelineValidationError(PlaitError, ValueError)   .problems: list of Problem
+    ├── StepDefinitionError(PlaitError, TypeError)         a @step / Step call is malformed
+    ├── OutputArityError(PlaitError, ValueError)           a step returned the wrong number of outputs
+    ├── SerializationError(PlaitError, TypeError)          a value cannot be shipped to a worker
+    ├── StepTimeoutError(PlaitError, TimeoutError)         an attempt ran past its timeout
+    ├── MapFailed(PlaitError, RuntimeError)                too few map elements succeeded
+    ├── UpstreamFailed(PlaitError, RuntimeError)           on_upstream="fail" met a failed input
+    └── RunFailed(PlaitError, RuntimeError)                .result, .step; __cause__ is the error
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from plait.results import RunResult
+
+__all__ = [
+    "MapFailed",
+    "OutputArityError",
+    "PipelineValidationError",
+    "PlaitError",
+    "Problem",
+    "RunFailed",
+    "SerializationError",
+    "StepDefinitionError",
+    "StepTimeoutError",
+    "UpstreamFailed",
+    "suggest",
+]
+
+
+class PlaitError(Exception):
+    """Root of every error plait raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a pipeline, found by validation.
+
+    Attributes:
+        kind: A short machine-readable label (``"missing_input"``, ``"cycle"``, ...).
+        message: The full sentence shown to the user, naming the step and the fix.
+        step: The step concerned, when there is one.
+    """
+
+    kind: str
+    message: str
+    step: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PipelineValidationError(PlaitError, ValueError):
+    """A pipeline cannot run; ``problems`` lists every reason found, not just the first."""
+
+    def __init__(self, problems: Iterable[Problem], pipeline: str = "pipeline") -> None:
+        self.problems = list(problems)
+        self.pipeline = pipeline
+        count = len(self.problems)
+        head = f"pipeline {pipeline!r} is invalid ({count} problem{'s' if count != 1 else ''}):"
+        super().__init__("\n".join([head, *(f"  - {p.message}" for p in self.problems)]))
+
+    @property
+    def cycle(self) -> list[str] | None:
+        """The steps of the first cycle found, in order, or None."""
+        for problem in self.problems:
+            if problem.kind == "cycle" and isinstance(problem, CycleProblem):
+                return list(problem.cycle)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CycleProblem(Problem):
+    """A cycle among steps; ``cycle`` lists them in order, the first repeated at the end."""
+
+    cycle: tuple[str, ...] = ()
+
+
+class StepDefinitionError(PlaitError, TypeError):
+    """A step is declared in a way that cannot work (bad ``inputs=``, bad option...)."""
+
+
+class OutputArityError(PlaitError, ValueError):
+    """A step declared several outputs and returned a value that does not match them."""
+
+    def __init__(self, message: str, *, step: str) -> None:
+        self.step = step
+        super().__init__(message)
+
+
+class SerializationError(PlaitError, TypeError):
+    """A step, input or output could not be pickled to cross a process boundary."""
+
+    def __init__(self, message: str, *, step: str) -> None:
+        self.step = step
+        super().__init__(message)
+
+
+class StepTimeoutError(PlaitError, TimeoutError):
+    """An attempt of a step ran longer than its ``timeout``."""
+
+    def __init__(self, message: str, *, step: str, timeout: float) -> None:
+        self.step = step
+        self.timeout = timeout
+        super().__init__(message)
+
+
+class MapFailed(PlaitError, RuntimeError):
+    """A map step's share of successful elements fell below ``min_success_ratio``."""
+
+    def __init__(self, message: str, *, step: str, failed: dict[object, BaseException]) -> None:
+        self.step = step
+        self.failed = failed
+        super().__init__(message)
+
+
+class UpstreamFailed(PlaitError, RuntimeError):
+    """A step with ``on_upstream="fail"`` received a failed or skipped input."""
+
+    def __init__(self, message: str, *, step: str) -> None:
+        self.step = step
+        super().__init__(message)
+
+
+class RunFailed(PlaitError, RuntimeError):
+    """A run with ``on_error="raise"`` had a failing step.
+
+    Attributes:
+        result: The :class:`~plait.RunResult` with everything recorded up to the failure.
+        step: The name of the first step that failed.
+    """
+
+    def __init__(self, result: RunResult, step: str, error: BaseException) -> None:
+        self.result = result
+        self.step = step
+        super().__init__(
+            f"step {step!r} failed: {type(error).__name__}: {error} "
+            f"(run {result.run_id}; inspect RunFailed.result for everything computed)"
+        )
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """Return a ``" (did you mean 'x'?)"`` suffix for the closest candidates, or ``""``.
+
+    >>> suggest("claen", ["clean", "split"])
+    " (did you mean 'clean'?)"
+    >>> suggest("zzz", ["clean"])
+    ''
+    """
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

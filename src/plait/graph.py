@@ -1,0 +1,465 @@
+"""The graph model: name resolution, topological order and validation.
+
+Design note
+-----------
+A :class:`Graph` is built once per set of steps (a pipeline caches it until it changes).
+It knows each data name's producer, each step's upstream steps, and a stable topological
+order computed with Kahn's algorithm over a FIFO ready queue seeded in declaration order
+(iterative: a 100,000-step chain is fine). Nodes left over after Kahn's algorithm lie on or
+behind a cycle; one cycle is extracted by an iterative walk and reported in order.
+
+Resolution of a step's inputs depends on the run (which params are given, which config),
+so it is done by :func:`resolve`, which returns a :class:`Plan`: the steps to run (pruned
+to the requested outputs), where each input comes from, and every problem found. Nothing
+raises until every problem has been collected.
+
+Input sources, in the order a bare data name is looked up: the whole config (``"config"``),
+a path into it (``"config.a.b"``), a step's output, a param, a top-level config key, the
+function parameter's default. Sources never shadow each other: ambiguity is a problem.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.errors import CycleProblem, Problem, suggest
+from plait.steps import MISSING, Step
+
+__all__ = ["Graph", "Plan", "Source", "config_lookup", "resolve"]
+
+# where a step input comes from
+FROM_STEP, FROM_PARAM, FROM_CONFIG, FROM_CONFIG_PATH, FROM_DEFAULT = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where one parameter of a step gets its value."""
+
+    param: str
+    data: str
+    kind: int
+    producer: str | None = None  # the producing step for FROM_STEP
+
+
+@dataclass(slots=True)
+class Plan:
+    """The resolved, pruned graph of one run.
+
+    Attributes:
+        order: Steps to run, in topological order.
+        sources: Step name -> where each of its parameters comes from.
+        upstream: Step name -> distinct upstream step names (data and ``after``).
+        requested: Data names to keep in the result, or None for all.
+        problems: Everything wrong; the run must not start unless empty.
+        warnings: Things worth telling but not fatal.
+    """
+
+    order: list[Step]
+    sources: dict[str, tuple[Source, ...]]
+    upstream: dict[str, tuple[str, ...]]
+    requested: frozenset[str] | None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Graph:
+    """Steps indexed by name and by the data they produce, with a stable topological order."""
+
+    def __init__(self, steps: Iterable[Step]) -> None:
+        self.steps: dict[str, Step] = {}
+        self.producers: dict[str, str] = {}
+        self.problems: list[Problem] = []
+        for item in steps:
+            if item.name in self.steps:
+                self.problems.append(
+                    Problem(
+                        "duplicate_step",
+                        f"two steps are named {item.name!r}; give one another name with "
+                        f".with_options(name=...)",
+                        item.name,
+                    )
+                )
+                continue
+            self.steps[item.name] = item
+            for output in item.outputs:
+                other = self.producers.get(output)
+                if other is not None:
+                    self.problems.append(
+                        Problem(
+                            "duplicate_output",
+                            f"{output!r} is produced by two steps, {other!r} and {item.name!r}; "
+                            f"rename one output (outputs=[...]) or drop one step",
+                            item.name,
+                        )
+                    )
+                else:
+                    self.producers[output] = item.name
+        self.upstream: dict[str, tuple[str, ...]] = {}
+        for item in self.steps.values():
+            self.upstream[item.name] = self._upstream_of(item)
+        self.order, cycle = _topological_order(self.steps, self.upstream)
+        if cycle:
+            self.problems.append(
+                CycleProblem(
+                    "cycle",
+                    "cycle between steps: " + " -> ".join(cycle) + "; a step cannot depend "
+                    "on its own output: break the loop",
+                    cycle[0],
+                    cycle=tuple(cycle),
+                )
+            )
+        self.problems.extend(_type_problems(self))
+
+    def _upstream_of(self, item: Step) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for data in item.data_inputs.values():
+            producer = self.producers.get(data)
+            if producer is not None:
+                seen[producer] = None
+        for name in item.after:
+            if name not in self.steps:
+                self.problems.append(
+                    Problem(
+                        "unknown_after",
+                        f"step {item.name!r}: after= names {name!r}, which is not a step"
+                        f"{suggest(name, self.steps)}",
+                        item.name,
+                    )
+                )
+            else:
+                seen[name] = None
+        return tuple(seen)
+
+    def ancestors(self, names: Iterable[str]) -> set[str]:
+        """The given steps and every step they depend on (iteratively)."""
+        stack = list(names)
+        found: set[str] = set()
+        while stack:
+            name = stack.pop()
+            if name in found:
+                continue
+            found.add(name)
+            stack.extend(self.upstream.get(name, ()))
+        return found
+
+    def descendants(self, names: Iterable[str]) -> set[str]:
+        """The given steps and every step that depends on them."""
+        downstream: dict[str, list[str]] = {}
+        for name, ups in self.upstream.items():
+            for up in ups:
+                downstream.setdefault(up, []).append(name)
+        stack = list(names)
+        found: set[str] = set()
+        while stack:
+            name = stack.pop()
+            if name not in found:
+                found.add(name)
+                stack.extend(downstream.get(name, ()))
+        return found
+
+
+def _topological_order(
+    steps: Mapping[str, Step], upstream: Mapping[str, tuple[str, ...]]
+) -> tuple[list[Step], list[str]]:
+    """Kahn's algorithm in declaration order; returns (order, a cycle or [])."""
+    waiting = {name: len(ups) for name, ups in upstream.items()}
+    downstream: dict[str, list[str]] = {name: [] for name in steps}
+    for name, ups in upstream.items():
+        for up in ups:
+            downstream[up].append(name)
+    ready = deque(name for name, count in waiting.items() if count == 0)
+    order: list[Step] = []
+    while ready:
+        name = ready.popleft()
+        order.append(steps[name])
+        for child in downstream[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    if len(order) == len(steps):
+        return order, []
+    left = {name for name, count in waiting.items() if count > 0}
+    return order, _find_cycle(left, upstream)
+
+
+def _find_cycle(left: set[str], upstream: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Walk upstream edges among the left-over nodes until a node repeats."""
+    start = min(left)
+    path: list[str] = []
+    position: dict[str, int] = {}
+    node = start
+    while node not in position:
+        position[node] = len(path)
+        path.append(node)
+        node = next(up for up in sorted(upstream[node]) if up in left)
+    cycle = path[position[node] :]
+    cycle.reverse()  # upstream walk -> data-flow order
+    return [*cycle, cycle[0]]
+
+
+def config_lookup(config: Any, path: Sequence[str]) -> Any:
+    """Follow ``path`` through dict keys or attributes; return MISSING where it breaks.
+
+    >>> config_lookup({"a": {"b": 1}}, ["a", "b"])
+    1
+    """
+    value = config
+    for part in path:
+        if isinstance(value, Mapping):
+            value = value.get(part, MISSING)
+        else:
+            value = getattr(value, part, MISSING)
+        if value is MISSING:
+            return MISSING
+    return value
+
+
+def config_keys(config: Any) -> set[str]:
+    """Top-level names a config offers (dict keys, dataclass/pydantic fields, attributes)."""
+    if config is None:
+        return set()
+    if isinstance(config, Mapping):
+        return {str(key) for key in config}
+    fields = getattr(type(config), "model_fields", None) or getattr(
+        config, "__dataclass_fields__", None
+    )
+    if fields:
+        return set(fields)
+    return {name for name in vars(config) if not name.startswith("_")} if hasattr(
+        config, "__dict__"
+    ) else set()
+
+
+def resolve(
+    graph: Graph,
+    *,
+    params: Mapping[str, Any],
+    config: Any,
+    outputs: Sequence[str] | None,
+    pipeline_name: str = "pipeline",
+) -> Plan:
+    """Resolve every input of the steps needed for ``outputs`` and collect every problem."""
+    problems = list(graph.problems)
+    order, requested = _prune(graph, outputs, problems, params)
+    keys = config_keys(config)
+    sources: dict[str, tuple[Source, ...]] = {}
+    consumed: set[str] = set()
+    for item in order:
+        found = []
+        for param, data in item.data_inputs.items():
+            source = _source(item, param, data, graph, params, config, keys, problems)
+            if source is not None:
+                found.append(source)
+                consumed.add(data)
+        sources[item.name] = tuple(found)
+    for name in params:
+        if name in graph.producers:
+            problems.append(
+                Problem(
+                    "param_shadows_output",
+                    f"param {name!r} has the name of an output of step "
+                    f"{graph.producers[name]!r}; rename the param or the output",
+                )
+            )
+    pruned = set(graph.steps) - {s.name for s in order}
+    pruned_inputs = {d for n in pruned for d in graph.steps[n].data_inputs.values()}
+    for name in params:
+        if name not in consumed and name not in graph.producers and name not in pruned_inputs:
+            candidates = sorted(consumed | {d for s in order for d in s.data_inputs.values()})
+            problems.append(
+                Problem(
+                    "unused_param",
+                    f"param {name!r} is not an input of any step{suggest(name, candidates)}",
+                )
+            )
+    upstream = {item.name: graph.upstream[item.name] for item in order}
+    return Plan(order, sources, upstream, requested, problems)
+
+
+def _prune(
+    graph: Graph, outputs: Sequence[str] | None, problems: list[Problem], params: Mapping[str, Any]
+) -> tuple[list[Step], frozenset[str] | None]:
+    if outputs is None:
+        return graph.order, None
+    wanted: list[str] = []
+    for name in outputs:
+        if name in graph.producers:
+            wanted.append(graph.producers[name])
+        elif name in graph.steps:
+            wanted.append(name)  # a sink step named directly
+        elif name not in params:
+            problems.append(
+                Problem(
+                    "unknown_output",
+                    f"outputs= asks for {name!r}, which no step produces"
+                    f"{suggest(name, list(graph.producers) + list(graph.steps))}",
+                )
+            )
+    needed = graph.ancestors(wanted)
+    return [s for s in graph.order if s.name in needed], frozenset(outputs)
+
+
+def _source(
+    item: Step,
+    param: str,
+    data: str,
+    graph: Graph,
+    params: Mapping[str, Any],
+    config: Any,
+    keys: set[str],
+    problems: list[Problem],
+) -> Source | None:
+    if data == "config":
+        return Source(param, data, FROM_CONFIG)
+    if data.startswith("config."):
+        path = data.split(".")[1:]
+        if config_lookup(config, path) is MISSING:
+            problems.append(_config_path_problem(item, data, config, path))
+            return None
+        return Source(param, data, FROM_CONFIG_PATH)
+    producer = graph.producers.get(data)
+    in_config = data in keys
+    if producer is not None or data in params:
+        if in_config:
+            where = f"the output of step {producer!r}" if producer else "a param"
+            problems.append(
+                Problem(
+                    "ambiguous_input",
+                    f"step {item.name!r}: input {data!r} is both {where} and a config key; "
+                    f"rename one, or read the config value as 'config.{data}'",
+                    item.name,
+                )
+            )
+            return None
+        if producer is not None:
+            return Source(param, data, FROM_STEP, producer)
+        return Source(param, data, FROM_PARAM)
+    if in_config:
+        return Source(param, data, FROM_CONFIG)
+    if param in item.signature.defaults and param == data:
+        return Source(param, data, FROM_DEFAULT)
+    candidates = list(graph.producers) + list(params) + sorted(keys)
+    what = f"parameter {param!r}" if param == data else f"parameter {param!r} (input {data!r})"
+    problems.append(
+        Problem(
+            "missing_input",
+            f"step {item.name!r}: {what} has no source: no step produces {data!r}, and it is "
+            f"neither a param nor a config key{suggest(data, candidates)}; pass it with "
+            f"params={{{data!r}: ...}} or add a step that produces it",
+            item.name,
+        )
+    )
+    return None
+
+
+def _config_path_problem(item: Step, data: str, config: Any, path: list[str]) -> Problem:
+    value, known = config, config_keys(config)
+    for depth, part in enumerate(path):
+        next_value = config_lookup(value, [part])
+        if next_value is MISSING:
+            where = "config" + "".join(f".{p}" for p in path[:depth])
+            return Problem(
+                "missing_config",
+                f"step {item.name!r}: {data!r} does not exist: {where} has no {part!r}"
+                f"{suggest(part, known)}",
+                item.name,
+            )
+        value, known = next_value, config_keys(next_value)
+    return Problem("missing_config", f"step {item.name!r}: {data!r} does not exist", item.name)
+
+
+# -- type compatibility ------------------------------------------------------------------
+
+
+def _output_types(item: Step) -> dict[str, Any]:
+    hints = item.signature.annotations
+    if "return" not in hints or item.options.map or item.options.dynamic:
+        return {}
+    ret = hints["return"]
+    if item.single_output:
+        return {item.outputs[0]: ret}
+    if typing.get_origin(ret) is tuple:
+        args = typing.get_args(ret)
+        if len(args) == len(item.outputs) and Ellipsis not in args:
+            return dict(zip(item.outputs, args, strict=True))
+    return {}
+
+
+def _type_problems(graph: Graph) -> list[Problem]:
+    problems = []
+    out_types: dict[str, Any] = {}
+    for item in graph.steps.values():
+        out_types.update(_output_types(item))
+    for item in graph.steps.values():
+        if item.options.on_upstream == "receive":
+            continue
+        hints = item.signature.annotations
+        for param, data in item.data_inputs.items():
+            if data not in out_types or param not in hints or param == item.options.map:
+                continue
+            produced, expected = out_types[data], hints[param]
+            if not compatible(produced, expected):
+                problems.append(
+                    Problem(
+                        "type_mismatch",
+                        f"step {item.name!r}: parameter {param!r} expects "
+                        f"{_type_name(expected)} but {data!r} from step "
+                        f"{graph.producers[data]!r} is {_type_name(produced)}; fix one "
+                        "annotation or convert the value in a step between them",
+                        item.name,
+                    )
+                )
+    return problems
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else repr(tp)
+
+
+def _members(tp: Any) -> tuple[Any, ...]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.get_args(tp)
+    return (tp,)
+
+
+def compatible(produced: Any, expected: Any) -> bool:
+    """Could a value annotated ``produced`` ever be valid for ``expected``?
+
+    Unknown or unanalysable annotations are always compatible (no false alarms).
+
+    >>> compatible(int, float), compatible(int, str), compatible(int | None, int)
+    (True, False, True)
+    """
+    return any(
+        _compatible_one(p, e) for p in _members(produced) for e in _members(expected)
+    )
+
+
+_NUMERIC = {int: (float, complex), float: (complex,), bool: (int, float, complex)}
+
+
+def _compatible_one(produced: Any, expected: Any) -> bool:
+    if produced is Any or expected is Any or produced is object or expected is object:
+        return True
+    p_origin, e_origin = typing.get_origin(produced) or produced, typing.get_origin(expected)
+    e_origin = e_origin or expected
+    if not isinstance(p_origin, type) or not isinstance(e_origin, type):
+        return True  # TypeVar, Literal, Annotated, protocols...: do not guess
+    if getattr(e_origin, "_is_protocol", False) or getattr(p_origin, "_is_protocol", False):
+        return True
+    if not (
+        issubclass(p_origin, e_origin)
+        or issubclass(e_origin, p_origin)
+        or e_origin in _NUMERIC.get(p_origin, ())
+    ):
+        return False
+    p_args, e_args = typing.get_args(produced), typing.get_args(expected)
+    if not p_args or not e_args or len(p_args) != len(e_args) or Ellipsis in p_args + e_args:
+        return True
+    return all(compatible(p, e) for p, e in zip(p_args, e_args, strict=True))

@@ -1,0 +1,123 @@
+"""Drivers: the loops that move a :class:`~plait.run.state.RunState` forward.
+
+``drive_sync`` serves sequential runs (tasks inline, one at a time: the fast path) and
+pool executors (tasks submitted as soon as they are ready; completions come back through
+a queue, so the scheduler reacts to the first one that finishes). ``drive_async`` serves
+runs with ``async def`` steps and ``run_async``: async steps are tasks on the event loop,
+sync steps go to the executor (for ``Sequential``, one helper thread, so the loop stays
+responsive and cancellation is prompt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import contextvars
+import queue
+from typing import Any
+
+from plait.run.executors import Executor
+from plait.run.state import RunState
+from plait.run.task import Task, TaskResult, execute, execute_async
+
+__all__ = ["drive_async", "drive_sync"]
+
+
+def _failed(exc: BaseException) -> TaskResult:
+    return TaskResult(ok=False, error=exc)
+
+
+def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
+    """Run until nothing is ready or running; Ctrl-C stops scheduling and re-raises."""
+    if executor.inline:
+        while True:
+            tasks = state.next_tasks(1)
+            if not tasks:
+                return
+            task = tasks[0]
+            state.complete(task, execute(task))
+    done: queue.SimpleQueue[tuple[Task, cf.Future[TaskResult]]] = queue.SimpleQueue()
+    inflight: dict[cf.Future[TaskResult], Task] = {}
+    try:
+        while True:
+            free = None if limit is None else limit - len(inflight)
+            if free is None or free > 0:
+                for task in state.next_tasks(free):
+                    future = _submit(executor, task)
+                    inflight[future] = task
+                    future.add_done_callback(lambda f, t=task: done.put((t, f)))
+            if not inflight:
+                return
+            task, future = done.get()
+            del inflight[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # the executor itself failed (dead worker, pickling)
+                result = _failed(exc)
+            state.complete(task, result)
+    except BaseException:
+        state.stop()
+        for future in inflight:
+            future.cancel()
+        raise
+
+
+def _submit(executor: Executor, task: Task) -> cf.Future[TaskResult]:
+    try:
+        return executor.submit(task)
+    except Exception as exc:  # e.g. an input that cannot be pickled
+        failed: cf.Future[TaskResult] = cf.Future()
+        failed.set_result(_failed(exc))
+        return failed
+
+
+async def drive_async(state: RunState, executor: Executor, limit: int | None) -> None:
+    """Run on the current event loop; cancellation stops everything and propagates."""
+    loop = asyncio.get_running_loop()
+    helper = cf.ThreadPoolExecutor(1, thread_name_prefix="plait") if executor.inline else None
+    inflight: dict[asyncio.Future[TaskResult], Task] = {}
+    try:
+        while True:
+            free = None if limit is None else limit - len(inflight)
+            if free is None or free > 0:
+                for task in state.next_tasks(free):
+                    inflight[_dispatch(loop, executor, helper, task)] = task
+            if not inflight:
+                return
+            finished, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            for future in finished:
+                task = inflight.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    result = _failed(exc)
+                state.complete(task, result)
+    except BaseException:
+        state.stop()
+        for future in inflight:
+            future.cancel()
+        if inflight:
+            await asyncio.wait(inflight, timeout=1.0)
+        raise
+    finally:
+        if helper is not None:
+            helper.shutdown(wait=False, cancel_futures=True)
+
+
+def _dispatch(
+    loop: asyncio.AbstractEventLoop,
+    executor: Executor,
+    helper: cf.ThreadPoolExecutor | None,
+    task: Task,
+) -> asyncio.Future[Any]:
+    if task.step.is_async:
+        return asyncio.ensure_future(execute_async(task))
+    if helper is not None:
+        context = contextvars.copy_context()
+        return loop.run_in_executor(helper, context.run, execute, task)
+    try:
+        return asyncio.wrap_future(executor.submit(task))
+    except Exception as exc:
+        future: asyncio.Future[TaskResult] = loop.create_future()
+        future.set_result(_failed(exc))
+        return future

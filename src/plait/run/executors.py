@@ -1,0 +1,211 @@
+"""Local executors: where tasks run.
+
+An executor hands back a :class:`concurrent.futures.Future` per task. The scheduler does
+not care where the work happens, so a remote engine fits by returning futures too.
+``Sequential`` is special: its tasks run inline, one at a time, in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextvars
+import multiprocessing
+import os
+from typing import Any, Protocol, runtime_checkable
+
+from plait.errors import SerializationError, StepDefinitionError, suggest
+from plait.run.task import Task, TaskResult, execute
+
+__all__ = ["Executor", "Processes", "Sequential", "Threads", "make_executor"]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs tasks. ``inline`` executors run them in the scheduler's own thread."""
+
+    name: str
+    inline: bool
+
+    def submit(self, task: Task) -> cf.Future[TaskResult]:
+        """Start ``task``; the future's result is its TaskResult."""
+        ...
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Release workers (the executor may be started again by the next submit)."""
+        ...
+
+
+class Sequential:
+    """Run every step in the calling thread, one at a time (the default)."""
+
+    name = "sequential"
+    inline = True
+
+    def submit(self, task: Task) -> cf.Future[TaskResult]:
+        """Run ``task`` now and return a finished future."""
+        future: cf.Future[TaskResult] = cf.Future()
+        future.set_result(execute(task))
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return "Sequential()"
+
+
+class Threads:
+    """Run steps in a pool of threads (good for I/O and for code that releases the GIL).
+
+    Args:
+        max_workers: Threads in the pool (default: ``min(32, cpu_count + 4)``).
+    """
+
+    inline = False
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers
+        self.name = "threads" if max_workers is None else f"threads:{max_workers}"
+        self._pool: cf.ThreadPoolExecutor | None = None
+
+    def submit(self, task: Task) -> cf.Future[TaskResult]:
+        """Run ``task`` in a worker thread, with the caller's contextvars."""
+        if self._pool is None:
+            self._pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="plait")
+        context = contextvars.copy_context()
+        return self._pool.submit(context.run, execute, task)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the pool; threads still running abandoned attempts are not waited for."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+
+    def __repr__(self) -> str:
+        return f"Threads({self.max_workers})"
+
+
+def _run_pickled(payload: bytes) -> bytes:
+    """Worker side of :class:`Processes`: unpickle a task, run it, pickle the result."""
+    import cloudpickle
+
+    task: Task = cloudpickle.loads(payload)
+    result = execute(task)
+    try:
+        return bytes(cloudpickle.dumps(result))
+    except Exception as exc:
+        values = ", ".join(type(v).__name__ for v in result.values)
+        failed = TaskResult(
+            ok=False,
+            attempts=result.attempts,
+            start=result.start,
+            end=result.end,
+            duration=result.duration,
+            error=SerializationError(
+                f"step {task.label!r} returned a value that cannot be sent back from the "
+                f"worker process ({values}): {exc}; return plain data, or use Threads",
+                step=task.step.name,
+            ),
+        )
+        return bytes(cloudpickle.dumps(failed))
+
+
+class Processes:
+    """Run steps in worker processes (for CPU-bound pure-Python work).
+
+    Steps, inputs and outputs travel with cloudpickle, so closures, lambdas and functions
+    defined in a notebook work. Workers are started with ``spawn`` by default: a script
+    that runs a pipeline on processes needs the usual ``if __name__ == "__main__":`` guard.
+
+    Args:
+        max_workers: Worker processes (default: the number of CPUs).
+        start_method: ``"spawn"``, ``"forkserver"`` or ``"fork"``.
+    """
+
+    inline = False
+
+    def __init__(self, max_workers: int | None = None, start_method: str = "spawn") -> None:
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self.start_method = start_method
+        self.name = f"processes:{self.max_workers}"
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def submit(self, task: Task) -> cf.Future[TaskResult]:
+        """Ship ``task`` to a worker process."""
+        import cloudpickle
+
+        payload = _dumps(task, cloudpickle)
+        if self._pool is None:
+            context = multiprocessing.get_context(self.start_method)
+            self._pool = cf.ProcessPoolExecutor(self.max_workers, mp_context=context)
+        inner = self._pool.submit(_run_pickled, payload)
+        outer: cf.Future[TaskResult] = cf.Future()
+
+        def relay(done: cf.Future[bytes]) -> None:
+            try:
+                outer.set_result(cloudpickle.loads(done.result()))
+            except BaseException as exc:  # a dead worker, a broken pool: the task failed
+                outer.set_exception(exc)
+
+        inner.add_done_callback(relay)
+        return outer
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+
+    def __repr__(self) -> str:
+        return f"Processes({self.max_workers})"
+
+
+def _dumps(task: Task, cloudpickle: Any) -> bytes:
+    try:
+        return bytes(cloudpickle.dumps(task))
+    except Exception as exc:
+        for name, value in task.kwargs.items():
+            try:
+                cloudpickle.dumps(value)
+            except Exception:
+                raise SerializationError(
+                    f"step {task.label!r}: input {name!r} (a {type(value).__name__}) cannot "
+                    f"be pickled to reach a worker process: {exc}; use executor='threads' "
+                    "or pass something picklable",
+                    step=task.step.name,
+                ) from exc
+        raise SerializationError(
+            f"step {task.label!r}: the step's function cannot be pickled: {exc}",
+            step=task.step.name,
+        ) from exc
+
+
+_SHORTCUTS = ("sequential", "threads", "processes", "dask", "ray")
+
+
+def make_executor(spec: Any) -> tuple[Executor, bool]:
+    """Turn an executor or a shortcut string into an executor; True if the run owns it."""
+    if not isinstance(spec, str):
+        if isinstance(spec, Executor):
+            return spec, False
+        raise StepDefinitionError(f"executor must be a name or an executor object, got {spec!r}")
+    kind, _, count = spec.partition(":")
+    workers = None
+    if count:
+        try:
+            workers = int(count)
+        except ValueError:
+            raise StepDefinitionError(
+                f"executor {spec!r}: the part after ':' is a worker count, like 'threads:8'"
+            ) from None
+    if kind == "sequential":
+        return Sequential(), True
+    if kind == "threads":
+        return Threads(workers), True
+    if kind == "processes":
+        return Processes(workers), True
+    raise StepDefinitionError(
+        f"unknown executor {spec!r}{suggest(kind, _SHORTCUTS)}; choose one of "
+        f"{list(_SHORTCUTS[:3])} or pass an executor object"
+    )
+

@@ -1,0 +1,212 @@
+"""Running a pipeline: validate, plan, drive, and gather the result.
+
+``run_pipeline`` (sync) and ``run_pipeline_async`` share :func:`_prepare` and
+:func:`_conclude`; only the driving differs. A sync run of a pipeline with ``async def``
+steps drives the same async loop with :func:`asyncio.run`, or, when the calling thread
+already runs an event loop (a notebook), in a helper thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plait.errors import PipelineValidationError, PlaitError, RunFailed, StepDefinitionError
+from plait.observe.hooks import HookSet, RunInfo
+from plait.results import RunResult, RunStatus, StepResult
+from plait.run.drivers import drive_async, drive_sync
+from plait.run.executors import Executor, make_executor
+from plait.run.state import RunState
+from plait.steps import Step
+
+if TYPE_CHECKING:
+    from plait.pipeline import Pipeline
+
+__all__ = ["RunGraph", "run_pipeline", "run_pipeline_async"]
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: milliseconds since the epoch then 8 random hex digits."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunGraph:
+    """The steps a run actually had (pruned, with dynamic expansions), for presentation."""
+
+    name: str
+    order: list[Step]
+    producers: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Run:
+    pipeline: Pipeline
+    state: RunState
+    executor: Executor
+    owned: bool
+    hooks: HookSet
+    info: RunInfo
+    start: float
+    started: float
+    limit: int | None
+    on_error: str
+
+
+def _prepare(
+    pipeline: Pipeline,
+    *,
+    params: Mapping[str, Any] | None,
+    outputs: Sequence[str] | None,
+    executor: Any,
+    store: Any,
+    force: bool | Sequence[str],
+    on_error: str,
+    tags: Sequence[str] | Mapping[str, str] | None,
+    hooks: Sequence[Any],
+    config: Any,
+    max_concurrency: int | None,
+) -> _Run:
+    if on_error not in ("raise", "continue"):
+        raise StepDefinitionError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
+    if store is not None or pipeline.store is not None or force:
+        raise PlaitError(
+            "store= and force= need the artifact store, which this version of plait does "
+            "not have yet; run without them (everything stays in memory)"
+        )
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    merged = pipeline.run_params(params)
+    plan = pipeline.plan(params, outputs, config)
+    problems = [*plan.problems, *pipeline._param_problems(merged, plan)]
+    if problems:
+        raise PipelineValidationError(problems, pipeline.name)
+    exe, owned = make_executor(executor)
+    hook_set = HookSet([*pipeline.hooks, *hooks])
+    run_id = new_run_id()
+    tag_tuple = tuple(tags.items() if isinstance(tags, Mapping) else tags or ())
+    info = RunInfo(run_id, pipeline.name, merged, tuple(map(str, tag_tuple)), exe.name)
+    state = RunState(
+        plan,
+        run_id=run_id,
+        params=merged,
+        config=pipeline.config if config is None else config,
+        on_error=on_error,
+        on_step_start=_step_start(hook_set, info),
+        on_step_end=_step_end(hook_set, info),
+    )
+    hook_set.emit("on_run_start", run=info)
+    return _Run(pipeline, state, exe, owned, hook_set, info, time.time(), time.perf_counter(),
+                max_concurrency, on_error)
+
+
+def _step_start(hooks: HookSet, info: RunInfo) -> Any:
+    if not hooks.wants("on_step_start"):
+        return None
+    return lambda step: hooks.emit("on_step_start", step=step, run=info)
+
+
+def _step_end(hooks: HookSet, info: RunInfo) -> Any:
+    if not hooks.wants("on_step_end"):
+        return None
+    return lambda record: hooks.emit("on_step_end", step_result=record, run=info)
+
+
+def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
+    if run.owned:
+        run.executor.shutdown(wait=status != "cancelled")
+    state = run.state
+    if status is None:
+        status = "failed" if state.first_failure is not None else "succeeded"
+    steps: dict[str, StepResult] = state.finish()
+    result = RunResult(
+        run_id=state.run_id,
+        pipeline=run.pipeline.name,
+        status=status,
+        outputs=state.outputs(),
+        steps=steps,
+        producers=dict(state.producers),
+        requested=state.requested,
+        start_time=run.start,
+        duration=time.perf_counter() - run.started,
+        params=run.info.params,
+    )
+    result.graph = RunGraph(run.pipeline.name, list(state.order), dict(state.producers))
+    run.hooks.emit("on_run_end", result=result)
+    return result
+
+
+def _raise_if_failed(run: _Run, result: RunResult) -> RunResult:
+    failure = run.state.first_failure
+    if failure is not None and run.on_error == "raise":
+        name, error = failure
+        raise RunFailed(result, name, error) from error
+    return result
+
+
+def run_pipeline(pipeline: Pipeline, **options: Any) -> RunResult:
+    """Run ``pipeline`` to completion in the calling thread (see ``Pipeline.run``)."""
+    from plait.pipeline import _BUILDER
+
+    token = _BUILDER.set(None)  # a step called inside a running step is a plain call
+    try:
+        run = _prepare(pipeline, **options)
+        try:
+            if _needs_loop(run):
+                _drive_in_loop(run)
+            else:
+                drive_sync(run.state, run.executor, run.limit)
+        except KeyboardInterrupt:
+            _conclude(run, "cancelled")
+            raise
+        return _raise_if_failed(run, _conclude(run))
+    finally:
+        _BUILDER.reset(token)
+
+
+async def run_pipeline_async(pipeline: Pipeline, **options: Any) -> RunResult:
+    """Run ``pipeline`` on the running event loop (see ``Pipeline.run_async``)."""
+    from plait.pipeline import _BUILDER
+
+    token = _BUILDER.set(None)
+    try:
+        run = _prepare(pipeline, **options)
+        try:
+            await drive_async(run.state, run.executor, run.limit)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            _conclude(run, "cancelled")
+            raise
+        return _raise_if_failed(run, _conclude(run))
+    finally:
+        _BUILDER.reset(token)
+
+
+def _needs_loop(run: _Run) -> bool:
+    return any(node.step.is_async for node in run.state.nodes.values())
+
+
+def _drive_in_loop(run: _Run) -> None:
+    """Drive with an event loop: our own, or a helper thread's if one already runs here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(drive_async(run.state, run.executor, run.limit))
+        return
+    box: dict[str, BaseException] = {}
+
+    def target() -> None:
+        try:
+            asyncio.run(drive_async(run.state, run.executor, run.limit))
+        except BaseException as exc:  # handed to the calling thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="plait-run", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]

@@ -1,0 +1,554 @@
+"""The scheduler's state machine: which steps are ready, what each one receives, and
+what its outcome does to the rest of the run.
+
+Design note
+-----------
+Like :class:`graphlib.TopologicalSorter`, the state never runs anything: a driver asks it
+for ready work (:meth:`RunState.next_tasks`), runs the tasks however its executor does,
+and reports each result back (:meth:`RunState.complete`). All policy lives here, once, for
+every executor: ``on_upstream`` (skip / receive / fail), ``when`` predicates, optional
+steps, ``on_error`` (stop scheduling on the first failure, or continue), map elements and
+their success ratio, dynamic steps that add a pipeline mid-run, and memory release.
+
+Glossary of the state:
+
+- ``waiting[s]``: how many upstream steps of ``s`` have not finished; ``s`` is ready at 0.
+- ``ready``: steps whose upstream all finished, in the order they became ready (FIFO),
+  so a fast chain never waits for a slow sibling.
+- ``seen[s]``: what consumers of ``s`` see: ``True`` for success, or an ``Err`` /
+  ``Skipped`` (an optional step's failure is seen as ``Skipped``).
+- ``refs[d]``: how many steps that consume data ``d`` have not finished; when it reaches 0
+  and ``d`` was not requested, the value is dropped (memory is released as early as
+  possible).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.errors import (
+    MapFailed,
+    PipelineValidationError,
+    Problem,
+    UpstreamFailed,
+    suggest,
+)
+from plait.graph import (
+    FROM_CONFIG,
+    FROM_CONFIG_PATH,
+    FROM_DEFAULT,
+    FROM_PARAM,
+    FROM_STEP,
+    Graph,
+    Plan,
+    Source,
+    config_lookup,
+)
+from plait.results import Err, ErrorInfo, Ok, Outcome, Skipped, StepResult
+from plait.run.task import Task, TaskResult, split_outputs
+from plait.steps import MISSING, Step
+
+__all__ = ["RunState"]
+
+
+@dataclass(slots=True)
+class _Node:
+    step: Step
+    static: dict[str, Any]  # kwargs known at the start of the run
+    inputs: tuple[tuple[str, str, str], ...]  # (param, data, producer) fed by steps
+    consumed: tuple[str, ...]  # distinct data names read from steps
+    upstream: tuple[str, ...]
+    downstream: list[str] = field(default_factory=list)
+    dynamic_parent: str | None = None
+
+
+@dataclass(slots=True)
+class _MapState:
+    keys: list[Any]
+    is_dict: bool
+    pending: deque[tuple[int, Any, Any]]
+    kwargs: dict[str, Any]
+    inflight: int = 0
+    done: int = 0
+    results: list[Any] = field(default_factory=list)
+    errors: dict[Any, BaseException] = field(default_factory=dict)
+    attempts: int = 0
+    start: float = 0.0
+    duration: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class RunState:
+    """The progress of one run over a :class:`~plait.graph.Plan`."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        run_id: str,
+        params: Mapping[str, Any],
+        config: Any,
+        on_error: str,
+        on_step_start: Callable[[Step], None] | None = None,
+        on_step_end: Callable[[StepResult], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.params = params
+        self.config = config
+        self.stop_on_error = on_error == "raise"
+        self.requested = plan.requested
+        self.on_step_start = on_step_start
+        self.on_step_end = on_step_end
+        self.nodes: dict[str, _Node] = {}
+        self.waiting: dict[str, int] = {}
+        self.refs: dict[str, int] = {}
+        self.values: dict[str, Any] = {}
+        self.seen: dict[str, bool | Err | Skipped] = {}
+        self.results: dict[str, StepResult] = {}
+        self.ready: deque[str] = deque()
+        self.running: set[str] = set()
+        self.maps: dict[str, _MapState] = {}
+        self.dynamic_waiting: dict[str, set[str]] = {}
+        self.dynamic_value: dict[str, StepResult] = {}
+        self.first_failure: tuple[str, BaseException] | None = None
+        self.stopped = False
+        self.order: list[Step] = []
+        self.producers: dict[str, str] = {}
+        self._add_nodes(plan.order, plan.sources, plan.upstream, params, config, None)
+
+    # -- building ----------------------------------------------------------------
+    def _static_value(self, source: Source, params: Mapping[str, Any], config: Any) -> Any:
+        if source.kind == FROM_PARAM:
+            return params[source.data]
+        if source.kind == FROM_CONFIG:
+            if source.data == "config":
+                return config
+            return config_lookup(config, [source.data])
+        return config_lookup(config, source.data.split(".")[1:])
+
+    def _add_nodes(
+        self,
+        order: list[Step],
+        sources: Mapping[str, tuple[Source, ...]],
+        upstream: Mapping[str, tuple[str, ...]],
+        params: Mapping[str, Any],
+        config: Any,
+        dynamic_parent: str | None,
+    ) -> None:
+        for item in order:
+            static = dict(item.bound)
+            fed: list[tuple[str, str, str]] = []
+            for source in sources[item.name]:
+                if source.kind == FROM_STEP:
+                    assert source.producer is not None  # noqa: S101 - set for FROM_STEP
+                    fed.append((source.param, source.data, source.producer))
+                elif source.kind != FROM_DEFAULT:
+                    static[source.param] = self._static_value(source, params, config)
+            consumed = tuple(dict.fromkeys(data for _, data, _ in fed))
+            node = _Node(item, static, tuple(fed), consumed, upstream[item.name])
+            node.dynamic_parent = dynamic_parent
+            self.nodes[item.name] = node
+            self.order.append(item)
+            for output in item.outputs:
+                self.producers[output] = item.name
+                self.refs.setdefault(output, 0)
+            for data in consumed:
+                self.refs[data] = self.refs.get(data, 0) + 1
+            pending = 0
+            for up in node.upstream:
+                if up in self.seen:
+                    continue
+                self.nodes[up].downstream.append(item.name)
+                pending += 1
+            self.waiting[item.name] = pending
+            if pending == 0:
+                self.ready.append(item.name)
+
+    # -- the driver's protocol -----------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """True while anything is ready, running or waiting on map elements."""
+        return bool(self.ready or self.running)
+
+    def next_tasks(self, limit: int | None = None) -> list[Task]:
+        """Ready work to dispatch now (at most ``limit`` tasks); decisions that need no
+        execution (skips, upstream failures) are taken here and cascade immediately."""
+        tasks: list[Task] = []
+        for name in list(self.maps):
+            self._map_tasks(name, tasks, limit)
+        while self.ready and (limit is None or len(tasks) < limit):
+            name = self.ready.popleft()
+            if self.stopped:
+                continue
+            task = self._start(name)
+            if task is None:
+                continue
+            if task.step.options.map is not None and task.element is MISSING:
+                self._map_tasks(name, tasks, limit)
+            else:
+                tasks.append(task)
+        return tasks
+
+    def complete(self, task: Task, result: TaskResult) -> None:
+        """Record the result of a dispatched task and release what it unblocks."""
+        name = task.step.name
+        if task.element is not MISSING:
+            self._complete_element(name, task, result)
+            return
+        if result.ok and task.step.options.dynamic:
+            if self._expand_dynamic(name, task, result):
+                return
+        self._finish_step(name, result)
+
+    def stop(self) -> None:
+        """Stop scheduling: nothing new starts (a failure under on_error="raise", or Ctrl-C)."""
+        self.stopped = True
+
+    # -- starting a step -----------------------------------------------------------
+    def _start(self, name: str) -> Task | None:
+        node = self.nodes[name]
+        item = node.step
+        policy = item.options.on_upstream
+        bad = [(up, self.seen[up]) for up in node.upstream if self.seen[up] is not True]
+        if bad and policy != "receive":
+            up, outcome = bad[0]
+            what = "failed" if isinstance(outcome, Err) else "was skipped"
+            reason = f"upstream step {up!r} {what}"
+            if policy == "skip":
+                self._decide(name, Skipped(reason), "skipped", reason)
+            else:
+                self._decide(
+                    name,
+                    Err(UpstreamFailed(f"step {name!r} failed: {reason}", step=name)),
+                    "failed",
+                    reason,
+                )
+            return None
+        kwargs = dict(node.static)
+        if policy == "receive":
+            for param, data, producer in node.inputs:
+                seen = self.seen[producer]
+                kwargs[param] = Ok(self.values[data]) if seen is True else seen
+        else:
+            values = self.values
+            for param, data, _ in node.inputs:
+                kwargs[param] = values[data]
+        if item.options.when is not None:
+            try:
+                go = _call_predicate(item.options.when, kwargs)
+            except Exception as exc:
+                self._decide(name, Err(exc), "failed", "when= predicate raised")
+                return None
+            if not go:
+                self._decide(name, Skipped("when= predicate is false"), "skipped",
+                              "when= predicate is false")
+                return None
+        self.running.add(name)
+        if self.on_step_start is not None:
+            self.on_step_start(item)
+        task = Task(item, kwargs, self.run_id)
+        if item.options.map is not None:
+            return self._begin_map(name, task)
+        return task
+
+    def _decide(self, name: str, outcome: Outcome, status: str, reason: str) -> None:
+        """Record an outcome reached without running the step."""
+        error = outcome.error if isinstance(outcome, Err) else None
+        record = StepResult(
+            name, status, outcome, reason=reason,  # type: ignore[arg-type]
+            error=None if error is None else ErrorInfo.from_exception(error),
+        )
+        self._record(name, record, error)
+
+    # -- map steps ---------------------------------------------------------------------
+    def _begin_map(self, name: str, task: Task) -> Task | None:
+        item = task.step
+        mapped = item.options.map
+        assert mapped is not None  # noqa: S101 - checked by the caller
+        collection = task.kwargs[mapped]
+        if isinstance(collection, Mapping):
+            keys, items, is_dict = list(collection), list(collection.values()), True
+        elif isinstance(collection, list | tuple):
+            keys, items, is_dict = list(range(len(collection))), list(collection), False
+        else:
+            self.running.discard(name)
+            error = TypeError(
+                f"step {name!r} maps over {mapped!r}, which must be a list, tuple or dict; "
+                f"got {type(collection).__name__}"
+            )
+            self._decide(name, Err(error), "failed", "cannot map")
+            return None
+        pending = deque(zip(range(len(keys)), keys, items, strict=True))
+        self.maps[name] = _MapState(
+            keys, is_dict, pending, task.kwargs, results=[None] * len(keys), start=time.time()
+        )
+        if not keys:
+            self._finish_map(name)
+            return None
+        return task
+
+    def _map_tasks(self, name: str, tasks: list[Task], limit: int | None) -> None:
+        state = self.maps.get(name)
+        if state is None or self.stopped:
+            return
+        node = self.nodes[name]
+        cap = node.step.options.concurrency
+        mapped = node.step.options.map
+        while state.pending and (cap is None or state.inflight < cap):
+            if limit is not None and len(tasks) >= limit:
+                return
+            index, key, element = state.pending.popleft()
+            kwargs = dict(state.kwargs)
+            kwargs[mapped] = element  # type: ignore[index]
+            state.inflight += 1
+            tasks.append(Task(node.step, kwargs, self.run_id, key if state.is_dict else index))
+
+    def _complete_element(self, name: str, task: Task, result: TaskResult) -> None:
+        state = self.maps[name]
+        state.inflight -= 1
+        state.done += 1
+        state.attempts += result.attempts
+        state.duration += result.duration
+        state.metrics.update(result.metrics)
+        index = state.keys.index(task.element) if state.is_dict else task.element
+        if result.ok:
+            state.results[index] = result.values[0]
+        else:
+            state.errors[task.element] = result.error or RuntimeError("element failed")
+        if state.done == len(state.keys):
+            self._finish_map(name)
+
+    def _finish_map(self, name: str) -> None:
+        state = self.maps.pop(name)
+        item = self.nodes[name].step
+        total = len(state.keys)
+        ratio = 1.0 if total == 0 else (total - len(state.errors)) / total
+        record = TaskResult(
+            ok=True, attempts=state.attempts, start=state.start, end=time.time(),
+            duration=state.duration, metrics=state.metrics,
+        )
+        failed = {k: ErrorInfo.from_exception(e) for k, e in state.errors.items()}
+        if ratio < item.options.min_success_ratio:
+            record.ok = False
+            record.error = MapFailed(
+                f"step {name!r}: {len(state.errors)} of {total} elements failed "
+                f"(success ratio {ratio:.2f} < min_success_ratio "
+                f"{item.options.min_success_ratio}); first: "
+                f"{next(iter(failed.items()))[0]!r}: {next(iter(failed.values()))}",
+                step=name, failed=dict(state.errors),
+            )
+        else:
+            value: Any = (
+                dict(zip(state.keys, state.results, strict=True)) if state.is_dict
+                else state.results
+            )
+            try:
+                record.values = _split_map(item, value, state)
+            except Exception as exc:
+                record.ok, record.error = False, exc
+        self._finish_step(name, record, failed)
+
+    # -- dynamic steps -------------------------------------------------------------------
+    def _expand_dynamic(self, name: str, task: Task, result: TaskResult) -> bool:
+        from plait.pipeline import Pipeline, namespaced
+
+        inner = result.values[0]
+        if not isinstance(inner, Pipeline):
+            result.ok = False
+            result.error = TypeError(
+                f"step {name!r} is dynamic=True and must return a Pipeline, got "
+                f"{type(inner).__name__}"
+            )
+            return False
+        steps = namespaced(inner, name, {}, {})
+        graph = Graph(steps)
+        env = dict(inner.run_params(None))
+        env.update({d: task.kwargs[p] for p, d in task.step.data_inputs.items()
+                    if p in task.kwargs})
+        problems = list(graph.problems)
+        sources: dict[str, tuple[Source, ...]] = {}
+        for item in graph.order:
+            found = []
+            for param, data in item.data_inputs.items():
+                if data in graph.producers:
+                    found.append(Source(param, data, FROM_STEP, graph.producers[data]))
+                elif data in env or data in self.values or data in self.params:
+                    item.bound[param] = env.get(data, self.values.get(data, self.params.get(data)))  # type: ignore[index]
+                elif data == "config" or data.startswith("config."):
+                    found.append(Source(param, data, FROM_CONFIG if data == "config"
+                                        else FROM_CONFIG_PATH))
+                elif param in item.signature.defaults:
+                    continue
+                else:
+                    known = list(env) + list(self.values) + list(graph.producers)
+                    problems.append(Problem(
+                        "missing_input",
+                        f"step {item.name!r} (inside dynamic step {name!r}): no value for "
+                        f"{data!r}{suggest(data, known)}", item.name))
+            sources[item.name] = tuple(found)
+        if problems:
+            result.ok = False
+            result.error = PipelineValidationError(problems, f"{name} (dynamic)")
+            return False
+        self.dynamic_waiting[name] = {s.name for s in graph.order}
+        self.dynamic_value[name] = StepResult(
+            name, "ok", Ok(None), reason="dynamic pipeline ran", duration=result.duration,
+            start_time=result.start, attempts=result.attempts, metrics=result.metrics,
+        )
+        inner_consumed = {d for s in graph.order for d in s.data_inputs.values()}
+        sinks = [o for s in graph.order for o in s.outputs if o not in inner_consumed]
+        self.dynamic_value[name].data_versions = {o: "" for o in sinks}  # sink names
+        upstream = {s.name: graph.upstream[s.name] for s in graph.order}
+        self._add_nodes(graph.order, sources, upstream, self.params, self.config, name)
+        for sink in sinks:
+            self.refs[sink] = self.refs.get(sink, 0) + 1  # held for the dynamic step's value
+        if not graph.order:
+            self._finish_dynamic(name)
+        return True
+
+    def _finish_dynamic(self, name: str) -> None:
+        record = self.dynamic_value.pop(name)
+        del self.dynamic_waiting[name]
+        prefix = f"{name}."
+        sinks = list(record.data_versions)
+        record.data_versions = {}
+        failed = [
+            r for n, r in self.results.items() if n.startswith(prefix) and r.status == "failed"
+        ]
+        value = {s[len(prefix):]: self.values.get(s) for s in sinks}
+        for sink in sinks:
+            self._release(sink)
+        result = TaskResult(
+            ok=not failed, start=record.start_time or time.time(), end=time.time(),
+            duration=record.duration, attempts=record.attempts, metrics=record.metrics,
+        )
+        if failed:
+            result.error = failed[0].outcome.error if isinstance(failed[0].outcome, Err) \
+                else RuntimeError(f"dynamic step {name!r}: a step inside failed")
+        else:
+            result.values = (value,)
+        self._finish_step(name, result)
+
+    # -- finishing -------------------------------------------------------------------
+    def _finish_step(
+        self, name: str, result: TaskResult, failed: dict[Any, ErrorInfo] | None = None
+    ) -> None:
+        self.running.discard(name)
+        item = self.nodes[name].step
+        if result.ok:
+            outcome: Outcome = Ok(
+                result.values[0] if item.single_output or item.options.dynamic
+                else dict(zip(item.outputs, result.values, strict=True))
+                if item.outputs else None
+            )
+            record = StepResult(
+                name, "ok", outcome, reason="executed", fallback=result.fallback,
+                duration=result.duration, start_time=result.start, end_time=result.end,
+                attempts=result.attempts, metrics=result.metrics,
+                failed_elements=failed or {},
+            )
+            self._store_values(item, result.values)
+            self._record(name, record, None)
+        else:
+            error = result.error or RuntimeError("step failed")
+            record = StepResult(
+                name, "failed", Err(error), reason="raised", duration=result.duration,
+                start_time=result.start, end_time=result.end, attempts=result.attempts,
+                error=ErrorInfo.from_exception(error), metrics=result.metrics,
+                failed_elements=failed or {},
+            )
+            self._record(name, record, error)
+
+    def _store_values(self, item: Step, values: tuple[Any, ...]) -> None:
+        requested = self.requested
+        for output, value in zip(item.outputs, values, strict=False):
+            if self.refs.get(output, 0) > 0 or requested is None or output in requested:
+                self.values[output] = value
+
+    def _record(self, name: str, record: StepResult, error: BaseException | None) -> None:
+        node = self.nodes[name]
+        self.results[name] = record
+        if self.on_step_end is not None:
+            self.on_step_end(record)
+        if record.status == "ok":
+            self.seen[name] = True
+        elif record.status == "failed" and node.step.options.optional:
+            self.seen[name] = Skipped(f"optional step {name!r} failed")
+        elif isinstance(record.outcome, Err | Skipped):
+            self.seen[name] = record.outcome
+        if record.status == "failed" and not node.step.options.optional:
+            if self.first_failure is None and error is not None:
+                self.first_failure = (name, error)
+            if self.stop_on_error:
+                self.stop()
+        for data in node.consumed:
+            self._release(data)
+        for child in node.downstream:
+            self.waiting[child] -= 1
+            if self.waiting[child] == 0:
+                self.ready.append(child)
+        parent = node.dynamic_parent
+        if parent is not None and parent in self.dynamic_waiting:
+            self.dynamic_waiting[parent].discard(name)
+            if not self.dynamic_waiting[parent]:
+                self._finish_dynamic(parent)
+
+    def _release(self, data: str) -> None:
+        count = self.refs.get(data, 0) - 1
+        self.refs[data] = count
+        if count <= 0 and self.requested is not None and data not in self.requested:
+            self.values.pop(data, None)
+
+    def finish(self) -> dict[str, StepResult]:
+        """Every step's record, in plan order; steps that never started are ``not_run``."""
+        records: dict[str, StepResult] = {}
+        for item in self.order:
+            record = self.results.get(item.name)
+            if record is None:
+                reason = "the run stopped before this step started"
+                record = StepResult(item.name, "not_run", Skipped(reason), reason=reason)
+            records[item.name] = record
+        return records
+
+    def outputs(self) -> dict[str, Any]:
+        """The values to hand back: all of them, or those requested."""
+        if self.requested is None:
+            return dict(self.values)
+        return {k: v for k, v in self.values.items() if k in self.requested}
+
+
+def _split_map(item: Step, value: Any, state: _MapState) -> tuple[Any, ...]:
+    """Outputs of a map step: one list (or dict) per declared output."""
+    if item.single_output or not item.outputs:
+        return (value,) if item.outputs else ()
+    elements = value.values() if state.is_dict else value
+    columns: list[list[Any]] = [[] for _ in item.outputs]
+    for element in elements:
+        parts = split_outputs(item, element) if element is not None else (None,) * len(columns)
+        for column, part in zip(columns, parts, strict=True):
+            column.append(part)
+    if state.is_dict:
+        return tuple(dict(zip(state.keys, column, strict=True)) for column in columns)
+    return tuple(columns)
+
+
+_PREDICATE_PARAMS: dict[Any, tuple[tuple[str, ...], bool]] = {}
+
+
+def _call_predicate(predicate: Callable[..., Any], kwargs: dict[str, Any]) -> bool:
+    import inspect
+
+    spec = _PREDICATE_PARAMS.get(predicate)
+    if spec is None:
+        parameters = inspect.signature(predicate).parameters.values()
+        names = tuple(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL,
+                                                                   p.VAR_KEYWORD))
+        spec = (names, any(p.kind is p.VAR_KEYWORD for p in parameters))
+        _PREDICATE_PARAMS[predicate] = spec
+    names, takes_all = spec
+    given = kwargs if takes_all else {k: v for k, v in kwargs.items() if k in names}
+    return bool(predicate(**given))

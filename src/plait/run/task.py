@@ -1,0 +1,229 @@
+"""Executing one task: a step (or one map element) on its inputs.
+
+This is the code that runs where the work runs: inline, in a worker thread, in a worker
+process or on a cluster. It owns the attempt loop (retries with exponential backoff and
+jitter, ``retry_on`` filtering, per-attempt timeouts), the ``on_failure`` fallback and the
+splitting of a return value into the step's declared outputs. It never raises for a
+failure of user code: the failure is data in the :class:`TaskResult`.
+
+Timeouts: an ``async def`` attempt is cancelled. A sync attempt runs in a daemon thread
+that the caller stops waiting for; Python cannot kill a thread, so a timed-out attempt is
+*abandoned*: it may finish in the background, and its result is discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.errors import OutputArityError, StepTimeoutError
+from plait.run.context import StepContext, reset_context, set_context
+from plait.steps import MISSING, Step
+
+__all__ = ["Task", "TaskResult", "execute", "execute_async", "split_outputs"]
+
+
+@dataclass(slots=True)
+class Task:
+    """One unit of work: a step on its inputs, or one element of a map step."""
+
+    step: Step
+    kwargs: dict[str, Any]
+    run_id: str
+    element: Any = MISSING  # index or key of a map element
+
+    @property
+    def label(self) -> str:
+        """The step's name, with the element for map elements."""
+        if self.element is MISSING:
+            return self.step.name
+        return f"{self.step.name}[{self.element!r}]"
+
+
+@dataclass(slots=True)
+class TaskResult:
+    """What a task produced: output values (aligned with the step's outputs) or an error."""
+
+    ok: bool
+    values: tuple[Any, ...] = ()
+    error: BaseException | None = None
+    attempts: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    duration: float = 0.0
+    fallback: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def split_outputs(item: Step, value: Any) -> tuple[Any, ...]:
+    """Split a return value into the step's outputs, checking the arity.
+
+    Raises:
+        OutputArityError: When the value does not match the declared outputs.
+    """
+    outputs = item.outputs
+    if item.single_output or item.options.dynamic:
+        return (value,)
+    if not outputs:
+        return ()
+    if isinstance(value, Mapping):
+        missing = [o for o in outputs if o not in value]
+        if missing:
+            raise OutputArityError(
+                f"step {item.name!r} returned a dict without {missing} (keys: "
+                f"{list(value)[:10]}); it declares outputs {list(outputs)}",
+                step=item.name,
+            )
+        return tuple(value[o] for o in outputs)
+    if isinstance(value, tuple | list) and len(value) == len(outputs):
+        return tuple(value)
+    got = (
+        f"a {type(value).__name__} of {len(value)} values"
+        if isinstance(value, tuple | list)
+        else f"one {type(value).__name__}"
+    )
+    raise OutputArityError(
+        f"step {item.name!r} declares {len(outputs)} outputs {list(outputs)} but returned "
+        f"{got}; return a tuple of {len(outputs)} values or a dict keyed by output name",
+        step=item.name,
+    )
+
+
+def _delay(item: Step, attempt: int) -> float:
+    return item.options.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)  # noqa: S311
+
+
+def _retryable(item: Step, exc: BaseException, attempt: int) -> bool:
+    return attempt <= item.options.retries and isinstance(exc, item.options.retry_on)
+
+
+def _call_in_thread(task: Task, timeout: float) -> Any:
+    """Run the step's function in a daemon thread; give up waiting after ``timeout``."""
+    context = contextvars.copy_context()
+    box: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = context.run(task.step.func, **task.kwargs)
+        except BaseException as exc:  # handed back to the waiting thread
+            box["error"] = exc
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=target, name=f"plait:{task.label}", daemon=True)
+    thread.start()
+    if not finished.wait(timeout):
+        raise StepTimeoutError(
+            f"step {task.label!r} timed out after {timeout:g} s (the attempt was abandoned "
+            "and may still finish in the background)",
+            step=task.step.name,
+            timeout=timeout,
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _finish(task: Task, result: TaskResult, value: Any, error: BaseException | None) -> None:
+    item = task.step
+    if error is not None and item.options.on_failure is not None:
+        try:
+            value = item.options.on_failure(error, **task.kwargs)
+            result.fallback, error = True, None
+        except Exception as fallback_error:
+            fallback_error.__cause__ = error
+            error = fallback_error
+    if error is None:
+        try:
+            result.values = (value,) if task.element is not MISSING else split_outputs(item, value)
+            result.ok = True
+        except OutputArityError as arity_error:
+            error = arity_error
+    result.error = error
+    result.end = time.time()
+
+
+def execute(task: Task) -> TaskResult:
+    """Run a task with its retries, timeout and fallback; never raises for user errors.
+
+    An ``async def`` step gets an event loop of its own here (a worker thread or process).
+    """
+    item = task.step
+    if item.is_async:
+        return asyncio.run(execute_async(task))
+    timeout = item.options.timeout
+    result = TaskResult(ok=False, start=time.time())
+    started = time.perf_counter()
+    ctx = StepContext(task.run_id, item.name, 1, None if task.element is MISSING else task.element)
+    value: Any = None
+    error: BaseException | None = None
+    attempt = 0
+    while True:
+        attempt += 1
+        ctx.attempt = attempt
+        token = set_context(ctx)
+        try:
+            value = (
+                item.func(**task.kwargs) if timeout is None else _call_in_thread(task, timeout)
+            )
+            error = None
+        except Exception as exc:
+            error = exc
+        finally:
+            reset_context(token)
+        if error is None or not _retryable(item, error, attempt):
+            break
+        time.sleep(_delay(item, attempt))
+    result.attempts = attempt
+    result.metrics = ctx.metrics
+    _finish(task, result, value, error)
+    result.duration = time.perf_counter() - started
+    return result
+
+
+async def execute_async(task: Task) -> TaskResult:
+    """Run an ``async def`` task; cancellation of the caller propagates into the step."""
+    item = task.step
+    timeout = item.options.timeout
+    result = TaskResult(ok=False, start=time.time())
+    started = time.perf_counter()
+    ctx = StepContext(task.run_id, item.name, 1, None if task.element is MISSING else task.element)
+    value: Any = None
+    error: BaseException | None = None
+    attempt = 0
+    while True:
+        attempt += 1
+        ctx.attempt = attempt
+        token = set_context(ctx)
+        try:
+            if timeout is None:
+                value = await item.func(**task.kwargs)
+            else:
+                try:
+                    value = await asyncio.wait_for(item.func(**task.kwargs), timeout)
+                except TimeoutError:
+                    raise StepTimeoutError(
+                        f"step {task.label!r} timed out after {timeout:g} s",
+                        step=item.name,
+                        timeout=timeout,
+                    ) from None
+            error = None
+        except Exception as exc:
+            error = exc
+        finally:
+            reset_context(token)
+        if error is None or not _retryable(item, error, attempt):
+            break
+        await asyncio.sleep(_delay(item, attempt))
+    result.attempts = attempt
+    result.metrics = ctx.metrics
+    _finish(task, result, value, error)
+    result.duration = time.perf_counter() - started
+    return result

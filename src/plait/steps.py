@@ -1,0 +1,545 @@
+"""Steps: plain functions with named inputs and outputs.
+
+A :class:`Step` wraps a function. Each of its parameters is fed by a *data name* (by
+default the parameter's own name; ``inputs=`` maps it elsewhere), and each of its
+*outputs* is a data name other steps can consume. A ``Step`` is still the plain function
+outside a ``with Pipeline()`` block; inside one, calling it adds a node and returns
+:class:`Handle` objects (see :mod:`plait.pipeline`).
+
+Everything the user passes is normalised here once, into frozen values, so the graph
+and the runner never re-parse flexible arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, Literal, overload
+
+from plait.errors import StepDefinitionError, suggest
+
+__all__ = ["MISSING", "Handle", "Step", "StepOptions", "step"]
+
+OnUpstream = Literal["skip", "receive", "fail"]
+_ON_UPSTREAM = ("skip", "receive", "fail")
+
+
+class _Missing:
+    """Sentinel for "no value" where None is a valid value."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def to_seconds(value: float | timedelta | None, what: str) -> float | None:
+    """Normalise a duration given as seconds or a timedelta."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StepDefinitionError(f"{what} must be seconds or a timedelta, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class StepOptions:
+    """Execution options of a step; see :func:`step` for their meaning."""
+
+    cache: bool = True
+    version: str | None = None
+    expire: Any = None
+    retries: int = 0
+    backoff: float = 1.0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    timeout: float | None = None
+    on_failure: Callable[..., Any] | None = None
+    when: Callable[..., Any] | None = None
+    on_upstream: OnUpstream = "skip"
+    optional: bool = False
+    map: str | None = None
+    concurrency: int | None = None
+    min_success_ratio: float = 1.0
+    dynamic: bool = False
+    input_files: tuple[str, ...] = ()
+    profile: bool = False
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What the runner needs to know about a function's parameters."""
+
+    params: tuple[str, ...]  # named parameters, in order (no *args / **kwargs)
+    defaults: Mapping[str, Any]  # parameter -> default value
+    annotations: Mapping[str, Any]  # parameter -> annotation (also "return")
+    var_keyword: str | None  # name of the **kwargs parameter
+    is_async: bool
+
+
+def _resolve_annotations(func: Callable[..., Any]) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # an unresolvable forward reference: treat as unannotated
+        return {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _signature(func: Callable[..., Any]) -> Signature:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise StepDefinitionError(f"cannot read the parameters of {func!r}: {exc}") from exc
+    params: list[str] = []
+    defaults: dict[str, Any] = {}
+    var_keyword = None
+    for parameter in sig.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            var_keyword = parameter.name
+        elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        else:
+            params.append(parameter.name)
+            if parameter.default is not inspect.Parameter.empty:
+                defaults[parameter.name] = parameter.default
+    target = inspect.unwrap(func)
+    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - async callable objects
+    )
+    return Signature(tuple(params), defaults, _resolve_annotations(func), var_keyword, is_async)
+
+
+def _names(value: str | Sequence[str] | None, what: str, step_name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise StepDefinitionError(
+                f"step {step_name!r}: {what} must be non-empty strings, got {name!r}"
+            )
+    return names
+
+
+class Step:
+    """A function wired into a pipeline by the names of its inputs and outputs.
+
+    Args:
+        func: The function (sync or ``async def``).
+        inputs: A list maps the first parameters positionally to data names; a dict maps
+            parameter names to data names. Parameters left unmapped are fed by their own
+            names. With a ``**kwargs`` parameter, dict keys that are not parameter names
+            become keyword arguments.
+        outputs: The data names this step produces. ``None``: one output named like the
+            step. A string or a one-element list: the return value is that output. Several
+            names: the function returns a tuple (in that order) or a dict keyed by name.
+            ``[]``: a sink with no output.
+        name: The step's name (default: the function's ``__name__``).
+        after: Steps (or step names) that must finish first, without passing data.
+        **options: Execution options, see :func:`step`.
+    """
+
+    __slots__ = (
+        "__dict__",
+        "_explicit_outputs",
+        "after",
+        "bound",
+        "extra_inputs",
+        "func",
+        "inputs",
+        "name",
+        "options",
+        "outputs",
+        "signature",
+        "single_output",
+    )
+
+    func: Callable[..., Any]
+    name: str
+    inputs: Mapping[str, str]
+    extra_inputs: Mapping[str, str]
+    bound: Mapping[str, Any]
+    outputs: tuple[str, ...]
+    single_output: bool
+    after: tuple[str, ...]
+    options: StepOptions
+    signature: Signature
+    _explicit_outputs: bool
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        inputs: Sequence[str] | Mapping[str, str] | None = None,
+        outputs: str | Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+        after: Iterable[str | Step] | str | Step = (),
+        **options: Any,
+    ) -> None:
+        if isinstance(func, Step):
+            func = func.func
+        if not callable(func):
+            raise StepDefinitionError(f"a step wraps a function, got {func!r}")
+        step_name = name if name is not None else getattr(func, "__name__", None)
+        if not step_name or step_name == "<lambda>":
+            raise StepDefinitionError(
+                f"cannot name the step for {func!r}: pass name='...' (lambdas have no name)"
+            )
+        self.func = func
+        self.name = step_name
+        self.signature = _signature(func)
+        self.bound = {}
+        self.inputs, self.extra_inputs = self._wire(inputs)
+        self._explicit_outputs = outputs is not None
+        self.outputs, self.single_output = self._output_names(outputs)
+        self.after = _after_names(after, step_name)
+        self.options = _make_options(step_name, self.signature, self.outputs, options)
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    # -- construction helpers -------------------------------------------------
+    def _wire(
+        self, inputs: Sequence[str] | Mapping[str, str] | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        sig = self.signature
+        wiring = {param: param for param in sig.params}
+        extra: dict[str, str] = {}
+        if inputs is None:
+            return wiring, extra
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if isinstance(inputs, Mapping):
+            for param, data in inputs.items():
+                _check_data_name(self.name, param, data)
+                if param in wiring:
+                    wiring[param] = data
+                elif sig.var_keyword is not None:
+                    extra[param] = data
+                else:
+                    raise StepDefinitionError(
+                        f"step {self.name!r}: inputs= maps {param!r}, which is not a parameter "
+                        f"of {self.func.__name__}{suggest(param, sig.params)}; "
+                        f"parameters are {list(sig.params)}"
+                    )
+            return wiring, extra
+        names = list(inputs)
+        if len(names) > len(sig.params):
+            raise StepDefinitionError(
+                f"step {self.name!r}: inputs= lists {len(names)} names but "
+                f"{self.func.__name__} takes only {len(sig.params)} named parameters "
+                f"{list(sig.params)}; pass a dict to map by parameter name"
+            )
+        for param, data in zip(sig.params, names, strict=False):
+            _check_data_name(self.name, param, data)
+            wiring[param] = data
+        return wiring, extra
+
+    def _output_names(self, outputs: str | Sequence[str] | None) -> tuple[tuple[str, ...], bool]:
+        if outputs is None:
+            return (self.name,), True
+        names = _names(outputs, "outputs", self.name)
+        if len(set(names)) != len(names):
+            raise StepDefinitionError(f"step {self.name!r}: outputs repeat a name: {names}")
+        return names, len(names) == 1
+
+    # -- public API -----------------------------------------------------------
+    @property
+    def is_async(self) -> bool:
+        """True for an ``async def`` step."""
+        return self.signature.is_async
+
+    @property
+    def data_inputs(self) -> dict[str, str]:
+        """Every data name this step consumes, keyed by the parameter that receives it.
+
+        Parameters bound to constants are left out.
+        """
+        wired = {p: d for p, d in self.inputs.items() if p not in self.bound}
+        wired.update({k: d for k, d in self.extra_inputs.items() if k not in self.bound})
+        return wired
+
+    def with_options(self, **changes: Any) -> Step:
+        """Return a copy with other options (``name``, ``retries``, ``inputs`` ...).
+
+        A step whose output was its default name follows a new ``name``.
+        """
+        clone = self._copy()
+        if "name" in changes:
+            new_name = changes.pop("name")
+            if not isinstance(new_name, str) or not new_name:
+                raise StepDefinitionError(f"name must be a non-empty string, got {new_name!r}")
+            clone.name = new_name
+            if not self._explicit_outputs:
+                clone.outputs = (new_name,)
+        if "inputs" in changes:
+            clone.inputs, clone.extra_inputs = clone._wire(changes.pop("inputs"))
+        if "outputs" in changes:
+            outputs = changes.pop("outputs")
+            clone._explicit_outputs = outputs is not None
+            clone.outputs, clone.single_output = clone._output_names(outputs)
+        if "after" in changes:
+            clone.after = _after_names(changes.pop("after"), clone.name)
+        if changes:
+            merged = {
+                name: getattr(self.options, name) for name in StepOptions.__dataclass_fields__
+            }
+            if not self.options.cache and "cache" not in changes and self.outputs:
+                merged.pop("cache")
+            merged.update(changes)
+            clone.options = _make_options(clone.name, clone.signature, clone.outputs, merged)
+        return clone
+
+    def _copy(self) -> Step:
+        clone = object.__new__(Step)
+        for slot in Step.__slots__:
+            if slot != "__dict__" and hasattr(self, slot):
+                object.__setattr__(clone, slot, getattr(self, slot))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def _rewired(
+        self,
+        *,
+        name: str,
+        inputs: Mapping[str, str],
+        extra_inputs: Mapping[str, str],
+        outputs: tuple[str, ...],
+        after: tuple[str, ...],
+        bound: Mapping[str, Any],
+    ) -> Step:
+        """A copy with internal wiring replaced (used by handles and sub-pipelines)."""
+        clone = self._copy()
+        clone.name = name
+        clone.inputs = dict(inputs)
+        clone.extra_inputs = dict(extra_inputs)
+        clone.outputs = outputs
+        clone.after = after
+        clone.bound = dict(bound)
+        clone._explicit_outputs = True
+        return clone
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from plait.pipeline import active_builder
+
+        builder = active_builder()
+        if builder is not None:
+            return builder.add_call(self, args, kwargs)
+        return self.func(*args, **kwargs)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return functools.partial(self.__call__, instance)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(
+            p if d == p else f"{p}={d}" for p, d in {**self.inputs, **self.extra_inputs}.items()
+        )
+        return f"Step({self.name!r}, inputs=[{ins}], outputs={list(self.outputs)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {slot: getattr(self, slot) for slot in Step.__slots__ if slot != "__dict__"}
+        return (_rebuild_step, (state,))
+
+
+def _rebuild_step(state: dict[str, Any]) -> Step:
+    clone = object.__new__(Step)
+    for key, value in state.items():
+        object.__setattr__(clone, key, value)
+    return clone
+
+
+def _check_data_name(step_name: str, param: str, data: object) -> None:
+    if not isinstance(data, str) or not data:
+        raise StepDefinitionError(
+            f"step {step_name!r}: inputs= maps {param!r} to {data!r}; data names are "
+            "non-empty strings"
+        )
+
+
+def _after_names(after: Iterable[str | Step] | str | Step, step_name: str) -> tuple[str, ...]:
+    if isinstance(after, str | Step):
+        after = [after]
+    names: list[str] = []
+    for item in after:
+        if isinstance(item, Step):
+            names.append(item.name)
+        elif isinstance(item, str) and item:
+            names.append(item)
+        else:
+            raise StepDefinitionError(
+                f"step {step_name!r}: after= takes steps or step names, got {item!r}"
+            )
+    return tuple(names)
+
+
+def _make_options(
+    name: str, sig: Signature, outputs: tuple[str, ...], options: Mapping[str, Any]
+) -> StepOptions:
+    unknown = set(options) - set(StepOptions.__dataclass_fields__)
+    if unknown:
+        bad = sorted(unknown)[0]
+        raise StepDefinitionError(
+            f"step {name!r}: unknown option {bad!r}"
+            f"{suggest(bad, StepOptions.__dataclass_fields__)}"
+        )
+    values = dict(options)
+    if values.get("cache") is None:
+        values["cache"] = bool(outputs)  # sinks are side effects: not cached by default
+    if values.get("backoff") is None:
+        values.pop("backoff", None)
+    retry_on = values.get("retry_on", (Exception,))
+    if isinstance(retry_on, type):
+        retry_on = (retry_on,)
+    values["retry_on"] = tuple(retry_on)
+    for key in ("input_files", "tags"):
+        if key in values:
+            values[key] = _names(values[key], key, name)
+    if "timeout" in values:
+        values["timeout"] = to_seconds(values["timeout"], f"step {name!r}: timeout")
+    if "backoff" in values:
+        values["backoff"] = to_seconds(values["backoff"], f"step {name!r}: backoff")
+    if values.get("version") is not None:
+        values["version"] = str(values["version"])
+    opts = StepOptions(**values)
+    _check_options(name, sig, opts)
+    return opts
+
+
+def _check_options(name: str, sig: Signature, opts: StepOptions) -> None:
+    problems = []
+    if not isinstance(opts.retries, int) or isinstance(opts.retries, bool) or opts.retries < 0:
+        problems.append(f"retries must be a whole number >= 0, got {opts.retries!r}")
+    if opts.timeout is not None and opts.timeout <= 0:
+        problems.append(f"timeout must be positive seconds, got {opts.timeout!r}")
+    if opts.on_upstream not in _ON_UPSTREAM:
+        problems.append(
+            f"on_upstream must be one of {list(_ON_UPSTREAM)}, got {opts.on_upstream!r}"
+            f"{suggest(str(opts.on_upstream), _ON_UPSTREAM)}"
+        )
+    if opts.map is not None and opts.map not in sig.params:
+        problems.append(
+            f"map={opts.map!r} is not a parameter of the function"
+            f"{suggest(opts.map, sig.params)}; parameters are {list(sig.params)}"
+        )
+    if not 0.0 <= opts.min_success_ratio <= 1.0:
+        problems.append(f"min_success_ratio must be in [0, 1], got {opts.min_success_ratio!r}")
+    if opts.concurrency is not None and opts.concurrency < 1:
+        problems.append(f"concurrency must be >= 1, got {opts.concurrency!r}")
+    for key in ("when", "on_failure"):
+        value = getattr(opts, key)
+        if value is not None and not callable(value):
+            problems.append(f"{key}= must be callable, got {value!r}")
+    for exc_type in opts.retry_on:
+        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+            problems.append(f"retry_on takes exception classes, got {exc_type!r}")
+    if problems:
+        raise StepDefinitionError(f"step {name!r}: " + "; ".join(problems))
+
+
+@overload
+def step(func: Callable[..., Any], /) -> Step: ...
+
+
+@overload
+def step(
+    func: None = None,
+    /,
+    *,
+    name: str | None = ...,
+    inputs: Sequence[str] | Mapping[str, str] | None = ...,
+    outputs: str | Sequence[str] | None = ...,
+    after: Iterable[str | Step] | str | Step = ...,
+    **options: Any,
+) -> Callable[[Callable[..., Any]], Step]: ...
+
+
+def step(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    inputs: Sequence[str] | Mapping[str, str] | None = None,
+    outputs: str | Sequence[str] | None = None,
+    after: Iterable[str | Step] | str | Step = (),
+    **options: Any,
+) -> Step | Callable[[Callable[..., Any]], Step]:
+    """Turn a function into a :class:`Step`, with or without arguments.
+
+    Options (all keyword): ``cache`` (default True, False for sinks), ``version`` (a label
+    that invalidates the cache when changed), ``expire``, ``retries`` (extra attempts),
+    ``backoff`` (seconds before the first retry, doubling), ``retry_on`` (exception
+    classes to retry), ``timeout`` (seconds per attempt), ``on_failure`` (a fallback
+    ``f(exc, **inputs)`` whose value is used after the last attempt), ``when`` (a predicate
+    over the step's inputs; false skips the step), ``on_upstream`` (``"skip"``,
+    ``"receive"`` or ``"fail"``), ``optional`` (a failure neither fails the run nor
+    raises), ``map`` (the parameter to map over), ``concurrency``, ``min_success_ratio``,
+    ``dynamic`` (the step returns a Pipeline to run), ``input_files``, ``profile``,
+    ``tags``.
+
+    Example:
+        >>> @step
+        ... def double(x):
+        ...     return 2 * x
+        >>> double(4)
+        8
+    """
+
+    def wrap(function: Callable[..., Any]) -> Step:
+        return Step(function, inputs, outputs, name=name, after=after, **options)
+
+    if func is not None:
+        return wrap(func)
+    return wrap
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Handle:
+    """A value (or a step) inside a ``with Pipeline()`` block.
+
+    Pass a handle to another step call to wire it; ``a >> b`` makes ``b`` run after ``a``.
+    """
+
+    builder: Any = field(repr=False)
+    step_name: str | None  # the producing step, None for a param
+    data: str | None  # the data name, None for a step without outputs
+
+    def __rshift__(self, other: Handle | Sequence[Handle]) -> Handle | Sequence[Handle]:
+        targets = [other] if isinstance(other, Handle) else list(other)
+        for target in targets:
+            self.builder.add_order(self, target)
+        return other
+
+    def __rrshift__(self, other: Sequence[Handle]) -> Handle:
+        for source in other:
+            self.builder.add_order(source, self)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Handle({self.data or self.step_name!r})"
+
+
+def rename_options(step_obj: Step, **changes: Any) -> Step:
+    """Internal: replace fields of a step's options without re-validating."""
+    clone = step_obj._copy()
+    clone.options = replace(step_obj.options, **changes)
+    return clone

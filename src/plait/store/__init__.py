@@ -1,0 +1,1 @@
+"""Hashing, code fingerprints, cache keys and artifact stores."""

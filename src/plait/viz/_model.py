@@ -1,0 +1,474 @@
+"""The drawing model every renderer shares: nodes, edges and namespaces of a pipeline.
+
+Renderers (ASCII, Mermaid, DOT, HTML) never walk a pipeline themselves; they receive a
+:class:`Graph` built here once, so they all show the same content:
+
+* one *step node* per step, in the pipeline's topological order;
+* one *input node* per data name no step produces (a param, a top-level config key, a
+  parameter default), and a single ``config`` input node for ``"config"`` and every
+  ``"config.a.b"`` path, the path becoming the edge label;
+* one *data edge* per (producer, consumer) pair, labelled by every data name it carries,
+  and one dashed *order edge* per ``after=`` dependency that does not also pass data;
+* a *namespace* for every step named ``"ns.inner"`` (the part before the last dot), so
+  sub-pipelines can be drawn as clusters.
+
+Node ids are safe in every output format (ASCII letters, digits and underscores, never a
+keyword) and unique within a graph; labels keep the original names and are escaped by each
+renderer.
+
+The module only relies on the small protocols below, never on :mod:`plait.pipeline`, so
+``plait.results`` can import :mod:`plait.viz` lazily without an import cycle.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "OUTCOME_STYLES",
+    "ClusterEvent",
+    "ErrorLike",
+    "Graph",
+    "PipelineLike",
+    "RunLike",
+    "StepLike",
+    "StepResultLike",
+    "build_graph",
+    "build_run_graph",
+    "format_seconds",
+    "format_timestamp",
+    "outcome_class",
+    "run_graph_source",
+    "walk_namespaces",
+]
+
+
+# -- what the renderers read -------------------------------------------------------------
+class OptionsLike(Protocol):
+    """The step options the renderers show."""
+
+    @property
+    def map(self) -> str | None: ...
+    @property
+    def dynamic(self) -> bool: ...
+    @property
+    def optional(self) -> bool: ...
+
+
+class StepLike(Protocol):
+    """A step as the renderers see it (:class:`plait.Step` fits)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def data_inputs(self) -> Mapping[str, str]: ...
+    @property
+    def outputs(self) -> tuple[str, ...]: ...
+    @property
+    def after(self) -> tuple[str, ...]: ...
+    @property
+    def is_async(self) -> bool: ...
+    @property
+    def options(self) -> OptionsLike: ...
+
+
+class PipelineLike(Protocol):
+    """A pipeline as the renderers see it (:class:`plait.Pipeline` fits)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def order(self) -> Sequence[StepLike]: ...
+    @property
+    def producers(self) -> Mapping[str, str]: ...
+
+
+class ErrorLike(Protocol):
+    """A recorded error (:class:`plait.results.ErrorInfo` fits)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def traceback(self) -> str: ...
+
+
+class StepResultLike(Protocol):
+    """What happened to one step (:class:`plait.StepResult` fits)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def cached(self) -> bool: ...
+    @property
+    def fallback(self) -> bool: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def start_time(self) -> float | None: ...
+    @property
+    def end_time(self) -> float | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def error(self) -> ErrorLike | None: ...
+    @property
+    def data_versions(self) -> Mapping[str, str]: ...
+    @property
+    def metrics(self) -> Mapping[str, Any]: ...
+    @property
+    def failed_elements(self) -> Mapping[Any, ErrorLike]: ...
+
+
+class RunLike(Protocol):
+    """A finished run (:class:`plait.RunResult` fits).
+
+    The pipeline that ran is read as ``result.graph`` when the object has it (``None`` or
+    absent: the steps are drawn without edges).
+    """
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def pipeline(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def start_time(self) -> float: ...
+    @property
+    def steps(self) -> Mapping[str, StepResultLike]: ...
+
+
+# -- outcome colours, shared by Mermaid and HTML ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OutcomeStyle:
+    """How one outcome class is drawn: fill, stroke and text colours, dashed border."""
+
+    fill: str
+    stroke: str
+    text: str = "#1f2328"
+    dashed: bool = False
+
+
+OUTCOME_STYLES: Mapping[str, OutcomeStyle] = {
+    "ok": OutcomeStyle("#d3f2dc", "#1a7f37"),
+    "cached": OutcomeStyle("#d8e9fb", "#0969da"),
+    "fallback": OutcomeStyle("#ffe3c4", "#d26d00"),
+    "failed": OutcomeStyle("#ffd8d6", "#cf222e"),
+    "skipped": OutcomeStyle("#e6e8eb", "#6e7781", text="#57606a"),
+    "not_run": OutcomeStyle("#ffffff", "#8c959f", text="#57606a", dashed=True),
+}
+
+
+def outcome_class(record: StepResultLike | None) -> str:
+    """The outcome class of a step result: a key of :data:`OUTCOME_STYLES`.
+
+    A step absent from the run's records (pruned away) counts as ``"not_run"``.
+    """
+    if record is None:
+        return "not_run"
+    if record.status == "ok":
+        if record.fallback:
+            return "fallback"
+        return "cached" if record.cached else "ok"
+    return record.status if record.status in OUTCOME_STYLES else "not_run"
+
+
+# -- the graph -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A step or an external input, as drawn.
+
+    Attributes:
+        id: A safe, unique identifier (``[A-Za-z_][A-Za-z0-9_]*``).
+        name: The step name or input data name shown to the user.
+        kind: ``"step"`` or ``"input"``.
+        tags: Short markers such as ``"async"`` or ``"map over items"``.
+    """
+
+    id: str
+    name: str
+    kind: Literal["step", "input"]
+    tags: tuple[str, ...] = ()
+
+    @property
+    def namespace(self) -> str:
+        """The sub-pipeline namespace of a step (``"a.b"`` for ``"a.b.c"``), or ``""``."""
+        return self.name.rpartition(".")[0] if self.kind == "step" else ""
+
+
+@dataclass(slots=True)
+class Edge:
+    """A dependency between two nodes, with the data names it carries."""
+
+    source: str
+    target: str
+    labels: list[str] = field(default_factory=list)
+    order_only: bool = False
+
+    @property
+    def label(self) -> str:
+        """The data names joined by commas (empty for order-only and input edges)."""
+        return ", ".join(self.labels)
+
+
+@dataclass(slots=True)
+class Graph:
+    """Nodes (sources first, then steps in topological order) and edges of a pipeline."""
+
+    name: str
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    steps: dict[str, Node] = field(default_factory=dict)
+    inputs: dict[str, Node] = field(default_factory=dict)
+    _ids: set[str] = field(default_factory=set)
+    _edge_index: dict[tuple[str, str, bool], Edge] = field(default_factory=dict)
+
+    def new_id(self, prefix: str, name: str) -> str:
+        """A fresh safe id for ``name``; see :func:`safe_id`."""
+        base = safe_id(prefix, name)
+        candidate, counter = base, 1
+        while candidate in self._ids:
+            counter += 1
+            candidate = f"{base}_{counter}"
+        self._ids.add(candidate)
+        return candidate
+
+    def add_step(self, name: str, tags: tuple[str, ...] = ()) -> Node:
+        """Add a step node (once per name) and return it."""
+        if name not in self.steps:
+            node = Node(self.new_id("s", name), name, "step", tags)
+            self.steps[name] = node
+            self.nodes.append(node)
+        return self.steps[name]
+
+    def add_input(self, name: str) -> Node:
+        """Add an input node (once per name) and return it."""
+        if name not in self.inputs:
+            node = Node(self.new_id("in", name), name, "input")
+            self.inputs[name] = node
+            self.nodes.append(node)
+        return self.inputs[name]
+
+    def connect(
+        self, source: Node, target: Node, label: str = "", *, order_only: bool = False
+    ) -> None:
+        """Add an edge, or add ``label`` to the existing edge between the two nodes."""
+        key = (source.id, target.id, order_only)
+        edge = self._edge_index.get(key)
+        if edge is None:
+            edge = Edge(source.id, target.id, order_only=order_only)
+            self._edge_index[key] = edge
+            self.edges.append(edge)
+        if label and label not in edge.labels:
+            edge.labels.append(label)
+
+    def has_data_edge(self, source: Node, target: Node) -> bool:
+        """True when data already flows from ``source`` to ``target``."""
+        return (source.id, target.id, False) in self._edge_index
+
+    def namespaces(self) -> list[str]:
+        """Every namespace and enclosing namespace of the step nodes, parents first."""
+        found: dict[str, None] = {}
+        for node in self.steps.values():
+            parts = node.namespace.split(".") if node.namespace else []
+            for depth in range(1, len(parts) + 1):
+                found.setdefault(".".join(parts[:depth]), None)
+        return sorted(found, key=lambda ns: (ns.count("."), ns))
+
+    def topological_nodes(self) -> list[Node]:
+        """The nodes in an order where every edge points forward (node order on a cycle)."""
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for node in self.nodes:
+            sorter.add(node.id)
+        for edge in self.edges:
+            sorter.add(edge.target, edge.source)
+        by_id = {node.id: node for node in self.nodes}
+        try:
+            return [by_id[node_id] for node_id in sorter.static_order()]
+        except graphlib.CycleError:
+            return list(self.nodes)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def safe_id(prefix: str, name: str) -> str:
+    """An identifier safe in Mermaid, DOT and HTML ids (not yet unique).
+
+    >>> safe_id("s", "prep.clean-up")
+    's_prep_clean_up'
+    >>> safe_id("s", "café")
+    's_caf_'
+    """
+    return f"{prefix}_{_UNSAFE.sub('_', name)}"
+
+
+def step_tags(step: StepLike) -> tuple[str, ...]:
+    """The markers shown next to a step: async, map, dynamic, optional."""
+    tags: list[str] = []
+    if step.is_async:
+        tags.append("async")
+    if step.options.map is not None:
+        tags.append(f"map over {step.options.map}")
+    if step.options.dynamic:
+        tags.append("dynamic")
+    if step.options.optional:
+        tags.append("optional")
+    return tuple(tags)
+
+
+def input_source(data: str) -> tuple[str, str]:
+    """The input node name and edge label of a data name no step produces.
+
+    >>> input_source("config.model.depth")
+    ('config', 'model.depth')
+    >>> input_source("seed")
+    ('seed', '')
+    """
+    if data == "config":
+        return "config", ""
+    if data.startswith("config."):
+        return "config", data.removeprefix("config.")
+    return data, ""
+
+
+def build_graph(pipeline: PipelineLike) -> Graph:
+    """The drawing model of ``pipeline``: its steps, inputs and dependencies."""
+    order = list(pipeline.order)
+    producers = pipeline.producers
+    graph = Graph(pipeline.name)
+    step_names = {step.name for step in order}
+    for step in order:  # inputs first, so sources lead the node list
+        for data in step.data_inputs.values():
+            if producers.get(data) not in step_names:
+                graph.add_input(input_source(data)[0])
+    for step in order:
+        graph.add_step(step.name, step_tags(step))
+    for step in order:
+        _connect_step(graph, step, producers)
+    return graph
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterEvent:
+    """One step of a walk over the namespace tree: open or close a cluster, or a node.
+
+    ``depth`` is the nesting level: 0 outside every namespace, 1 for a top-level namespace
+    (its ``open``/``close`` and its own nodes), 2 inside a nested one, and so on.
+    """
+
+    kind: Literal["open", "close", "node"]
+    depth: int
+    namespace: str = ""
+    node: Node | None = None
+
+
+def walk_namespaces(graph: Graph) -> Iterator[ClusterEvent]:
+    """Walk the step nodes depth-first through the namespace tree.
+
+    Steps outside any namespace come first (depth 0); each namespace yields ``open``, its
+    own steps, its child namespaces, then ``close``. Uses an explicit stack, not recursion.
+    """
+    members: dict[str, list[Node]] = {}
+    for node in graph.steps.values():
+        members.setdefault(node.namespace, []).append(node)
+    children: dict[str, list[str]] = {}
+    for namespace in graph.namespaces():
+        children.setdefault(namespace.rpartition(".")[0], []).append(namespace)
+    stack: list[ClusterEvent] = [ClusterEvent("open", 0)]
+    while stack:
+        event = stack.pop()
+        if event.kind == "close":
+            yield event
+            continue
+        namespace, depth = event.namespace, event.depth
+        if namespace:
+            yield event
+            stack.append(ClusterEvent("close", depth, namespace))
+        for node in members.get(namespace, []):
+            yield ClusterEvent("node", depth, namespace, node)
+        stack.extend(
+            ClusterEvent("open", depth + 1, c) for c in reversed(children.get(namespace, []))
+        )
+
+
+def _connect_step(graph: Graph, step: StepLike, producers: Mapping[str, str]) -> None:
+    target = graph.steps[step.name]
+    for data in step.data_inputs.values():
+        producer = graph.steps.get(producers.get(data, ""))
+        if producer is not None:
+            graph.connect(producer, target, data)
+        else:
+            name, label = input_source(data)
+            graph.connect(graph.inputs[name], target, label)
+    for before in step.after:
+        source = graph.steps.get(before)
+        if source is not None and not graph.has_data_edge(source, target):
+            graph.connect(source, target, order_only=True)
+
+
+def run_graph_source(result: RunLike) -> PipelineLike | None:
+    """The pipeline a run executed (``result.graph``), or None when it is not known."""
+    graph: PipelineLike | None = getattr(result, "graph", None)
+    return graph
+
+
+def build_run_graph(result: RunLike) -> Graph:
+    """The drawing model of a run: its pipeline's graph plus any step only the run has.
+
+    Steps that only the run knows (the inner steps of a dynamic step, or every step when
+    the pipeline is unknown) are added without edges.
+    """
+    source = run_graph_source(result)
+    graph = build_graph(source) if source is not None else Graph(result.pipeline)
+    for name in result.steps:
+        graph.add_step(name)
+    return graph
+
+
+# -- formatting helpers ----------------------------------------------------------------------
+def format_seconds(seconds: float) -> str:
+    """A short human duration.
+
+    >>> format_seconds(0.0123)
+    '12.3 ms'
+    >>> format_seconds(75)
+    '1 min 15 s'
+    """
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes:.0f} min {rest:.0f} s"
+
+
+def format_timestamp(epoch: float) -> str:
+    """An epoch time as ``YYYY-MM-DD HH:MM:SS UTC``.
+
+    >>> format_timestamp(0)
+    '1970-01-01 00:00:00 UTC'
+    """
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def join_names(names: Iterable[str]) -> str:
+    """Names separated by commas.
+
+    >>> join_names(["a", "b"])
+    'a, b'
+    """
+    return ", ".join(names)
