@@ -6,7 +6,7 @@ the builtin that fits it best, so callers can catch either::
     PlaitError(Exception)
     ├── PipelineValidationError(PlaitError, ValueError)   .problems: list of Problem
     ├── StepDefinitionError(PlaitError, TypeError)         a @step / Step call is malformed
-    ├── OutputArityError(PlaitError, ValueError)           a step returned the wrong number of outputs
+    ├── OutputArityError(PlaitError, ValueError)           wrong number of outputs returned
     ├── SerializationError(PlaitError, TypeError)          a value cannot be shipped to a worker
     ├── StepTimeoutError(PlaitError, TimeoutError)         an attempt ran past its timeout
     ├── MapFailed(PlaitError, RuntimeError)                too few map elements succeeded

@@ -65,6 +65,8 @@ class Plan:
     requested: frozenset[str] | None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    consumed: frozenset[str] = frozenset()  # every data name the planned steps read
+    compiled: Any = None  # the scheduler's skeleton of this plan, built on first run
 
 
 class Graph:
@@ -230,9 +232,11 @@ def config_keys(config: Any) -> set[str]:
     )
     if fields:
         return set(fields)
-    return {name for name in vars(config) if not name.startswith("_")} if hasattr(
-        config, "__dict__"
-    ) else set()
+    return (
+        {name for name in vars(config) if not name.startswith("_")}
+        if hasattr(config, "__dict__")
+        else set()
+    )
 
 
 def resolve(
@@ -278,7 +282,7 @@ def resolve(
                 )
             )
     upstream = {item.name: graph.upstream[item.name] for item in order}
-    return Plan(order, sources, upstream, requested, problems)
+    return Plan(order, sources, upstream, requested, problems, consumed=frozenset(consumed))
 
 
 def _prune(
@@ -436,9 +440,7 @@ def compatible(produced: Any, expected: Any) -> bool:
     >>> compatible(int, float), compatible(int, str), compatible(int | None, int)
     (True, False, True)
     """
-    return any(
-        _compatible_one(p, e) for p in _members(produced) for e in _members(expected)
-    )
+    return any(_compatible_one(p, e) for p in _members(produced) for e in _members(expected))
 
 
 _NUMERIC = {int: (float, complex), float: (complex,), bool: (int, float, complex)}

@@ -42,7 +42,7 @@ class ParamSpec:
     default: Any = MISSING
 
 
-def param(name: str, type: Any = None, default: Any = MISSING) -> Handle:  # noqa: A002
+def param(name: str, type: Any = None, default: Any = MISSING) -> Handle:
     """Declare a run-time param inside a ``with Pipeline()`` block and return its handle.
 
     Args:
@@ -79,7 +79,7 @@ class Pipeline:
 
     def __init__(
         self,
-        steps: Iterable[Step | Pipeline] | str | None = None,
+        steps: Iterable[Step | Pipeline | SubPipeline] | str | None = None,
         *,
         name: str | None = None,
         config: Any = None,
@@ -103,13 +103,13 @@ class Pipeline:
             self._add_one(item)
 
     # -- assembly ---------------------------------------------------------------
-    def add(self, *steps: Step | Pipeline) -> Pipeline:
+    def add(self, *steps: Step | Pipeline | SubPipeline) -> Pipeline:
         """Add steps (or all steps of other pipelines); returns self for chaining."""
         for item in steps:
             self._add_one(item)
         return self
 
-    def _add_one(self, item: Step | Pipeline) -> None:
+    def _add_one(self, item: Step | Pipeline | SubPipeline) -> None:
         if isinstance(item, Pipeline):
             for inner in item._steps.values():
                 self._add_one(inner)
@@ -221,9 +221,7 @@ class Pipeline:
     def add_order(self, before: Handle, after: Handle) -> None:
         """Make ``after``'s step wait for ``before``'s step (the ``>>`` operator)."""
         if before.step_name is None or after.step_name is None:
-            raise StepDefinitionError(
-                "'>>' orders steps; a param handle has no step to order"
-            )
+            raise StepDefinitionError("'>>' orders steps; a param handle has no step to order")
         target = self._steps[after.step_name]
         if before.step_name not in target.after:
             self._steps[after.step_name] = target._rewired(
@@ -266,8 +264,11 @@ class Pipeline:
 
         digest = hashlib.blake2b(digest_size=16)
         for item in sorted(self._steps.values(), key=lambda s: s.name):
-            digest.update(repr((item.name, sorted(item.data_inputs.items()), item.outputs,
-                                item.after)).encode())
+            digest.update(
+                repr(
+                    (item.name, sorted(item.data_inputs.items()), item.outputs, item.after)
+                ).encode()
+            )
             digest.update(step_fingerprint(item).encode())
         return digest.hexdigest()
 
@@ -277,7 +278,10 @@ class Pipeline:
         if plan.problems:
             raise PipelineValidationError(plan.problems, self.name)
         sub = Pipeline(
-            [s for s in plan.order], name=self.name, config=self.config, hooks=self.hooks,
+            [s for s in plan.order],
+            name=self.name,
+            config=self.config,
+            hooks=self.hooks,
             store=self.store,
         )
         needed = {d for s in plan.order for d in s.data_inputs.values()}
@@ -362,21 +366,28 @@ class Pipeline:
         from plait.errors import Problem
 
         problems = []
-        needed = {d for s in plan.order for d in s.data_inputs.values()}
         for name, spec in self._declared.items():
-            if name not in needed:
+            if name not in plan.consumed:
                 continue
             if name not in params:
                 problems.append(
-                    Problem("missing_param", f"param {name!r} has no value and no default; "
-                            f"pass params={{{name!r}: ...}}")
+                    Problem(
+                        "missing_param",
+                        f"param {name!r} has no value and no default; "
+                        f"pass params={{{name!r}: ...}}",
+                    )
                 )
-            elif spec.type is not None and isinstance(spec.type, type) and not isinstance(
-                params[name], spec.type
+            elif (
+                spec.type is not None
+                and isinstance(spec.type, type)
+                and not isinstance(params[name], spec.type)
             ):
                 problems.append(
-                    Problem("param_type", f"param {name!r} expects {spec.type.__name__}, got "
-                            f"{params[name]!r} ({type(params[name]).__name__})")
+                    Problem(
+                        "param_type",
+                        f"param {name!r} expects {spec.type.__name__}, got "
+                        f"{params[name]!r} ({type(params[name]).__name__})",
+                    )
                 )
         return problems
 
@@ -417,8 +428,16 @@ class Pipeline:
         from plait.run.runner import run_pipeline
 
         return run_pipeline(
-            self, params=params, outputs=outputs, executor=executor, store=store,
-            force=force, on_error=on_error, tags=tags, hooks=hooks, config=config,
+            self,
+            params=params,
+            outputs=outputs,
+            executor=executor,
+            store=store,
+            force=force,
+            on_error=on_error,
+            tags=tags,
+            hooks=hooks,
+            config=config,
             max_concurrency=max_concurrency,
         )
 
@@ -440,8 +459,16 @@ class Pipeline:
         from plait.run.runner import run_pipeline_async
 
         return await run_pipeline_async(
-            self, params=params, outputs=outputs, executor=executor, store=store,
-            force=force, on_error=on_error, tags=tags, hooks=hooks, config=config,
+            self,
+            params=params,
+            outputs=outputs,
+            executor=executor,
+            store=store,
+            force=force,
+            on_error=on_error,
+            tags=tags,
+            hooks=hooks,
+            config=config,
             max_concurrency=max_concurrency,
         )
 
@@ -568,8 +595,10 @@ def namespaced(
 def _reads_config(data: str, inner: Pipeline) -> bool:
     from plait.graph import config_keys
 
-    return data == "config" or data.startswith("config.") or (
-        data not in inner.graph.producers and data in config_keys(inner.config)
+    return (
+        data == "config"
+        or data.startswith("config.")
+        or (data not in inner.graph.producers and data in config_keys(inner.config))
     )
 
 

@@ -157,8 +157,11 @@ class StepResult:
             "attempts": self.attempts,
             "error": None
             if self.error is None
-            else {"type": self.error.type, "message": self.error.message,
-                  "traceback": self.error.traceback},
+            else {
+                "type": self.error.type,
+                "message": self.error.message,
+                "traceback": self.error.traceback,
+            },
             "cache_key": self.cache_key,
             "data_versions": dict(self.data_versions),
             "metrics": dict(self.metrics),

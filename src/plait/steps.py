@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 from plait.errors import StepDefinitionError, suggest
 
@@ -214,7 +214,7 @@ class Step:
         self.outputs, self.single_output = self._output_names(outputs)
         self.after = _after_names(after, step_name)
         self.options = _make_options(step_name, self.signature, self.outputs, options)
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
 
     # -- construction helpers -------------------------------------------------
     def _wire(
@@ -399,8 +399,7 @@ def _make_options(
     if unknown:
         bad = sorted(unknown)[0]
         raise StepDefinitionError(
-            f"step {name!r}: unknown option {bad!r}"
-            f"{suggest(bad, StepOptions.__dataclass_fields__)}"
+            f"step {name!r}: unknown option {bad!r}{suggest(bad, StepOptions.__dataclass_fields__)}"
         )
     values = dict(options)
     if values.get("cache") is None:
@@ -449,7 +448,7 @@ def _check_options(name: str, sig: Signature, opts: StepOptions) -> None:
         value = getattr(opts, key)
         if value is not None and not callable(value):
             problems.append(f"{key}= must be callable, got {value!r}")
-    for exc_type in opts.retry_on:
+    for exc_type in cast(tuple[Any, ...], opts.retry_on):
         if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
             problems.append(f"retry_on takes exception classes, got {exc_type!r}")
     if problems:

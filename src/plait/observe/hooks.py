@@ -63,9 +63,9 @@ class HookSet:
     def emit(self, event: str, **kwargs: Any) -> None:
         """Call every hook's ``event`` method with the keywords it accepts."""
         for method, accepted in self._calls[event]:
-            given = kwargs if accepted is None else {
-                k: v for k, v in kwargs.items() if k in accepted
-            }
+            given = (
+                kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}
+            )
             try:
                 method(**given)
             except Exception:
@@ -90,8 +90,12 @@ class LoggingHook:
     def on_step_end(self, step_result: Any, run: RunInfo) -> None:
         """Log a step's outcome."""
         self.logger.log(
-            self.level, "step %r %s in %.3f s%s", step_result.name, step_result.status,
-            step_result.duration, f": {step_result.error}" if step_result.error else "",
+            self.level,
+            "step %r %s in %.3f s%s",
+            step_result.name,
+            step_result.status,
+            step_result.duration,
+            f": {step_result.error}" if step_result.error else "",
         )
 
     def on_run_end(self, result: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import contextvars
+import functools
 import queue
 from typing import Any
 
@@ -25,6 +26,14 @@ __all__ = ["drive_async", "drive_sync"]
 
 def _failed(exc: BaseException) -> TaskResult:
     return TaskResult(ok=False, error=exc)
+
+
+def _put(
+    done: queue.SimpleQueue[tuple[Task, cf.Future[TaskResult]]],
+    task: Task,
+    future: cf.Future[TaskResult],
+) -> None:
+    done.put((task, future))
 
 
 def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
@@ -45,7 +54,7 @@ def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
                 for task in state.next_tasks(free):
                     future = _submit(executor, task)
                     inflight[future] = task
-                    future.add_done_callback(lambda f, t=task: done.put((t, f)))
+                    future.add_done_callback(functools.partial(_put, done, task))
             if not inflight:
                 return
             task, future = done.get()

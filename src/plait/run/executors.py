@@ -208,4 +208,3 @@ def make_executor(spec: Any) -> tuple[Executor, bool]:
         f"unknown executor {spec!r}{suggest(kind, _SHORTCUTS)}; choose one of "
         f"{list(_SHORTCUTS[:3])} or pass an executor object"
     )
-

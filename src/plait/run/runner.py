@@ -101,8 +101,18 @@ def _prepare(
         on_step_end=_step_end(hook_set, info),
     )
     hook_set.emit("on_run_start", run=info)
-    return _Run(pipeline, state, exe, owned, hook_set, info, time.time(), time.perf_counter(),
-                max_concurrency, on_error)
+    return _Run(
+        pipeline,
+        state,
+        exe,
+        owned,
+        hook_set,
+        info,
+        time.time(),
+        time.perf_counter(),
+        max_concurrency,
+        on_error,
+    )
 
 
 def _step_start(hooks: HookSet, info: RunInfo) -> Any:

@@ -48,7 +48,7 @@ from plait.graph import (
     Source,
     config_lookup,
 )
-from plait.results import Err, ErrorInfo, Ok, Outcome, Skipped, StepResult
+from plait.results import Err, ErrorInfo, Ok, Outcome, Skipped, StepResult, StepStatus
 from plait.run.task import Task, TaskResult, split_outputs
 from plait.steps import MISSING, Step
 
@@ -57,13 +57,63 @@ __all__ = ["RunState"]
 
 @dataclass(slots=True)
 class _Node:
+    """How one step is fed; built once per plan and shared by its runs (read-only)."""
+
     step: Step
-    static: dict[str, Any]  # kwargs known at the start of the run
+    statics: tuple[Source, ...]  # params and config values, read at the start
     inputs: tuple[tuple[str, str, str], ...]  # (param, data, producer) fed by steps
     consumed: tuple[str, ...]  # distinct data names read from steps
     upstream: tuple[str, ...]
     downstream: list[str] = field(default_factory=list)
     dynamic_parent: str | None = None
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """The run-independent skeleton of a plan: nodes, initial counts, ready steps."""
+
+    nodes: dict[str, _Node]
+    waiting: dict[str, int]
+    refs: dict[str, int]
+    ready: list[str]
+    producers: dict[str, str]
+    order: list[Step]
+
+
+def _compile(
+    order: list[Step],
+    sources: Mapping[str, tuple[Source, ...]],
+    upstream: Mapping[str, tuple[str, ...]],
+    dynamic_parent: str | None = None,
+) -> _Compiled:
+    nodes: dict[str, _Node] = {}
+    waiting: dict[str, int] = {}
+    refs: dict[str, int] = {}
+    producers: dict[str, str] = {}
+    ready: list[str] = []
+    for item in order:
+        fed = tuple(
+            (src.param, src.data, src.producer)
+            for src in sources[item.name]
+            if src.kind == FROM_STEP and src.producer is not None
+        )
+        statics = tuple(
+            src for src in sources[item.name] if src.kind not in (FROM_STEP, FROM_DEFAULT)
+        )
+        consumed = tuple(dict.fromkeys(data for _, data, _ in fed))
+        name = item.name
+        nodes[name] = _Node(item, statics, fed, consumed, upstream[name], [], dynamic_parent)
+        for output in item.outputs:
+            producers[output] = name
+            refs.setdefault(output, 0)
+        for data in consumed:
+            refs[data] = refs.get(data, 0) + 1
+        for up in upstream[name]:
+            nodes[up].downstream.append(name)
+        waiting[name] = len(upstream[name])
+        if not upstream[name]:
+            ready.append(name)
+    return _Compiled(nodes, waiting, refs, ready, producers, list(order))
 
 
 @dataclass(slots=True)
@@ -103,70 +153,43 @@ class RunState:
         self.requested = plan.requested
         self.on_step_start = on_step_start
         self.on_step_end = on_step_end
-        self.nodes: dict[str, _Node] = {}
-        self.waiting: dict[str, int] = {}
-        self.refs: dict[str, int] = {}
+        compiled = getattr(plan, "compiled", None)
+        if compiled is None:
+            compiled = _compile(plan.order, plan.sources, plan.upstream)
+            plan.compiled = compiled
+        self.nodes: dict[str, _Node] = dict(compiled.nodes)
+        self.waiting: dict[str, int] = dict(compiled.waiting)
+        self.refs: dict[str, int] = dict(compiled.refs)
+        self.ready: deque[str] = deque(compiled.ready)
+        self.producers: dict[str, str] = dict(compiled.producers)
+        self.order: list[Step] = list(compiled.order)
         self.values: dict[str, Any] = {}
         self.seen: dict[str, bool | Err | Skipped] = {}
         self.results: dict[str, StepResult] = {}
-        self.ready: deque[str] = deque()
         self.running: set[str] = set()
         self.maps: dict[str, _MapState] = {}
         self.dynamic_waiting: dict[str, set[str]] = {}
         self.dynamic_value: dict[str, StepResult] = {}
         self.first_failure: tuple[str, BaseException] | None = None
         self.stopped = False
-        self.order: list[Step] = []
-        self.producers: dict[str, str] = {}
-        self._add_nodes(plan.order, plan.sources, plan.upstream, params, config, None)
 
-    # -- building ----------------------------------------------------------------
-    def _static_value(self, source: Source, params: Mapping[str, Any], config: Any) -> Any:
+    def _static_value(self, source: Source) -> Any:
         if source.kind == FROM_PARAM:
-            return params[source.data]
+            return self.params[source.data]
+        if source.data == "config":
+            return self.config
         if source.kind == FROM_CONFIG:
-            if source.data == "config":
-                return config
-            return config_lookup(config, [source.data])
-        return config_lookup(config, source.data.split(".")[1:])
+            return config_lookup(self.config, [source.data])
+        return config_lookup(self.config, source.data.split(".")[1:])
 
-    def _add_nodes(
-        self,
-        order: list[Step],
-        sources: Mapping[str, tuple[Source, ...]],
-        upstream: Mapping[str, tuple[str, ...]],
-        params: Mapping[str, Any],
-        config: Any,
-        dynamic_parent: str | None,
-    ) -> None:
-        for item in order:
-            static = dict(item.bound)
-            fed: list[tuple[str, str, str]] = []
-            for source in sources[item.name]:
-                if source.kind == FROM_STEP:
-                    assert source.producer is not None  # noqa: S101 - set for FROM_STEP
-                    fed.append((source.param, source.data, source.producer))
-                elif source.kind != FROM_DEFAULT:
-                    static[source.param] = self._static_value(source, params, config)
-            consumed = tuple(dict.fromkeys(data for _, data, _ in fed))
-            node = _Node(item, static, tuple(fed), consumed, upstream[item.name])
-            node.dynamic_parent = dynamic_parent
-            self.nodes[item.name] = node
-            self.order.append(item)
-            for output in item.outputs:
-                self.producers[output] = item.name
-                self.refs.setdefault(output, 0)
-            for data in consumed:
-                self.refs[data] = self.refs.get(data, 0) + 1
-            pending = 0
-            for up in node.upstream:
-                if up in self.seen:
-                    continue
-                self.nodes[up].downstream.append(item.name)
-                pending += 1
-            self.waiting[item.name] = pending
-            if pending == 0:
-                self.ready.append(item.name)
+    def _add_dynamic(self, compiled: _Compiled) -> None:
+        self.nodes.update(compiled.nodes)
+        self.waiting.update(compiled.waiting)
+        for data, count in compiled.refs.items():
+            self.refs[data] = self.refs.get(data, 0) + count
+        self.ready.extend(compiled.ready)
+        self.producers.update(compiled.producers)
+        self.order.extend(compiled.order)
 
     # -- the driver's protocol -----------------------------------------------------
     @property
@@ -178,8 +201,9 @@ class RunState:
         """Ready work to dispatch now (at most ``limit`` tasks); decisions that need no
         execution (skips, upstream failures) are taken here and cascade immediately."""
         tasks: list[Task] = []
-        for name in list(self.maps):
-            self._map_tasks(name, tasks, limit)
+        if self.maps:
+            for name in list(self.maps):
+                self._map_tasks(name, tasks, limit)
         while self.ready and (limit is None or len(tasks) < limit):
             name = self.ready.popleft()
             if self.stopped:
@@ -199,9 +223,8 @@ class RunState:
         if task.element is not MISSING:
             self._complete_element(name, task, result)
             return
-        if result.ok and task.step.options.dynamic:
-            if self._expand_dynamic(name, task, result):
-                return
+        if result.ok and task.step.options.dynamic and self._expand_dynamic(name, task, result):
+            return
         self._finish_step(name, result)
 
     def stop(self) -> None:
@@ -228,7 +251,9 @@ class RunState:
                     reason,
                 )
             return None
-        kwargs = dict(node.static)
+        kwargs = dict(item.bound) if item.bound else {}
+        for source in node.statics:
+            kwargs[source.param] = self._static_value(source)
         if policy == "receive":
             for param, data, producer in node.inputs:
                 seen = self.seen[producer]
@@ -244,8 +269,9 @@ class RunState:
                 self._decide(name, Err(exc), "failed", "when= predicate raised")
                 return None
             if not go:
-                self._decide(name, Skipped("when= predicate is false"), "skipped",
-                              "when= predicate is false")
+                self._decide(
+                    name, Skipped("when= predicate is false"), "skipped", "when= predicate is false"
+                )
                 return None
         self.running.add(name)
         if self.on_step_start is not None:
@@ -255,11 +281,14 @@ class RunState:
             return self._begin_map(name, task)
         return task
 
-    def _decide(self, name: str, outcome: Outcome, status: str, reason: str) -> None:
+    def _decide(self, name: str, outcome: Outcome, status: StepStatus, reason: str) -> None:
         """Record an outcome reached without running the step."""
         error = outcome.error if isinstance(outcome, Err) else None
         record = StepResult(
-            name, status, outcome, reason=reason,  # type: ignore[arg-type]
+            name,
+            status,
+            outcome,
+            reason=reason,
             error=None if error is None else ErrorInfo.from_exception(error),
         )
         self._record(name, record, error)
@@ -268,7 +297,7 @@ class RunState:
     def _begin_map(self, name: str, task: Task) -> Task | None:
         item = task.step
         mapped = item.options.map
-        assert mapped is not None  # noqa: S101 - checked by the caller
+        assert mapped is not None
         collection = task.kwargs[mapped]
         if isinstance(collection, Mapping):
             keys, items, is_dict = list(collection), list(collection.values()), True
@@ -328,8 +357,12 @@ class RunState:
         total = len(state.keys)
         ratio = 1.0 if total == 0 else (total - len(state.errors)) / total
         record = TaskResult(
-            ok=True, attempts=state.attempts, start=state.start, end=time.time(),
-            duration=state.duration, metrics=state.metrics,
+            ok=True,
+            attempts=state.attempts,
+            start=state.start,
+            end=time.time(),
+            duration=state.duration,
+            metrics=state.metrics,
         )
         failed = {k: ErrorInfo.from_exception(e) for k, e in state.errors.items()}
         if ratio < item.options.min_success_ratio:
@@ -339,11 +372,13 @@ class RunState:
                 f"(success ratio {ratio:.2f} < min_success_ratio "
                 f"{item.options.min_success_ratio}); first: "
                 f"{next(iter(failed.items()))[0]!r}: {next(iter(failed.values()))}",
-                step=name, failed=dict(state.errors),
+                step=name,
+                failed=dict(state.errors),
             )
         else:
             value: Any = (
-                dict(zip(state.keys, state.results, strict=True)) if state.is_dict
+                dict(zip(state.keys, state.results, strict=True))
+                if state.is_dict
                 else state.results
             )
             try:
@@ -367,8 +402,9 @@ class RunState:
         steps = namespaced(inner, name, {}, {})
         graph = Graph(steps)
         env = dict(inner.run_params(None))
-        env.update({d: task.kwargs[p] for p, d in task.step.data_inputs.items()
-                    if p in task.kwargs})
+        env.update(
+            {d: task.kwargs[p] for p, d in task.step.data_inputs.items() if p in task.kwargs}
+        )
         problems = list(graph.problems)
         sources: dict[str, tuple[Source, ...]] = {}
         for item in graph.order:
@@ -379,16 +415,21 @@ class RunState:
                 elif data in env or data in self.values or data in self.params:
                     item.bound[param] = env.get(data, self.values.get(data, self.params.get(data)))  # type: ignore[index]
                 elif data == "config" or data.startswith("config."):
-                    found.append(Source(param, data, FROM_CONFIG if data == "config"
-                                        else FROM_CONFIG_PATH))
+                    found.append(
+                        Source(param, data, FROM_CONFIG if data == "config" else FROM_CONFIG_PATH)
+                    )
                 elif param in item.signature.defaults:
                     continue
                 else:
                     known = list(env) + list(self.values) + list(graph.producers)
-                    problems.append(Problem(
-                        "missing_input",
-                        f"step {item.name!r} (inside dynamic step {name!r}): no value for "
-                        f"{data!r}{suggest(data, known)}", item.name))
+                    problems.append(
+                        Problem(
+                            "missing_input",
+                            f"step {item.name!r} (inside dynamic step {name!r}): no value for "
+                            f"{data!r}{suggest(data, known)}",
+                            item.name,
+                        )
+                    )
             sources[item.name] = tuple(found)
         if problems:
             result.ok = False
@@ -396,14 +437,20 @@ class RunState:
             return False
         self.dynamic_waiting[name] = {s.name for s in graph.order}
         self.dynamic_value[name] = StepResult(
-            name, "ok", Ok(None), reason="dynamic pipeline ran", duration=result.duration,
-            start_time=result.start, attempts=result.attempts, metrics=result.metrics,
+            name,
+            "ok",
+            Ok(None),
+            reason="dynamic pipeline ran",
+            duration=result.duration,
+            start_time=result.start,
+            attempts=result.attempts,
+            metrics=result.metrics,
         )
         inner_consumed = {d for s in graph.order for d in s.data_inputs.values()}
         sinks = [o for s in graph.order for o in s.outputs if o not in inner_consumed]
         self.dynamic_value[name].data_versions = {o: "" for o in sinks}  # sink names
         upstream = {s.name: graph.upstream[s.name] for s in graph.order}
-        self._add_nodes(graph.order, sources, upstream, self.params, self.config, name)
+        self._add_dynamic(_compile(graph.order, sources, upstream, name))
         for sink in sinks:
             self.refs[sink] = self.refs.get(sink, 0) + 1  # held for the dynamic step's value
         if not graph.order:
@@ -419,16 +466,23 @@ class RunState:
         failed = [
             r for n, r in self.results.items() if n.startswith(prefix) and r.status == "failed"
         ]
-        value = {s[len(prefix):]: self.values.get(s) for s in sinks}
+        value = {s[len(prefix) :]: self.values.get(s) for s in sinks}
         for sink in sinks:
             self._release(sink)
         result = TaskResult(
-            ok=not failed, start=record.start_time or time.time(), end=time.time(),
-            duration=record.duration, attempts=record.attempts, metrics=record.metrics,
+            ok=not failed,
+            start=record.start_time or time.time(),
+            end=time.time(),
+            duration=record.duration,
+            attempts=record.attempts,
+            metrics=record.metrics,
         )
         if failed:
-            result.error = failed[0].outcome.error if isinstance(failed[0].outcome, Err) \
+            result.error = (
+                failed[0].outcome.error
+                if isinstance(failed[0].outcome, Err)
                 else RuntimeError(f"dynamic step {name!r}: a step inside failed")
+            )
         else:
             result.values = (value,)
         self._finish_step(name, result)
@@ -441,14 +495,23 @@ class RunState:
         item = self.nodes[name].step
         if result.ok:
             outcome: Outcome = Ok(
-                result.values[0] if item.single_output or item.options.dynamic
+                result.values[0]
+                if item.single_output or item.options.dynamic
                 else dict(zip(item.outputs, result.values, strict=True))
-                if item.outputs else None
+                if item.outputs
+                else None
             )
             record = StepResult(
-                name, "ok", outcome, reason="executed", fallback=result.fallback,
-                duration=result.duration, start_time=result.start, end_time=result.end,
-                attempts=result.attempts, metrics=result.metrics,
+                name,
+                "ok",
+                outcome,
+                reason="executed",
+                fallback=result.fallback,
+                duration=result.duration,
+                start_time=result.start,
+                end_time=result.end,
+                attempts=result.attempts,
+                metrics=result.metrics,
                 failed_elements=failed or {},
             )
             self._store_values(item, result.values)
@@ -456,9 +519,16 @@ class RunState:
         else:
             error = result.error or RuntimeError("step failed")
             record = StepResult(
-                name, "failed", Err(error), reason="raised", duration=result.duration,
-                start_time=result.start, end_time=result.end, attempts=result.attempts,
-                error=ErrorInfo.from_exception(error), metrics=result.metrics,
+                name,
+                "failed",
+                Err(error),
+                reason="raised",
+                duration=result.duration,
+                start_time=result.start,
+                end_time=result.end,
+                attempts=result.attempts,
+                error=ErrorInfo.from_exception(error),
+                metrics=result.metrics,
                 failed_elements=failed or {},
             )
             self._record(name, record, error)
@@ -545,8 +615,7 @@ def _call_predicate(predicate: Callable[..., Any], kwargs: dict[str, Any]) -> bo
     spec = _PREDICATE_PARAMS.get(predicate)
     if spec is None:
         parameters = inspect.signature(predicate).parameters.values()
-        names = tuple(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL,
-                                                                   p.VAR_KEYWORD))
+        names = tuple(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
         spec = (names, any(p.kind is p.VAR_KEYWORD for p in parameters))
         _PREDICATE_PARAMS[predicate] = spec
     names, takes_all = spec

@@ -96,7 +96,7 @@ def split_outputs(item: Step, value: Any) -> tuple[Any, ...]:
 
 
 def _delay(item: Step, attempt: int) -> float:
-    return item.options.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)  # noqa: S311
+    return float(item.options.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
 
 
 def _retryable(item: Step, exc: BaseException, attempt: int) -> bool:
@@ -170,9 +170,7 @@ def execute(task: Task) -> TaskResult:
         ctx.attempt = attempt
         token = set_context(ctx)
         try:
-            value = (
-                item.func(**task.kwargs) if timeout is None else _call_in_thread(task, timeout)
-            )
+            value = item.func(**task.kwargs) if timeout is None else _call_in_thread(task, timeout)
             error = None
         except Exception as exc:
             error = exc

@@ -3,7 +3,8 @@
 Layout of the DAG (a small Sugiyama-style layering, no dependency):
 
 1. *Layers* by longest path from the sources: a node sits one column right of its
-   furthest predecessor, so every edge points right.
+   furthest predecessor, so every edge points right. An input node (param, config) then
+   moves right to sit just before its first consumer, which keeps its edges short.
 2. *Order within a layer*: sources keep the pipeline order; every later layer is sorted
    (stably) by the mean row of each node's predecessors, which removes most crossings on
    the pipelines people draw.
@@ -73,17 +74,21 @@ def _fit(text: str, room: float, char: float) -> str:
 # -- layout -----------------------------------------------------------------------------------
 def _layers(graph: Graph) -> list[list[Node]]:
     predecessors: dict[str, list[str]] = {node.id: [] for node in graph.nodes}
+    successors: dict[str, list[str]] = {node.id: [] for node in graph.nodes}
     for edge in graph.edges:
         predecessors[edge.target].append(edge.source)
+        successors[edge.source].append(edge.target)
+    ordered = graph.topological_nodes()
     layer: dict[str, int] = {}
-    columns: list[list[Node]] = []
+    for node in ordered:
+        layer[node.id] = max((layer[p] + 1 for p in predecessors[node.id] if p in layer), default=0)
+    for node in ordered:  # an input sits just left of its first consumer: shorter edges
+        if node.kind == "input" and successors[node.id]:
+            layer[node.id] = min(layer[s] for s in successors[node.id]) - 1
+    columns: list[list[Node]] = [[] for _ in range(max(layer.values(), default=-1) + 1)]
+    for node in ordered:
+        columns[layer[node.id]].append(node)
     rank: dict[str, float] = {}
-    for node in graph.topological_nodes():
-        depth = max((layer[p] + 1 for p in predecessors[node.id] if p in layer), default=0)
-        layer[node.id] = depth
-        while len(columns) <= depth:
-            columns.append([])
-        columns[depth].append(node)
     for column in columns:
         column.sort(key=lambda node: _barycentre(predecessors[node.id], rank))
         rank.update({node.id: float(row) for row, node in enumerate(column)})
@@ -168,7 +173,7 @@ def _edge(boxes: Mapping[str, Box], edge: Edge, marker: str) -> str:
     text = ""
     if label:
         text = (
-            f'<text x="{(x1 + x2) / 2:.1f}" y="{(y1 + y2) / 2 - 3:.1f}" text-anchor="middle" '
+            f'<text x="{(x1 + x2) / 2:.1f}" y="{(y1 + y2) / 2 - 5:.1f}" text-anchor="middle" '
             f'font-size="10" fill="#424a53" stroke="#ffffff" stroke-width="3" '
             f'paint-order="stroke">{_esc(_fit(label, _H_GAP + 40, _SMALL_CHAR))}</text>'
         )
