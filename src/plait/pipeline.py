@@ -352,10 +352,11 @@ class Pipeline:
     def validate(self, params: Mapping[str, Any] | None = None) -> Pipeline:
         """Raise :class:`PipelineValidationError` listing every problem; return self if none.
 
-        Without ``params``, params that no step can find are reported as missing inputs
-        only when no declared param, constant or default covers them.
+        Args:
+            params: The run-time params to check against (as ``run`` would receive them);
+                inputs that only a run-time param would feed are missing without them.
         """
-        plan = self.plan(params, check_params=params is not None)
+        plan = self.plan(params)
         problems = list(plan.problems)
         problems.extend(self._param_problems(self.run_params(params), plan))
         if problems:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 __all__ = [
+    "RELEASED",
     "Err",
     "ErrorInfo",
     "Ok",
@@ -69,6 +70,19 @@ class Skipped:
 Outcome = Ok[Any] | Err | Skipped
 
 
+class _Released:
+    """The value of an ``Ok`` whose data was dropped because no one asked to keep it."""
+
+    def __repr__(self) -> str:
+        return "<released: not requested with outputs=[...]>"
+
+    def __reduce__(self) -> str:
+        return "RELEASED"
+
+
+RELEASED: Any = _Released()
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """A recorded error: its type name, message and formatted traceback."""
@@ -98,7 +112,9 @@ class StepResult:
     Attributes:
         name: The step's name.
         status: ``"ok"``, ``"failed"``, ``"skipped"`` or ``"not_run"``.
-        outcome: ``Ok(value)``, ``Err(error)`` or ``Skipped(reason)``. For a multi-output step
+        outcome: ``Ok(value)``, ``Err(error)`` or ``Skipped(reason)``. A value that was not
+            requested is released once no step needs it, and then reads ``RELEASED``. For a
+            multi-output step
             the Ok value is a dict of output name to value; for a sink it is None.
         cached: True when the value came from the store instead of running the step.
         reason: Why the step ran, hit the cache, was skipped or was not run.

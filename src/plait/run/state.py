@@ -48,7 +48,16 @@ from plait.graph import (
     Source,
     config_lookup,
 )
-from plait.results import Err, ErrorInfo, Ok, Outcome, Skipped, StepResult, StepStatus
+from plait.results import (
+    RELEASED,
+    Err,
+    ErrorInfo,
+    Ok,
+    Outcome,
+    Skipped,
+    StepResult,
+    StepStatus,
+)
 from plait.run.task import Task, TaskResult, split_outputs
 from plait.steps import MISSING, Step
 
@@ -494,10 +503,11 @@ class RunState:
         self.running.discard(name)
         item = self.nodes[name].step
         if result.ok:
+            kept = self._store_values(item, result.values)
             outcome: Outcome = Ok(
-                result.values[0]
+                kept[0]
                 if item.single_output or item.options.dynamic
-                else dict(zip(item.outputs, result.values, strict=True))
+                else dict(zip(item.outputs, kept, strict=True))
                 if item.outputs
                 else None
             )
@@ -514,7 +524,6 @@ class RunState:
                 metrics=result.metrics,
                 failed_elements=failed or {},
             )
-            self._store_values(item, result.values)
             self._record(name, record, None)
         else:
             error = result.error or RuntimeError("step failed")
@@ -533,11 +542,17 @@ class RunState:
             )
             self._record(name, record, error)
 
-    def _store_values(self, item: Step, values: tuple[Any, ...]) -> None:
+    def _store_values(self, item: Step, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Keep the values someone still needs; return them with RELEASED for the rest."""
         requested = self.requested
+        kept = []
         for output, value in zip(item.outputs, values, strict=False):
             if self.refs.get(output, 0) > 0 or requested is None or output in requested:
                 self.values[output] = value
+                kept.append(value)
+            else:
+                kept.append(RELEASED)
+        return tuple(kept)
 
     def _record(self, name: str, record: StepResult, error: BaseException | None) -> None:
         node = self.nodes[name]
@@ -572,6 +587,15 @@ class RunState:
         self.refs[data] = count
         if count <= 0 and self.requested is not None and data not in self.requested:
             self.values.pop(data, None)
+            producer = self.producers.get(data)
+            record = self.results.get(producer) if producer is not None else None
+            if record is not None and isinstance(record.outcome, Ok):
+                value = record.outcome.value
+                record.outcome = Ok(
+                    {**value, data: RELEASED}
+                    if isinstance(value, dict) and len(self.nodes[record.name].step.outputs) > 1
+                    else RELEASED
+                )
 
     def finish(self) -> dict[str, StepResult]:
         """Every step's record, in plan order; steps that never started are ``not_run``."""

@@ -427,13 +427,20 @@ def run_graph_source(result: RunLike) -> PipelineLike | None:
 def build_run_graph(result: RunLike) -> Graph:
     """The drawing model of a run: its pipeline's graph plus any step only the run has.
 
-    Steps that only the run knows (the inner steps of a dynamic step, or every step when
-    the pipeline is unknown) are added without edges.
+    Steps that only the run knows are added too: the inner steps ``"<step>.<inner>"`` of a
+    dynamic step, joined to it by an order-only edge, or every step, without edges, when
+    the pipeline is unknown.
     """
     source = run_graph_source(result)
     graph = build_graph(source) if source is not None else Graph(result.pipeline)
+    known = set(graph.steps)
     for name in result.steps:
-        graph.add_step(name)
+        if name in known:
+            continue
+        node = graph.add_step(name)
+        parent = graph.steps.get(node.namespace)
+        if source is not None and parent is not None:  # a dynamic step runs its inner steps
+            graph.connect(parent, node, order_only=True)
     return graph
 
 

@@ -5,11 +5,12 @@ Layout of the DAG (a small Sugiyama-style layering, no dependency):
 1. *Layers* by longest path from the sources: a node sits one column right of its
    furthest predecessor, so every edge points right. An input node (param, config) then
    moves right to sit just before its first consumer, which keeps its edges short.
-2. *Order within a layer*: sources keep the pipeline order; every later layer is sorted
-   (stably) by the mean row of each node's predecessors, which removes most crossings on
-   the pipelines people draw.
-3. *Coordinates*: columns as wide as their widest node, each column centred vertically;
-   edges are cubic curves from a node's right side to the next node's left side.
+2. *Rows*, left to right: a node wants the mean height of its predecessors; each column is
+   sorted by that wish and packed top-down without overlaps, so chains stay straight and
+   most crossings disappear. A right-to-left pass then moves sources (inputs) level with
+   their consumers.
+3. *Coordinates*: columns as wide as their widest node; edges are cubic curves from a
+   node's right side to the next node's left side.
 
 Text widths are estimated for a monospace font, so nothing depends on a browser's metrics.
 All text goes through :func:`html.escape`; no external resource is ever referenced.
@@ -18,6 +19,7 @@ All text goes through :func:`html.escape`; no external resource is ever referenc
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -72,12 +74,20 @@ def _fit(text: str, room: float, char: float) -> str:
 
 
 # -- layout -----------------------------------------------------------------------------------
-def _layers(graph: Graph) -> list[list[Node]]:
-    predecessors: dict[str, list[str]] = {node.id: [] for node in graph.nodes}
-    successors: dict[str, list[str]] = {node.id: [] for node in graph.nodes}
+_ROW_STEP = _NODE_HEIGHT + _V_GAP
+Links = dict[str, list[str]]
+
+
+def _links(graph: Graph) -> tuple[Links, Links]:
+    predecessors: Links = {node.id: [] for node in graph.nodes}
+    successors: Links = {node.id: [] for node in graph.nodes}
     for edge in graph.edges:
         predecessors[edge.target].append(edge.source)
         successors[edge.source].append(edge.target)
+    return predecessors, successors
+
+
+def _layers(graph: Graph, predecessors: Links, successors: Links) -> list[list[Node]]:
     ordered = graph.topological_nodes()
     layer: dict[str, int] = {}
     for node in ordered:
@@ -88,17 +98,42 @@ def _layers(graph: Graph) -> list[list[Node]]:
     columns: list[list[Node]] = [[] for _ in range(max(layer.values(), default=-1) + 1)]
     for node in ordered:
         columns[layer[node.id]].append(node)
-    rank: dict[str, float] = {}
-    for column in columns:
-        column.sort(key=lambda node: _barycentre(predecessors[node.id], rank))
-        rank.update({node.id: float(row) for row, node in enumerate(column)})
     return columns
 
 
-def _barycentre(predecessors: list[str], rank: Mapping[str, float]) -> float:
-    """The mean row of the predecessors already placed (-1 for a source: keeps order)."""
-    ranks = [rank[p] for p in predecessors if p in rank]
-    return sum(ranks) / len(ranks) if ranks else -1.0
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _sweep(column: list[Node], wanted: Mapping[str, float | None], top: dict[str, float]) -> None:
+    """Sort a column by wanted row position and place it top-down without overlaps.
+
+    Nodes with no wish (sources, before the backward pass) go last, in their order.
+    """
+
+    def wish(node: Node) -> float:
+        value = wanted[node.id]
+        return math.inf if value is None else value
+
+    column.sort(key=wish)
+    floor = _MARGIN
+    for node in column:
+        top[node.id] = floor if math.isinf(wish(node)) else max(wish(node), floor)
+        floor = top[node.id] + _ROW_STEP
+
+
+def _rows(columns: list[list[Node]], predecessors: Links, successors: Links) -> dict[str, float]:
+    """Each node's top edge: level with its predecessors, sources level with successors."""
+    top: dict[str, float] = {}
+    for column in columns:
+        _sweep(column, {n.id: _mean([top[p] for p in predecessors[n.id]]) for n in column}, top)
+    for column in reversed(columns):
+        wanted: dict[str, float | None] = {}
+        for node in column:
+            after = [top[s] for s in successors[node.id]]
+            wanted[node.id] = top[node.id] if predecessors[node.id] or not after else _mean(after)
+        _sweep(column, wanted, top)
+    return top
 
 
 def _width(node: Node, subtitle: str) -> float:
@@ -108,20 +143,19 @@ def _width(node: Node, subtitle: str) -> float:
 
 def layout(graph: Graph, subtitle: Subtitle) -> tuple[dict[str, Box], float, float]:
     """Place every node; returns the boxes by node id and the drawing's width and height."""
-    columns = _layers(graph)
-    widths = [[_width(node, subtitle(node)) for node in column] for column in columns]
-    heights = [len(column) * (_NODE_HEIGHT + _V_GAP) - _V_GAP for column in columns]
-    total_height = max(heights, default=0) + 2 * _MARGIN
+    predecessors, successors = _links(graph)
+    columns = _layers(graph, predecessors, successors)
+    top = _rows(columns, predecessors, successors)
     boxes: dict[str, Box] = {}
     x = _MARGIN
-    for column, column_widths, height in zip(columns, widths, heights, strict=True):
-        column_width = max(column_widths)
-        y = (total_height - height) / 2
-        for node, width in zip(column, column_widths, strict=True):
-            boxes[node.id] = Box(node, x + (column_width - width) / 2, y, width)
-            y += _NODE_HEIGHT + _V_GAP
+    for column in columns:
+        widths = [_width(node, subtitle(node)) for node in column]
+        column_width = max(widths)
+        for node, width in zip(column, widths, strict=True):
+            boxes[node.id] = Box(node, x + (column_width - width) / 2, top[node.id], width)
         x += column_width + _H_GAP
     total_width = x - _H_GAP + _MARGIN if columns else 2 * _MARGIN
+    total_height = max((box.y for box in boxes.values()), default=0) + _NODE_HEIGHT + _MARGIN
     return boxes, total_width, total_height
 
 

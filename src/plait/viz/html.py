@@ -176,7 +176,6 @@ def _header(result: RunLike) -> str:
         counts[record.status] = counts.get(record.status, 0) + 1
     tally = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items())
     facts = [
-        ("Run", f"<code>{_esc(result.run_id)}</code>"),
         ("Pipeline", f"<code>{_esc(result.pipeline)}</code>"),
         ("Status", _esc(result.status)),
         ("Duration", _esc(format_seconds(result.duration))),
