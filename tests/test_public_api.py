@@ -5,8 +5,7 @@ from __future__ import annotations
 import plait
 import plait.errors
 
-# What plait exports today. The contract (DESIGN §2) also names Store, cached and expire;
-# they arrive with the store issue, and this list grows with them.
+# Exactly the names of DESIGN §2's import lines.
 EXPORTED = [
     "Err",
     "Ok",
@@ -15,7 +14,10 @@ EXPORTED = [
     "Skipped",
     "Step",
     "StepResult",
+    "Store",
+    "cached",
     "current",
+    "expire",
     "param",
     "step",
 ]

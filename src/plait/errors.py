@@ -6,6 +6,7 @@ the builtin that fits it best, so callers can catch either::
     PlaitError(Exception)
     ├── PipelineValidationError(PlaitError, ValueError)   .problems: list of Problem
     ├── StepDefinitionError(PlaitError, TypeError)         a @step / Step call is malformed
+    ├── UsageError(PlaitError, ValueError)                 a bad argument to run() and friends
     ├── OutputArityError(PlaitError, ValueError)           wrong number of outputs returned
     ├── SerializationError(PlaitError, TypeError)          a value cannot be shipped to a worker
     ├── StepTimeoutError(PlaitError, TimeoutError)         an attempt ran past its timeout
@@ -35,12 +36,27 @@ __all__ = [
     "StepDefinitionError",
     "StepTimeoutError",
     "UpstreamFailed",
+    "UsageError",
     "suggest",
 ]
 
 
 class PlaitError(Exception):
-    """Root of every error plait raises on purpose."""
+    """Root of every error plait raises on purpose.
+
+    Subclasses keep their data in attributes; pickling keeps them too, so an error raised
+    in a worker process arrives whole.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[PlaitError], args: tuple[object, ...], state: dict[str, object]) -> object:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,10 @@ class CycleProblem(Problem):
 
 class StepDefinitionError(PlaitError, TypeError):
     """A step is declared in a way that cannot work (bad ``inputs=``, bad option...)."""
+
+
+class UsageError(PlaitError, ValueError):
+    """An argument of ``run()`` (or another call) has a value plait cannot use."""
 
 
 class OutputArityError(PlaitError, ValueError):

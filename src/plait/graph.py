@@ -257,9 +257,9 @@ def resolve(
         found = []
         for param, data in item.data_inputs.items():
             source = _source(item, param, data, graph, params, config, keys, problems)
+            consumed.add(data)  # even when unresolved: one problem per name is enough
             if source is not None:
                 found.append(source)
-                consumed.add(data)
         sources[item.name] = tuple(found)
     for name in params:
         if name in graph.producers:

@@ -251,7 +251,7 @@ class RunResult(Mapping[str, Any]):
     def _why_missing(self, name: str) -> str:
         producer = self._producers.get(name)
         if producer is None:
-            known = list(self._producers) + list(self.outputs)
+            known = list(dict.fromkeys([*self._producers, *self.outputs]))
             hint = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
             fix = f" (did you mean {' or '.join(map(repr, hint))}?)" if hint else ""
             return f"no value named {name!r} in run {self.run_id}{fix}"

@@ -11,9 +11,12 @@ import concurrent.futures as cf
 import contextvars
 import multiprocessing
 import os
+import queue
+import threading
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, runtime_checkable
 
-from plait.errors import SerializationError, StepDefinitionError, suggest
+from plait.errors import PlaitError, SerializationError, UsageError, suggest
 from plait.run.task import Task, TaskResult, execute
 
 __all__ = ["Executor", "Processes", "Sequential", "Threads", "make_executor"]
@@ -54,6 +57,64 @@ class Sequential:
         return "Sequential()"
 
 
+class DaemonThreadPool:
+    """A minimal thread pool whose threads are daemons.
+
+    ``concurrent.futures.ThreadPoolExecutor`` joins its threads when the interpreter exits,
+    so one step that cannot be interrupted (a sleep, a blocking call) would keep the
+    process alive after Ctrl-C. Python cannot kill a thread; a daemon thread at least does
+    not hold the process hostage.
+    """
+
+    def __init__(self, max_workers: int, name: str = "plait") -> None:
+        self.max_workers = max_workers
+        self.name = name
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+
+    def submit(self, fn: Any, *args: Any) -> cf.Future[Any]:
+        """Run ``fn(*args)`` in a pool thread."""
+        future: cf.Future[Any] = cf.Future()
+        self._queue.put((future, fn, args))
+        if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
+            thread = threading.Thread(
+                target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # delivered to whoever waits on the future
+                    future.set_exception(exc)
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel queued work and stop the threads (joined only when ``wait``)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+        self._threads = []
+
+
 class Threads:
     """Run steps in a pool of threads (good for I/O and for code that releases the GIL).
 
@@ -64,21 +125,21 @@ class Threads:
     inline = False
 
     def __init__(self, max_workers: int | None = None) -> None:
-        self.max_workers = max_workers
+        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self.name = "threads" if max_workers is None else f"threads:{max_workers}"
-        self._pool: cf.ThreadPoolExecutor | None = None
+        self._pool: DaemonThreadPool | None = None
 
     def submit(self, task: Task) -> cf.Future[TaskResult]:
         """Run ``task`` in a worker thread, with the caller's contextvars."""
         if self._pool is None:
-            self._pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="plait")
+            self._pool = DaemonThreadPool(self.max_workers)
         context = contextvars.copy_context()
         return self._pool.submit(context.run, execute, task)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the pool; threads still running abandoned attempts are not waited for."""
         if self._pool is not None:
-            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool.shutdown(wait=wait)
             self._pool = None
 
     def __repr__(self) -> str:
@@ -144,17 +205,29 @@ class Processes:
         def relay(done: cf.Future[bytes]) -> None:
             try:
                 outer.set_result(cloudpickle.loads(done.result()))
-            except BaseException as exc:  # a dead worker, a broken pool: the task failed
+            except BrokenProcessPool as exc:
+                outer.set_exception(
+                    PlaitError(
+                        f"step {task.label!r}: a worker process died ({exc}). If the script that "
+                        "runs the pipeline has no 'if __name__ == \"__main__\":' guard, add one: "
+                        "worker processes import it again"
+                    )
+                )
+            except BaseException as exc:  # the task failed in a way the worker could not report
                 outer.set_exception(exc)
 
         inner.add_done_callback(relay)
         return outer
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop the worker processes."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=wait, cancel_futures=True)
-            self._pool = None
+        """Stop the worker processes; without ``wait``, running ones are terminated."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if not wait:  # a cancelled run: do not wait for steps that are still running
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=wait, cancel_futures=True)
 
     def __repr__(self) -> str:
         return f"Processes({self.max_workers})"
@@ -188,14 +261,14 @@ def make_executor(spec: Any) -> tuple[Executor, bool]:
     if not isinstance(spec, str):
         if isinstance(spec, Executor):
             return spec, False
-        raise StepDefinitionError(f"executor must be a name or an executor object, got {spec!r}")
+        raise UsageError(f"executor must be a name or an executor object, got {spec!r}")
     kind, _, count = spec.partition(":")
     workers = None
     if count:
         try:
             workers = int(count)
         except ValueError:
-            raise StepDefinitionError(
+            raise UsageError(
                 f"executor {spec!r}: the part after ':' is a worker count, like 'threads:8'"
             ) from None
     if kind == "sequential":
@@ -204,7 +277,12 @@ def make_executor(spec: Any) -> tuple[Executor, bool]:
         return Threads(workers), True
     if kind == "processes":
         return Processes(workers), True
-    raise StepDefinitionError(
+    if kind in ("dask", "ray"):
+        raise UsageError(
+            f"executor {spec!r} is planned (it will come with the plait[{kind}] extra) but "
+            "is not in this version; use 'threads' or 'processes'"
+        )
+    raise UsageError(
         f"unknown executor {spec!r}{suggest(kind, _SHORTCUTS)}; choose one of "
         f"{list(_SHORTCUTS[:3])} or pass an executor object"
     )

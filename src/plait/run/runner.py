@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from plait.errors import PipelineValidationError, PlaitError, RunFailed, StepDefinitionError
+from plait.errors import PipelineValidationError, RunFailed, UsageError, suggest
 from plait.observe.hooks import HookSet, RunInfo
 from plait.results import RunResult, RunStatus, StepResult
 from plait.run.drivers import drive_async, drive_sync
@@ -26,6 +26,7 @@ from plait.steps import Step
 
 if TYPE_CHECKING:
     from plait.pipeline import Pipeline
+    from plait.store.cache import RunCache
 
 __all__ = ["RunGraph", "run_pipeline", "run_pipeline_async"]
 
@@ -73,12 +74,7 @@ def _prepare(
     max_concurrency: int | None,
 ) -> _Run:
     if on_error not in ("raise", "continue"):
-        raise StepDefinitionError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
-    if store is not None or pipeline.store is not None or force:
-        raise PlaitError(
-            "store= and force= need the artifact store, which this version of plait does "
-            "not have yet; run without them (everything stays in memory)"
-        )
+        raise UsageError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
     if isinstance(outputs, str):
         outputs = [outputs]
     merged = pipeline.run_params(params)
@@ -86,9 +82,10 @@ def _prepare(
     problems = [*plan.problems, *pipeline._param_problems(merged, plan)]
     if problems:
         raise PipelineValidationError(problems, pipeline.name)
+    run_id = new_run_id()
+    cache = _run_cache(pipeline, store, force, run_id, plan.order)
     exe, owned = make_executor(executor)
     hook_set = HookSet([*pipeline.hooks, *hooks])
-    run_id = new_run_id()
     tag_tuple = tuple(tags.items() if isinstance(tags, Mapping) else tags or ())
     info = RunInfo(run_id, pipeline.name, merged, tuple(map(str, tag_tuple)), exe.name)
     state = RunState(
@@ -99,6 +96,7 @@ def _prepare(
         on_error=on_error,
         on_step_start=_step_start(hook_set, info),
         on_step_end=_step_end(hook_set, info),
+        cache=cache,
     )
     hook_set.emit("on_run_start", run=info)
     return _Run(
@@ -113,6 +111,35 @@ def _prepare(
         max_concurrency,
         on_error,
     )
+
+
+def _run_cache(
+    pipeline: Pipeline,
+    store: Any,
+    force: bool | Sequence[str],
+    run_id: str,
+    steps: Sequence[Step],
+) -> RunCache | None:
+    """The run's cache, when a store is given (argument, pipeline or ``PLAIT_STORE``)."""
+    from plait.store.store import as_store
+
+    chosen = as_store(store if store is not None else pipeline.store)
+    if isinstance(force, str):
+        force = [force]
+    if force is not True and force:
+        names = {s.name for s in steps}
+        unknown = [f for f in force if f not in names]
+        if unknown:
+            raise UsageError(
+                f"force= names {unknown[0]!r}, which is not a step of this run"
+                f"{suggest(unknown[0], names)}"
+            )
+    if chosen is None:
+        return None
+    from plait.store.cache import RunCache
+
+    forced: bool | frozenset[str] = True if force is True else frozenset(force or ())
+    return RunCache(chosen, pipeline.name, run_id, forced)
 
 
 def _step_start(hooks: HookSet, info: RunInfo) -> Any:
@@ -133,12 +160,13 @@ def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
     state = run.state
     if status is None:
         status = "failed" if state.first_failure is not None else "succeeded"
+    outputs = state.outputs()
     steps: dict[str, StepResult] = state.finish()
     result = RunResult(
         run_id=state.run_id,
         pipeline=run.pipeline.name,
         status=status,
-        outputs=state.outputs(),
+        outputs=outputs,
         steps=steps,
         producers=dict(state.producers),
         requested=state.requested,

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.errors import (
     MapFailed,
@@ -58,8 +58,13 @@ from plait.results import (
     StepResult,
     StepStatus,
 )
+from plait.run.caching import CacheAgent
 from plait.run.task import Task, TaskResult, split_outputs
 from plait.steps import MISSING, Step
+
+if TYPE_CHECKING:
+    from plait.store.cache import RunCache, Ticket
+    from plait.store.store import Entry
 
 __all__ = ["RunState"]
 
@@ -139,6 +144,8 @@ class _MapState:
     start: float = 0.0
     duration: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
+    base_versions: dict[str, str] | None = None  # the shared inputs' versions (with a store)
+    cached: int = 0
 
 
 class RunState:
@@ -154,6 +161,7 @@ class RunState:
         on_error: str,
         on_step_start: Callable[[Step], None] | None = None,
         on_step_end: Callable[[StepResult], None] | None = None,
+        cache: RunCache | None = None,
     ) -> None:
         self.run_id = run_id
         self.params = params
@@ -181,6 +189,8 @@ class RunState:
         self.dynamic_value: dict[str, StepResult] = {}
         self.first_failure: tuple[str, BaseException] | None = None
         self.stopped = False
+        self.reasons: dict[str, str] = {}
+        self.agent = CacheAgent(cache, self) if cache is not None else None
 
     def _static_value(self, source: Source) -> Any:
         if source.kind == FROM_PARAM:
@@ -234,7 +244,7 @@ class RunState:
             return
         if result.ok and task.step.options.dynamic and self._expand_dynamic(name, task, result):
             return
-        self._finish_step(name, result)
+        self._finish_step(name, result, ticket=task.ticket)
 
     def stop(self) -> None:
         """Stop scheduling: nothing new starts (a failure under on_error="raise", or Ctrl-C)."""
@@ -248,7 +258,8 @@ class RunState:
         bad = [(up, self.seen[up]) for up in node.upstream if self.seen[up] is not True]
         if bad and policy != "receive":
             up, outcome = bad[0]
-            what = "failed" if isinstance(outcome, Err) else "was skipped"
+            failed = isinstance(outcome, Err) or self.results[up].status == "failed"
+            what = "failed" if failed else "was skipped"
             reason = f"upstream step {up!r} {what}"
             if policy == "skip":
                 self._decide(name, Skipped(reason), "skipped", reason)
@@ -260,18 +271,9 @@ class RunState:
                     reason,
                 )
             return None
-        kwargs = dict(item.bound) if item.bound else {}
-        for source in node.statics:
-            kwargs[source.param] = self._static_value(source)
-        if policy == "receive":
-            for param, data, producer in node.inputs:
-                seen = self.seen[producer]
-                kwargs[param] = Ok(self.values[data]) if seen is True else seen
-        else:
-            values = self.values
-            for param, data, _ in node.inputs:
-                kwargs[param] = values[data]
+        kwargs = None
         if item.options.when is not None:
+            kwargs = self._kwargs(node, policy)
             try:
                 go = _call_predicate(item.options.when, kwargs)
             except Exception as exc:
@@ -282,13 +284,57 @@ class RunState:
                     name, Skipped("when= predicate is false"), "skipped", "when= predicate is false"
                 )
                 return None
+        ticket = None
+        if self.agent is not None and item.options.map is None and not item.options.dynamic:
+            entry, reason, ticket = self.agent.check(node)
+            self.reasons[name] = reason
+            if entry is not None:
+                self._hit(name, node, entry, ticket.key)
+                return None
         self.running.add(name)
         if self.on_step_start is not None:
             self.on_step_start(item)
-        task = Task(item, kwargs, self.run_id)
+        if kwargs is None:
+            kwargs = self._kwargs(node, policy)
+        task = Task(item, kwargs, self.run_id, ticket=ticket)
         if item.options.map is not None:
             return self._begin_map(name, task)
         return task
+
+    def _kwargs(self, node: _Node, policy: str) -> dict[str, Any]:
+        """The arguments of a step that is about to execute (lazy values are loaded)."""
+        item = node.step
+        kwargs = dict(item.bound) if item.bound else {}
+        for source in node.statics:
+            kwargs[source.param] = self._static_value(source)
+        load = self.agent.load if self.agent is not None else self.values.__getitem__
+        if policy == "receive":
+            for param, data, producer in node.inputs:
+                seen = self.seen[producer]
+                kwargs[param] = Ok(load(data)) if seen is True else seen
+        else:
+            for param, data, _ in node.inputs:
+                kwargs[param] = load(data)
+        return kwargs
+
+    def _hit(self, name: str, node: _Node, entry: Entry, key: str) -> None:
+        """Record a cache hit: its outputs enter the run lazily, with their versions."""
+        assert self.agent is not None
+        versions = self.agent.hit(node, entry)
+        values = self.agent.lazy_values(node, entry)
+        item = node.step
+        kept = self._store_values(item, values)
+        record = StepResult(
+            name,
+            "ok",
+            Ok(_outcome_value(item, kept)),
+            cached=True,
+            reason="cache hit",
+            cache_key=key,
+            data_versions=versions,
+            start_time=entry.created,
+        )
+        self._record(name, record, None)
 
     def _decide(self, name: str, outcome: Outcome, status: StepStatus, reason: str) -> None:
         """Record an outcome reached without running the step."""
@@ -324,6 +370,8 @@ class RunState:
         self.maps[name] = _MapState(
             keys, is_dict, pending, task.kwargs, results=[None] * len(keys), start=time.time()
         )
+        if self.agent is not None:
+            self.maps[name].base_versions = self.agent.input_versions(self.nodes[name], skip=mapped)
         if not keys:
             self._finish_map(name)
             return None
@@ -340,10 +388,23 @@ class RunState:
             if limit is not None and len(tasks) >= limit:
                 return
             index, key, element = state.pending.popleft()
+            ticket = None
+            if self.agent is not None and state.base_versions is not None:
+                value, ticket = self.agent.check_element(node, state.base_versions, element)
+                if value is not MISSING:
+                    state.results[index] = value
+                    state.done += 1
+                    state.cached += 1
+                    if state.done == len(state.keys):
+                        self._finish_map(name)
+                        return
+                    continue
             kwargs = dict(state.kwargs)
             kwargs[mapped] = element  # type: ignore[index]
             state.inflight += 1
-            tasks.append(Task(node.step, kwargs, self.run_id, key if state.is_dict else index))
+            tasks.append(
+                Task(node.step, kwargs, self.run_id, key if state.is_dict else index, ticket)
+            )
 
     def _complete_element(self, name: str, task: Task, result: TaskResult) -> None:
         state = self.maps[name]
@@ -394,7 +455,11 @@ class RunState:
                 record.values = _split_map(item, value, state)
             except Exception as exc:
                 record.ok, record.error = False, exc
+        if self.agent is not None:
+            self.reasons[name] = f"{state.cached} of {total} elements from the cache"
         self._finish_step(name, record, failed)
+        if total and state.cached == total:
+            self.results[name].cached = True
 
     # -- dynamic steps -------------------------------------------------------------------
     def _expand_dynamic(self, name: str, task: Task, result: TaskResult) -> bool:
@@ -497,20 +562,36 @@ class RunState:
         self._finish_step(name, result)
 
     # -- finishing -------------------------------------------------------------------
+    def _versions(
+        self, name: str, record: StepResult, result: TaskResult, ticket: Ticket | None
+    ) -> None:
+        """Fill a record's data versions, cache key and reason (with a store)."""
+        if self.agent is None:
+            return
+        node = self.nodes[name]
+        record.reason = self.reasons.pop(name, record.reason)
+        if ticket is not None:
+            record.cache_key = ticket.key
+        if result.artifacts:
+            record.data_versions = self.agent.executed(node, result, ticket)
+        else:  # computed on the driver: a map's list, a dynamic step's dict
+            for output, value in zip(node.step.outputs, result.values, strict=False):
+                record.data_versions[output] = self.agent.version_value(output, value)
+        if record.fallback:
+            record.reason += "; fallback value (not cached)"
+
     def _finish_step(
-        self, name: str, result: TaskResult, failed: dict[Any, ErrorInfo] | None = None
+        self,
+        name: str,
+        result: TaskResult,
+        failed: dict[Any, ErrorInfo] | None = None,
+        ticket: Ticket | None = None,
     ) -> None:
         self.running.discard(name)
         item = self.nodes[name].step
         if result.ok:
             kept = self._store_values(item, result.values)
-            outcome: Outcome = Ok(
-                kept[0]
-                if item.single_output or item.options.dynamic
-                else dict(zip(item.outputs, kept, strict=True))
-                if item.outputs
-                else None
-            )
+            outcome: Outcome = Ok(_outcome_value(item, kept))
             record = StepResult(
                 name,
                 "ok",
@@ -524,6 +605,7 @@ class RunState:
                 metrics=result.metrics,
                 failed_elements=failed or {},
             )
+            self._versions(name, record, result, ticket)
             self._record(name, record, None)
         else:
             error = result.error or RuntimeError("step failed")
@@ -598,21 +680,34 @@ class RunState:
                 )
 
     def finish(self) -> dict[str, StepResult]:
-        """Every step's record, in plan order; steps that never started are ``not_run``."""
+        """Every step's record, in plan order; steps that never started are ``not_run``.
+
+        Call after :meth:`outputs`, which loads the kept values of cache hits.
+        """
         records: dict[str, StepResult] = {}
         for item in self.order:
             record = self.results.get(item.name)
             if record is None:
                 reason = "the run stopped before this step started"
                 record = StepResult(item.name, "not_run", Skipped(reason), reason=reason)
+            elif record.cached and isinstance(record.outcome, Ok):
+                kept = tuple(self.values.get(o, RELEASED) for o in item.outputs)
+                record.outcome = Ok(_outcome_value(item, kept))
             records[item.name] = record
         return records
 
     def outputs(self) -> dict[str, Any]:
-        """The values to hand back: all of them, or those requested."""
-        if self.requested is None:
-            return dict(self.values)
-        return {k: v for k, v in self.values.items() if k in self.requested}
+        """The values to hand back: all of them, or those requested (loaded)."""
+        names = [k for k in self.values if self.requested is None or k in self.requested]
+        if self.agent is None:
+            return {k: self.values[k] for k in names}
+        return {k: self.agent.load(k) for k in names}
+
+
+def _outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
+    if item.single_output or item.options.dynamic:
+        return kept[0]
+    return dict(zip(item.outputs, kept, strict=True)) if item.outputs else None
 
 
 def _split_map(item: Step, value: Any, state: _MapState) -> tuple[Any, ...]:

@@ -20,11 +20,15 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.errors import OutputArityError, StepTimeoutError
 from plait.run.context import StepContext, reset_context, set_context
 from plait.steps import MISSING, Step
+
+if TYPE_CHECKING:
+    from plait.store.cache import Ticket
+    from plait.store.store import ArtifactRef
 
 __all__ = ["Task", "TaskResult", "execute", "execute_async", "split_outputs"]
 
@@ -37,6 +41,7 @@ class Task:
     kwargs: dict[str, Any]
     run_id: str
     element: Any = MISSING  # index or key of a map element
+    ticket: Ticket | None = None  # where to store the outputs, with a store
 
     @property
     def label(self) -> str:
@@ -59,6 +64,7 @@ class TaskResult:
     duration: float = 0.0
     fallback: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
 
 
 def split_outputs(item: Step, value: Any) -> tuple[Any, ...]:
@@ -148,6 +154,10 @@ def _finish(task: Task, result: TaskResult, value: Any, error: BaseException | N
             error = arity_error
     result.error = error
     result.end = time.time()
+    if result.ok and task.ticket is not None and not result.fallback:
+        from plait.store.cache import persist
+
+        result.artifacts = persist(task.ticket, item, result.values, task.element)
 
 
 def execute(task: Task) -> TaskResult:

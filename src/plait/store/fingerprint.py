@@ -1,28 +1,37 @@
 """Code fingerprints: what a step's code is, ignoring what does not change behaviour.
 
-A step's fingerprint hashes the normalised syntax tree of its function (comments,
-docstrings and formatting do not count) and its ``version=`` label. When the source is not
-available (built-ins, C extensions, some REPL definitions) the compiled bytecode and
-constants stand in for it.
+A function's fingerprint hashes the normalised syntax tree of its source (comments,
+docstrings and formatting do not count) together with the fingerprints of the
+*project-local* functions and classes it refers to by global name, followed transitively
+(a helper's helper counts too). Project-local means defined in a module that is not part
+of the standard library, site-packages or plait itself. When source is not available
+(built-ins, some REPL definitions), the bytecode, constants and names stand in for it.
+
+A step's fingerprint adds its ``version=`` label. Values read from globals or closure
+cells are not code and are not part of it: pass them as inputs or params.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
+import sys
+import sysconfig
 import textwrap
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from plait.steps import Step
 
-__all__ = ["function_fingerprint", "step_fingerprint"]
+__all__ = ["function_fingerprint", "is_project_local", "step_fingerprint"]
 
 _CACHE: dict[Any, str] = {}
 
 
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
+def _strip(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module):
             body = node.body
@@ -33,43 +42,141 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
                 and isinstance(body[0].value.value, str)
             ):
                 node.body = body[1:] or [ast.Pass()]
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            node.decorator_list = []  # the decorator's options are fingerprinted separately
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            node.decorator_list = []  # step options are fingerprinted on their own
     return tree
 
 
-def _source_text(func: Callable[..., Any]) -> str | None:
+def _source_text(obj: Any) -> str | None:
     try:
-        source = textwrap.dedent(inspect.getsource(func))
-        tree = _strip_docstrings(ast.parse(source))
+        source = textwrap.dedent(inspect.getsource(obj))
+        tree = _strip(ast.parse(source))
     except (OSError, TypeError, SyntaxError, IndentationError):
         return None
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
-def _code_text(func: Callable[..., Any]) -> str:
+def _code_text(code: types.CodeType) -> str:
+    consts = tuple(
+        _code_text(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts
+    )
+    return repr((code.co_code, consts, code.co_names))
+
+
+@functools.lru_cache(maxsize=1)
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    roots.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
+    import plait
+
+    roots.add(next(iter(plait.__path__)))
+    return tuple(sorted(roots))
+
+
+def is_project_local(obj: Any) -> bool:
+    """True when ``obj`` was defined in the user's own code (not a library, not plait)."""
+    if isinstance(obj, types.ModuleType):
+        module: types.ModuleType | None = obj
+    else:
+        module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    if module is None:
+        return False
+    if module.__name__ == "__main__":
+        return True
+    filename = getattr(module, "__file__", None)
+    if not filename:
+        return False
+    return not filename.startswith(_library_roots())
+
+
+def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _referenced(func: Callable[..., Any]) -> list[Any]:
+    """Project-local functions and classes that ``func``'s code names as globals."""
     code = getattr(func, "__code__", None)
-    if code is None:
-        return repr(func)
-    return repr((code.co_code, code.co_consts, code.co_names))
+    namespace = getattr(func, "__globals__", None)
+    if code is None or namespace is None:
+        return []
+    found: dict[int, Any] = {}
+    names = {name for c in _codes(code) for name in c.co_names}
+    for name in sorted(names):
+        target = namespace.get(name)
+        if isinstance(target, types.ModuleType):
+            if is_project_local(target):
+                for attr in sorted(names):
+                    member = getattr(target, attr, None)
+                    if _is_code_object(member) and is_project_local(member):
+                        found[id(member)] = member
+            continue
+        if isinstance(target, Step):
+            target = target.func
+        if _is_code_object(target) and is_project_local(target):
+            found[id(target)] = target
+    return list(found.values())
 
 
-def function_fingerprint(func: Callable[..., Any]) -> str:
-    """A hex digest of a function's code, stable across cosmetic edits and processes."""
-    target = inspect.unwrap(func)
-    code = getattr(target, "__code__", None)
-    key = code if code is not None else id(target)
-    cached = _CACHE.get(key)
+def _is_code_object(obj: Any) -> bool:
+    return inspect.isfunction(obj) or inspect.isclass(obj)
+
+
+def _own_digest(obj: Any) -> str:
+    """The digest of an object's own code; cached per code object (sources do not change
+    under a code object, while what its global names point to may)."""
+    code = getattr(obj, "__code__", None)
+    key = code if code is not None else obj
+    try:
+        cached = _CACHE.get(key)
+    except TypeError:
+        cached, key = None, None
     if cached is not None:
         return cached
-    text = _source_text(target) or _code_text(target)
+    text = _source_text(obj)
+    if text is None:
+        text = _code_text(code) if code is not None else _qualified(obj)
     digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-    _CACHE[key] = digest
+    if key is not None:
+        _CACHE[key] = digest
     return digest
 
 
+def _qualified(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def function_fingerprint(func: Callable[..., Any]) -> str:
+    """A hex digest of a function's code and of the project-local code it calls."""
+    root = inspect.unwrap(func)
+    digest = hashlib.blake2b(digest_size=16)
+    seen: set[int] = {id(root)}
+    stack: list[Any] = [root]
+    while stack:  # iterative: deep helper chains and recursion are fine
+        obj = stack.pop()
+        digest.update(_own_digest(obj).encode())
+        members = _class_functions(obj) if inspect.isclass(obj) else _referenced(obj)
+        for member in members:
+            if id(member) not in seen:
+                seen.add(id(member))
+                stack.append(member)
+    return digest.hexdigest()
+
+
+def _class_functions(cls: type) -> list[Any]:
+    """Functions a class's methods call (the class body itself is in its source)."""
+    found: list[Any] = []
+    for member in vars(cls).values():
+        if inspect.isfunction(member):
+            found.extend(_referenced(member))
+    return found
+
+
 def step_fingerprint(item: Step) -> str:
-    """The fingerprint of a step: its function's code and its ``version=`` label."""
+    """The fingerprint of a step: its function's code (with callees) and ``version=``."""
     code = function_fingerprint(item.func)
     version = item.options.version or ""
     return hashlib.blake2b(f"{code}|{version}".encode(), digest_size=16).hexdigest()

@@ -1,0 +1,192 @@
+"""The scheduler's use of the cache: data versions, lookups, lazy values, checkpoints.
+
+With a store, every value of a run has a data version (its content hash) and an artifact
+in the store. A cache hit does not load anything: its outputs enter the run as
+:class:`~plait.store.cache.Lazy` references carrying their data versions, so a chain of
+hits costs one entry read per step. A value is loaded only when a step that actually
+executes needs it, or when the caller asked for it. If loading finds the artifact damaged,
+the step that produced it is recomputed on the spot (its own inputs are reloaded from
+their artifacts the same way) and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from plait.graph import Source
+from plait.results import Ok
+from plait.run.task import Task, TaskResult, execute
+from plait.store.cache import Lazy, RunCache, Ticket, cache_key
+from plait.store.hashing import data_version
+from plait.store.store import ArtifactRef, CorruptArtifact, Entry
+
+if TYPE_CHECKING:
+    from plait.run.state import RunState, _Node
+
+__all__ = ["CacheAgent"]
+
+_log = logging.getLogger("plait.store")
+
+
+class CacheAgent:
+    """Data versions and cache decisions for one run over a :class:`RunState`."""
+
+    def __init__(self, cache: RunCache, state: RunState) -> None:
+        self.cache = cache
+        self.state = state
+        self.versions: dict[str, str] = {}  # data name -> data version
+        self.artifacts: dict[str, ArtifactRef] = {}  # data name -> where it is stored
+        self._static: dict[str, str] = {}
+
+    # -- versions ----------------------------------------------------------------
+    def _static_version(self, source: Source) -> str:
+        found = self._static.get(source.data)
+        if found is None:
+            found = data_version(self.state._static_value(source))
+            self._static[source.data] = found
+        return found
+
+    def input_versions(self, node: _Node, skip: str | None = None) -> dict[str, str]:
+        """Data name -> data version of every input of ``node`` (but ``skip``)."""
+        versions: dict[str, str] = {}
+        item = node.step
+        for param, value in item.bound.items():
+            if param != skip:
+                versions[f"{param}="] = data_version(value)
+        for source in node.statics:
+            if source.param != skip:
+                versions[source.data] = self._static_version(source)
+        seen = self.state.seen
+        for param, data, producer in node.inputs:
+            if param == skip:
+                continue
+            outcome = seen[producer]
+            if outcome is True:
+                versions[data] = self.versions.get(data, "unknown")
+            else:
+                versions[data] = type(outcome).__name__.lower()
+        return versions
+
+    # -- lookups -------------------------------------------------------------------
+    def check(self, node: _Node) -> tuple[Entry | None, str, Ticket]:
+        """Look the step up; return the entry to reuse (or None), the reason, a ticket."""
+        item = node.step
+        parts = self.cache.parts(item, self.input_versions(node), None)
+        key = cache_key(parts)
+        entry, known = self.cache.lookup(item, key)
+        ticket = Ticket(
+            self.cache.store, key, self.cache.pipeline, self.cache.run_id, item.options.cache, parts
+        )
+        if entry is not None and not self._intact(entry):
+            entry, known = None, "artifact missing"
+        reason = known if entry is not None else self.cache.why(item, parts, known)
+        return entry, reason, ticket
+
+    def _intact(self, entry: Entry) -> bool:
+        backend = self.cache.store.backend
+        return all(backend.exists(ref.path) for ref in entry.outputs.values())
+
+    def check_element(self, node: _Node, base: dict[str, str], element: Any) -> tuple[Any, Ticket]:
+        """Look one map element up: its value (loaded) or MISSING, and its ticket."""
+        from plait.steps import MISSING
+
+        item = node.step
+        parts = self.cache.parts(item, base, data_version(element))
+        key = cache_key(parts)
+        ticket = Ticket(
+            self.cache.store, key, self.cache.pipeline, self.cache.run_id, item.options.cache, parts
+        )
+        entry, _ = self.cache.lookup(item, key)
+        if entry is None or "element" not in entry.outputs:
+            return MISSING, ticket
+        try:
+            return self.cache.store.get(entry.outputs["element"]), ticket
+        except CorruptArtifact as exc:
+            _log.warning("%s", exc)
+            self.cache.store.drop(key)
+            return MISSING, ticket
+
+    # -- results -------------------------------------------------------------------
+    def hit(self, node: _Node, entry: Entry) -> dict[str, str]:
+        """Enter a hit's outputs as lazy values; return their data versions."""
+        versions = {}
+        for output in node.step.outputs:
+            ref = entry.outputs.get(output)
+            if ref is None:
+                continue
+            versions[output] = ref.version
+            self.versions[output] = ref.version
+            self.artifacts[output] = ref
+        return versions
+
+    def lazy_values(self, node: _Node, entry: Entry) -> tuple[Any, ...]:
+        """The outputs of a hit as lazy references, in output order."""
+        return tuple(Lazy(entry.outputs[o]) for o in node.step.outputs if o in entry.outputs)
+
+    def executed(self, node: _Node, result: TaskResult, ticket: Ticket | None) -> dict[str, str]:
+        """Take note of an execution's stored outputs; return their data versions."""
+        versions = {}
+        for output, ref in result.artifacts.items():
+            versions[output] = ref.version
+            self.versions[output] = ref.version
+            if ref.size >= 0:
+                self.artifacts[output] = ref
+        if ticket is not None:
+            self.cache.remember(node.step, ticket.parts)
+        return versions
+
+    def version_value(self, output: str, value: Any) -> str:
+        """Version a value computed on the driver (a map's list, a dynamic step's dict)."""
+        version = data_version(value)
+        self.versions[output] = version
+        return version
+
+    # -- loading -------------------------------------------------------------------
+    def load(self, data: str) -> Any:
+        """The value of ``data``, loading a lazy one; a damaged artifact is recomputed."""
+        values = self.state.values
+        value = values.get(data, values)
+        if value is values:  # released: reload from its artifact
+            ref = self.artifacts[data]
+        elif isinstance(value, Lazy):
+            ref = value.ref
+        else:
+            return value
+        try:
+            loaded = self.cache.store.get(ref)
+        except CorruptArtifact as exc:
+            _log.warning("%s", exc)
+            loaded = self._recompute(data, ref)
+        if data in values:
+            values[data] = loaded
+        return loaded
+
+    def _recompute(self, data: str, ref: ArtifactRef) -> Any:
+        """Run the producer of ``data`` again, here, and store its outputs afresh."""
+        state = self.state
+        producer = state.producers[data]
+        node = state.nodes[producer]
+        record = state.results.get(producer)
+        if record is not None and record.cache_key:
+            self.cache.store.drop(record.cache_key)
+        self.cache.store.backend.delete(ref.path)
+        kwargs = dict(node.step.bound)
+        for source in node.statics:
+            kwargs[source.param] = state._static_value(source)
+        for param, upstream, _ in node.inputs:
+            kwargs[param] = self.load(upstream)
+        _, _, ticket = self.check(node)
+        result = execute(Task(node.step, kwargs, state.run_id, ticket=ticket))
+        if not result.ok:
+            raise CorruptArtifact(
+                f"{data!r} was damaged in the store and recomputing step {producer!r} failed: "
+                f"{result.error}"
+            ) from result.error
+        self.executed(node, result, ticket)
+        for output, value in zip(node.step.outputs, result.values, strict=False):
+            if output in state.values:
+                state.values[output] = value
+            if record is not None and output == data and isinstance(record.outcome, Ok):
+                record.reason = "recomputed: its stored artifact was damaged"
+        return result.values[node.step.outputs.index(data)]

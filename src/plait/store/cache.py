@@ -1,0 +1,192 @@
+"""Cache keys and the cache's side of a run.
+
+A step's cache key is a Merkle hash of everything its result depends on:
+
+- its code fingerprint (its source and the project-local code it calls) and ``version=``;
+- the data version of every input: upstream outputs (their content hashes), params,
+  bound constants, and the config values it actually reads;
+- the contents of its declared ``input_files``;
+- for one element of a map step, that element's own data version (so adding an element
+  computes one element).
+
+Because upstream outputs enter by *content*, an upstream step that re-runs and produces
+identical data leaves its consumers' keys unchanged: they hit (early cutoff).
+
+When a key misses, the reason is found by comparing the key's parts with the parts the
+step had the last time it ran: ``"code changed"``, ``"input 'x' changed"``,
+``"config.a changed"``, ``"file data.csv changed"``, ``"expired"``, ``"forced"``,
+``"no entry"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.steps import MISSING, Step
+from plait.store.expiry import Expiry, Never
+from plait.store.fingerprint import function_fingerprint
+from plait.store.hashing import data_version, file_version
+from plait.store.store import SESSION, ArtifactRef, Entry, Store
+
+__all__ = ["Lazy", "RunCache", "Ticket", "cache_key", "persist"]
+
+_log = logging.getLogger("plait.store")
+_NEVER = Never()
+
+
+@dataclass(frozen=True, slots=True)
+class Lazy:
+    """A stored value not loaded yet: loaded only if a step that executes needs it."""
+
+    ref: ArtifactRef
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What a worker needs to store a task's outputs under its key."""
+
+    store: Store
+    key: str
+    pipeline: str
+    run_id: str
+    reusable: bool
+    parts: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """The key for a set of parts: the data version of the parts themselves."""
+    return data_version(dict(parts))
+
+
+def persist(
+    ticket: Ticket, item: Step, values: tuple[Any, ...], element: Any
+) -> dict[str, ArtifactRef]:
+    """Store a task's outputs and its entry; return the outputs' artifacts.
+
+    Runs where the values are (the worker). A failure to store is logged, not raised:
+    the run goes on with the values in memory.
+    """
+    names = ("element",) if element is not MISSING else item.outputs
+    refs: dict[str, ArtifactRef] = {}
+    try:
+        for name, value in zip(names, values, strict=False):
+            refs[name] = ticket.store.put(value, data_version(value))
+        ticket.store.save(
+            Entry(
+                ticket.key,
+                item.name,
+                ticket.pipeline,
+                refs,
+                time.time(),
+                ticket.run_id,
+                SESSION,
+                ticket.reusable,
+                ticket.parts,
+            )
+        )
+    except Exception as exc:
+        _log.warning(
+            "could not store the outputs of step %r in %s: %s", item.name, ticket.store.url, exc
+        )
+        for name, value in zip(names, values, strict=False):
+            if name not in refs:  # still give downstream keys a data version
+                refs[name] = ArtifactRef(data_version(value), "unstored", "", -1)
+    return refs
+
+
+class RunCache:
+    """The cache decisions of one run: keys, lookups, reasons.
+
+    Args:
+        store: The store.
+        pipeline: The pipeline's name (entries and reasons are kept per pipeline).
+        run_id: This run's id.
+        force: True to recompute everything, or the names of steps to recompute.
+        reuse_runs: Runs whose checkpoints may be reused even when not reusable by others
+            (the origin run of a resume).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        pipeline: str,
+        run_id: str,
+        force: bool | frozenset[str] = False,
+        reuse_runs: frozenset[str] = frozenset(),
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self.force_all = force is True
+        self.forced: frozenset[str] = force if isinstance(force, frozenset) else frozenset()
+        self.reuse_runs = reuse_runs
+
+    def parts(self, item: Step, inputs: Mapping[str, str], element: str | None) -> dict[str, Any]:
+        """The ingredients of a key: code, version label, input and file versions."""
+        parts: dict[str, Any] = {
+            "code": function_fingerprint(item.func),
+            "version": item.options.version,
+            "inputs": dict(inputs),
+        }
+        if item.options.input_files:
+            parts["files"] = {path: _file_version(path) for path in item.options.input_files}
+        if element is not None:
+            parts["element"] = element
+        return parts
+
+    def lookup(self, item: Step, key: str) -> tuple[Entry | None, str]:
+        """The entry to reuse, or None and why not."""
+        if self.force_all or item.name in self.forced:
+            return None, "forced"
+        entry = self.store.lookup(key)
+        if entry is None:
+            return None, ""
+        own_run = entry.run_id == self.run_id or entry.run_id in self.reuse_runs
+        if not entry.reusable and not own_run:
+            return None, "cache disabled (cache=False)"
+        policy: Expiry = item.options.expire or _NEVER
+        if not policy.fresh(
+            entry.created, time.time(), same_run=own_run, same_session=entry.session == SESSION
+        ):
+            return None, "expired"
+        return entry, "cache hit"
+
+    def why(self, item: Step, parts: Mapping[str, Any], known: str) -> str:
+        """Why a step runs: ``known`` if the lookup said, else the first part that changed."""
+        if known:
+            return known
+        last = self.store.last_parts(self.pipeline, item.name)
+        if last is None:
+            return "no entry (first run)"
+        if last.get("code") != parts.get("code"):
+            return "code changed"
+        if last.get("version") != parts.get("version"):
+            return "version changed"
+        for kind, label in (("inputs", "input"), ("files", "file")):
+            before, now = last.get(kind) or {}, parts.get(kind) or {}
+            for name in sorted(set(before) | set(now)):
+                if before.get(name) != now.get(name):
+                    if kind == "inputs" and name.startswith("config"):
+                        return f"{name} changed"
+                    return f"{label} {name!r} changed"
+        if not item.options.cache:
+            return "cache disabled (cache=False)"
+        return "no entry"
+
+    def remember(self, item: Step, parts: Mapping[str, Any]) -> None:
+        """Record the parts of an execution, for later explanations."""
+        try:
+            self.store.record_parts(self.pipeline, item.name, parts)
+        except OSError as exc:
+            _log.warning("could not record why step %r ran: %s", item.name, exc)
+
+
+def _file_version(path: str) -> str:
+    try:
+        return file_version(path)
+    except FileNotFoundError:
+        return "missing"

@@ -1,0 +1,335 @@
+"""The store: content-addressed artifacts and the cache entries that point at them.
+
+Layout under the root (a directory or an fsspec URL)::
+
+    objects/ab/<data version>.<serializer>   one value's bytes, content-addressed
+    cache/cd/<cache key>.json                a step's cached outputs (entry)
+    steps/<pipeline>/<step>.json             the last key parts of a step (for "why")
+
+An entry is written after its artifacts, so an entry never points at a missing object.
+Every artifact's size and xxh3 checksum are in its entry and verified on read: a damaged
+or truncated artifact is logged and treated as a miss (the step is recomputed), never
+returned. With a secret (``Store(secret=...)`` or ``PLAIT_SECRET``), pickled artifacts
+carry an HMAC in their entry and an artifact that does not match is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.errors import PlaitError
+from plait.store.backends import Backend, open_backend
+from plait.store.serializers import serializer_for, serializer_named
+
+__all__ = ["SESSION", "ArtifactRef", "CorruptArtifact", "Entry", "Store"]
+
+_log = logging.getLogger("plait.store")
+
+SESSION = uuid.uuid4().hex  # this process: for expire.session()
+
+
+class CorruptArtifact(PlaitError, OSError):
+    """An artifact failed its integrity check (damaged, truncated or tampered with)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """Where one stored value lives, and how to check and read it."""
+
+    version: str  # the value's data version (content hash)
+    serializer: str
+    checksum: str  # xxh3_64 of the bytes
+    size: int
+    signature: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The artifact's path under the store root."""
+        return f"objects/{self.version[:2]}/{self.version}.{self.serializer}"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data: dict[str, Any] = {
+            "version": self.version,
+            "serializer": self.serializer,
+            "checksum": self.checksum,
+            "size": self.size,
+        }
+        if self.signature is not None:
+            data["signature"] = self.signature
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ArtifactRef:
+        """Rebuild from :meth:`to_json`."""
+        return cls(
+            data["version"],
+            data["serializer"],
+            data["checksum"],
+            int(data["size"]),
+            data.get("signature"),
+        )
+
+
+@dataclass(slots=True)
+class Entry:
+    """A step's cached result: its outputs' artifacts and how they came to be.
+
+    Attributes:
+        key: The cache key.
+        step: The step's name; ``pipeline`` the pipeline's.
+        outputs: Output name -> artifact.
+        created: When it was written (epoch seconds).
+        run_id: The run that wrote it; ``session`` the process.
+        reusable: False for ``cache=False`` steps (kept as checkpoints for resume only).
+        parts: The key's ingredients (fingerprint, input versions) for explanations.
+    """
+
+    key: str
+    step: str
+    pipeline: str
+    outputs: dict[str, ArtifactRef]
+    created: float
+    run_id: str
+    session: str
+    reusable: bool = True
+    parts: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        """The entry as JSON bytes."""
+        return json.dumps(
+            {
+                "key": self.key,
+                "step": self.step,
+                "pipeline": self.pipeline,
+                "outputs": {k: v.to_json() for k, v in self.outputs.items()},
+                "created": self.created,
+                "run_id": self.run_id,
+                "session": self.session,
+                "reusable": self.reusable,
+                "parts": self.parts,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Entry:
+        """Parse :meth:`to_json` bytes."""
+        raw = json.loads(data)
+        return cls(
+            raw["key"],
+            raw["step"],
+            raw["pipeline"],
+            {k: ArtifactRef.from_json(v) for k, v in raw["outputs"].items()},
+            raw["created"],
+            raw["run_id"],
+            raw["session"],
+            raw.get("reusable", True),
+            raw.get("parts", {}),
+        )
+
+
+def _checksum(data: bytes) -> str:
+    import xxhash
+
+    return str(xxhash.xxh3_64_hexdigest(data))
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe form of a pipeline or step name (readable, collision-free)."""
+    clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{clean}-{digest}"
+
+
+class Store:
+    """Artifacts on disk (or any fsspec URL) plus the cache index.
+
+    Args:
+        url: A directory (default ``.plait``) or an fsspec URL such as ``s3://bucket/x``.
+        secret: Key for signing pickled artifacts (default: ``PLAIT_SECRET`` if set).
+        storage_options: Passed to fsspec for remote URLs (credentials, endpoint...).
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] = ".plait",
+        *,
+        secret: str | bytes | None = None,
+        history: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.url = os.fspath(url)
+        self.backend: Backend = open_backend(self.url, **dict(storage_options or {}))
+        secret = secret if secret is not None else os.environ.get("PLAIT_SECRET")
+        self._secret = secret.encode() if isinstance(secret, str) else secret
+        self._history_url = history
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_store, (self.url, self._secret, self._history_url))
+
+    # -- artifacts -----------------------------------------------------------------
+    def _sign(self, data: bytes) -> str | None:
+        if self._secret is None:
+            return None
+        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()
+
+    def put(self, value: Any, version: str) -> ArtifactRef:
+        """Store ``value`` (whose data version is ``version``) and return its reference."""
+        serializer = serializer_for(value)
+        try:
+            data = serializer.dumps(value)
+        except Exception:
+            if serializer.name == "pickle":
+                raise
+            serializer = serializer_named("pickle")
+            data = serializer.dumps(value)
+        signed = getattr(serializer, "signed", True)
+        ref = ArtifactRef(
+            version,
+            serializer.name,
+            _checksum(data),
+            len(data),
+            self._sign(data) if signed else None,
+        )
+        if not self.backend.exists(ref.path):
+            self.backend.write(ref.path, data)
+        return ref
+
+    def get(self, ref: ArtifactRef) -> Any:
+        """Read and verify an artifact.
+
+        Raises:
+            CorruptArtifact: When it is missing, damaged, truncated or not signed right.
+        """
+        try:
+            data = self.backend.read(ref.path)
+        except FileNotFoundError as exc:
+            raise CorruptArtifact(f"artifact {ref.path} is missing from {self.url}") from exc
+        if len(data) != ref.size or _checksum(data) != ref.checksum:
+            raise CorruptArtifact(
+                f"artifact {ref.path} in {self.url} is damaged ({len(data)} bytes, expected "
+                f"{ref.size}); it will be recomputed"
+            )
+        serializer = serializer_named(ref.serializer)
+        if getattr(serializer, "signed", True) and self._secret is not None:
+            expected = self._sign(data)
+            if ref.signature is None or not hmac.compare_digest(ref.signature, expected or ""):
+                raise CorruptArtifact(
+                    f"artifact {ref.path} in {self.url} is not signed with this store's secret "
+                    "(PLAIT_SECRET): refusing to unpickle it; it will be recomputed"
+                )
+        return serializer.loads(data)
+
+    # -- cache entries ---------------------------------------------------------------
+    @staticmethod
+    def _entry_path(key: str) -> str:
+        return f"cache/{key[:2]}/{key}.json"
+
+    def lookup(self, key: str) -> Entry | None:
+        """The entry stored under ``key``, or None (a damaged entry is a miss)."""
+        try:
+            data = self.backend.read(self._entry_path(key))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            _log.warning("cannot read cache entry %s: %s", key, exc)
+            return None
+        try:
+            return Entry.from_json(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            _log.warning(
+                "cache entry %s in %s is damaged (%s); treating it as a miss", key, self.url, exc
+            )
+            return None
+
+    def save(self, entry: Entry) -> None:
+        """Publish an entry (its artifacts must already be stored)."""
+        self.backend.write(self._entry_path(entry.key), entry.to_json(), durable=True)
+
+    def drop(self, key: str) -> None:
+        """Remove the entry under ``key``."""
+        self.backend.delete(self._entry_path(key))
+
+    def entries(self) -> Iterator[Entry]:
+        """Every cache entry (in no particular order)."""
+        for path in self.backend.list("cache"):
+            if path.endswith(".json"):
+                try:
+                    yield Entry.from_json(self.backend.read(path))
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+
+    # -- explanations ------------------------------------------------------------------
+    def _parts_path(self, pipeline: str, step: str) -> str:
+        return f"steps/{_safe(pipeline)}/{_safe(step)}.json"
+
+    def last_parts(self, pipeline: str, step: str) -> dict[str, Any] | None:
+        """The key ingredients of the step's last execution, if recorded."""
+        try:
+            parsed: dict[str, Any] = json.loads(self.backend.read(self._parts_path(pipeline, step)))
+        except (OSError, ValueError):
+            return None
+        return parsed
+
+    def record_parts(self, pipeline: str, step: str, parts: Mapping[str, Any]) -> None:
+        """Remember the key ingredients of a step's execution."""
+        self.backend.write(
+            self._parts_path(pipeline, step),
+            json.dumps(dict(parts), separators=(",", ":")).encode(),
+        )
+
+    # -- maintenance ----------------------------------------------------------------------
+    def clear(self) -> int:
+        """Delete every cache entry and artifact; return how many files were removed."""
+        removed = 0
+        for prefix in ("cache", "objects", "steps"):
+            for path in list(self.backend.list(prefix)):
+                self.backend.delete(path)
+                removed += 1
+        return removed
+
+    def gc(self, *, older_than: float | None = None) -> int:
+        """Drop entries older than ``older_than`` seconds (all expired ones when given) and
+        every artifact no remaining entry references; return how many files were removed."""
+        now, removed = time.time(), 0
+        live: set[str] = set()
+        for entry in list(self.entries()):
+            if older_than is not None and now - entry.created > older_than:
+                self.drop(entry.key)
+                removed += 1
+            else:
+                live.update(ref.path for ref in entry.outputs.values())
+        for path in list(self.backend.list("objects")):
+            if path not in live:
+                self.backend.delete(path)
+                removed += 1
+        return removed
+
+
+def _rebuild_store(url: str, secret: bytes | None, history: str | None) -> Store:
+    return Store(url, secret=secret, history=history)
+
+
+def as_store(value: Any) -> Store | None:
+    """Normalise ``store=`` arguments: a Store, a path or URL, or None (``PLAIT_STORE``)."""
+    if value is None:
+        env = os.environ.get("PLAIT_STORE")
+        return Store(env) if env else None
+    if isinstance(value, Store):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return Store(value)
+    raise TypeError(f"store= takes a Store, a directory or a URL, got {value!r}")
