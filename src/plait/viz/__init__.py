@@ -5,14 +5,14 @@ the same steps, inputs, edges and sub-pipeline namespaces. They read pipelines a
 through small protocols and never import :mod:`plait.pipeline`, so the core can import
 this package lazily (``Pipeline.to_mermaid()``, ``RunResult.to_html()`` ...).
 
-Example:
-    >>> from plait.viz import pipeline_to_ascii  # doctest: +SKIP
-    >>> print(pipeline_to_ascii(pipeline))  # doctest: +SKIP
+The core calls them for you: ``pipeline.to_ascii()``, ``pipeline.to_mermaid()``,
+``pipeline.to_dot()``, ``pipeline._repr_html_()``, ``result.to_mermaid()``,
+``result.to_html()`` and ``result._repr_html_()``.
 """
 
 from __future__ import annotations
 
-from plait.viz._model import ErrorLike, PipelineLike, RunLike, StepLike, StepResultLike
+from plait.viz._protocols import ErrorLike, PipelineLike, RunLike, StepLike, StepResultLike
 from plait.viz.ascii import pipeline_to_ascii
 from plait.viz.dot import pipeline_to_dot
 from plait.viz.html import pipeline_to_html, run_to_html

@@ -8,7 +8,8 @@ Renderers (ASCII, Mermaid, DOT, HTML) never walk a pipeline themselves; they rec
   parameter default), and a single ``config`` input node for ``"config"`` and every
   ``"config.a.b"`` path, the path becoming the edge label;
 * one *data edge* per (producer, consumer) pair, labelled by every data name it carries,
-  and one dashed *order edge* per ``after=`` dependency that does not also pass data;
+  and one dashed *order edge* per ``after=`` dependency that does not also pass data, and
+  from a dynamic step to each of its inner steps (``"<step>.<inner>"``);
 * a *namespace* for every step named ``"ns.inner"`` (the part before the last dot), so
   sub-pipelines can be drawn as clusters.
 
@@ -16,172 +17,32 @@ Node ids are safe in every output format (ASCII letters, digits and underscores,
 keyword) and unique within a graph; labels keep the original names and are escaped by each
 renderer.
 
-The module only relies on the small protocols below, never on :mod:`plait.pipeline`, so
-``plait.results`` can import :mod:`plait.viz` lazily without an import cycle.
+The module only relies on the protocols of :mod:`plait.viz._protocols`.
 """
 
 from __future__ import annotations
 
 import graphlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Literal
+
+from plait.viz._protocols import PipelineLike, RunLike, StepLike
 
 __all__ = [
-    "OUTCOME_STYLES",
     "ClusterEvent",
-    "ErrorLike",
+    "Edge",
     "Graph",
-    "PipelineLike",
-    "RunLike",
-    "StepLike",
-    "StepResultLike",
+    "Node",
     "build_graph",
     "build_run_graph",
-    "format_seconds",
-    "format_timestamp",
-    "outcome_class",
+    "input_source",
     "run_graph_source",
+    "safe_id",
+    "step_tags",
     "walk_namespaces",
 ]
-
-
-# -- what the renderers read -------------------------------------------------------------
-class OptionsLike(Protocol):
-    """The step options the renderers show."""
-
-    @property
-    def map(self) -> str | None: ...
-    @property
-    def dynamic(self) -> bool: ...
-    @property
-    def optional(self) -> bool: ...
-
-
-class StepLike(Protocol):
-    """A step as the renderers see it (:class:`plait.Step` fits)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def data_inputs(self) -> Mapping[str, str]: ...
-    @property
-    def outputs(self) -> tuple[str, ...]: ...
-    @property
-    def after(self) -> tuple[str, ...]: ...
-    @property
-    def is_async(self) -> bool: ...
-    @property
-    def options(self) -> OptionsLike: ...
-
-
-class PipelineLike(Protocol):
-    """A pipeline as the renderers see it (:class:`plait.Pipeline` fits)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def order(self) -> Sequence[StepLike]: ...
-    @property
-    def producers(self) -> Mapping[str, str]: ...
-
-
-class ErrorLike(Protocol):
-    """A recorded error (:class:`plait.results.ErrorInfo` fits)."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def traceback(self) -> str: ...
-
-
-class StepResultLike(Protocol):
-    """What happened to one step (:class:`plait.StepResult` fits)."""
-
-    @property
-    def status(self) -> str: ...
-    @property
-    def cached(self) -> bool: ...
-    @property
-    def fallback(self) -> bool: ...
-    @property
-    def duration(self) -> float: ...
-    @property
-    def start_time(self) -> float | None: ...
-    @property
-    def end_time(self) -> float | None: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def error(self) -> ErrorLike | None: ...
-    @property
-    def data_versions(self) -> Mapping[str, str]: ...
-    @property
-    def metrics(self) -> Mapping[str, Any]: ...
-    @property
-    def failed_elements(self) -> Mapping[Any, ErrorLike]: ...
-
-
-class RunLike(Protocol):
-    """A finished run (:class:`plait.RunResult` fits).
-
-    The pipeline that ran is read as ``result.graph`` when the object has it (``None`` or
-    absent: the steps are drawn without edges).
-    """
-
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def pipeline(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def duration(self) -> float: ...
-    @property
-    def start_time(self) -> float: ...
-    @property
-    def steps(self) -> Mapping[str, StepResultLike]: ...
-
-
-# -- outcome colours, shared by Mermaid and HTML ---------------------------------------------
-@dataclass(frozen=True, slots=True)
-class OutcomeStyle:
-    """How one outcome class is drawn: fill, stroke and text colours, dashed border."""
-
-    fill: str
-    stroke: str
-    text: str = "#1f2328"
-    dashed: bool = False
-
-
-OUTCOME_STYLES: Mapping[str, OutcomeStyle] = {
-    "ok": OutcomeStyle("#d3f2dc", "#1a7f37"),
-    "cached": OutcomeStyle("#d8e9fb", "#0969da"),
-    "fallback": OutcomeStyle("#ffe3c4", "#d26d00"),
-    "failed": OutcomeStyle("#ffd8d6", "#cf222e"),
-    "skipped": OutcomeStyle("#e6e8eb", "#6e7781", text="#57606a"),
-    "not_run": OutcomeStyle("#ffffff", "#8c959f", text="#57606a", dashed=True),
-}
-
-
-def outcome_class(record: StepResultLike | None) -> str:
-    """The outcome class of a step result: a key of :data:`OUTCOME_STYLES`.
-
-    A step absent from the run's records (pruned away) counts as ``"not_run"``.
-    """
-    if record is None:
-        return "not_run"
-    if record.status == "ok":
-        if record.fallback:
-            return "fallback"
-        return "cached" if record.cached else "ok"
-    return record.status if record.status in OUTCOME_STYLES else "not_run"
 
 
 # -- the graph -----------------------------------------------------------------------------
@@ -357,7 +218,18 @@ def build_graph(pipeline: PipelineLike) -> Graph:
         graph.add_step(step.name, step_tags(step))
     for step in order:
         _connect_step(graph, step, producers)
+    dynamic = {step.name for step in order if step.options.dynamic}
+    for step in order:  # a dynamic step's inner steps run once it has returned
+        parent = graph.steps.get(step.name.rpartition(".")[0])
+        if parent is not None and parent.name in dynamic:
+            _follow(graph, parent, graph.steps[step.name])
     return graph
+
+
+def _follow(graph: Graph, source: Node, target: Node) -> None:
+    """An order-only edge, unless data already flows between the two nodes."""
+    if not graph.has_data_edge(source, target):
+        graph.connect(source, target, order_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,8 +286,8 @@ def _connect_step(graph: Graph, step: StepLike, producers: Mapping[str, str]) ->
             graph.connect(graph.inputs[name], target, label)
     for before in step.after:
         source = graph.steps.get(before)
-        if source is not None and not graph.has_data_edge(source, target):
-            graph.connect(source, target, order_only=True)
+        if source is not None:
+            _follow(graph, source, target)
 
 
 def run_graph_source(result: RunLike) -> PipelineLike | None:
@@ -440,42 +312,5 @@ def build_run_graph(result: RunLike) -> Graph:
         node = graph.add_step(name)
         parent = graph.steps.get(node.namespace)
         if source is not None and parent is not None:  # a dynamic step runs its inner steps
-            graph.connect(parent, node, order_only=True)
+            _follow(graph, parent, node)
     return graph
-
-
-# -- formatting helpers ----------------------------------------------------------------------
-def format_seconds(seconds: float) -> str:
-    """A short human duration.
-
-    >>> format_seconds(0.0123)
-    '12.3 ms'
-    >>> format_seconds(75)
-    '1 min 15 s'
-    """
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{minutes:.0f} min {rest:.0f} s"
-
-
-def format_timestamp(epoch: float) -> str:
-    """An epoch time as ``YYYY-MM-DD HH:MM:SS UTC``.
-
-    >>> format_timestamp(0)
-    '1970-01-01 00:00:00 UTC'
-    """
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def join_names(names: Iterable[str]) -> str:
-    """Names separated by commas.
-
-    >>> join_names(["a", "b"])
-    'a, b'
-    """
-    return ", ".join(names)

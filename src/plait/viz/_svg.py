@@ -23,11 +23,9 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from plait.viz._model import (
+from plait.viz._model import Edge, Graph, Node
+from plait.viz._protocols import (
     OUTCOME_STYLES,
-    Edge,
-    Graph,
-    Node,
     OutcomeStyle,
     RunLike,
     StepResultLike,

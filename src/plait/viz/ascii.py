@@ -12,7 +12,8 @@ the outputs it produces, then markers (``async``, ``map over items``, ``dynamic`
 
 from __future__ import annotations
 
-from plait.viz._model import PipelineLike, StepLike, step_tags
+from plait.viz._model import step_tags
+from plait.viz._protocols import PipelineLike, StepLike
 
 __all__ = ["pipeline_to_ascii"]
 

@@ -9,7 +9,8 @@ name is safe. Render it with ``dot -Tsvg``.
 
 from __future__ import annotations
 
-from plait.viz._model import Graph, Node, PipelineLike, build_graph, walk_namespaces
+from plait.viz._model import Graph, Node, build_graph, walk_namespaces
+from plait.viz._protocols import PipelineLike
 
 __all__ = ["pipeline_to_dot"]
 

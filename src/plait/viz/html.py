@@ -14,17 +14,14 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from plait.viz._model import (
+from plait.viz._model import Graph, Node, build_graph, build_run_graph
+from plait.viz._protocols import (
     OUTCOME_STYLES,
     ErrorLike,
-    Graph,
-    Node,
     OutcomeStyle,
     PipelineLike,
     RunLike,
     StepResultLike,
-    build_graph,
-    build_run_graph,
     format_seconds,
     format_timestamp,
     outcome_class,

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from plait.viz._model import (
+from plait.viz._model import Graph, Node, build_graph, build_run_graph, walk_namespaces
+from plait.viz._protocols import (
     OUTCOME_STYLES,
-    Graph,
-    Node,
     PipelineLike,
     RunLike,
-    build_graph,
-    build_run_graph,
     format_seconds,
     outcome_class,
-    walk_namespaces,
 )
 
 __all__ = ["pipeline_to_mermaid", "run_to_mermaid"]

@@ -1,0 +1,183 @@
+"""Shared fixtures and helpers for the executor-parametrised suite.
+
+Every behaviour test in ``test_executors``, ``test_retries``, ``test_map``,
+``test_branching``, ``test_subpipelines``, ``test_dynamic`` and ``test_cancellation``
+takes the ``executor`` fixture, so a new executor (Dask, Ray, ...) inherits the whole
+suite by adding one entry to :data:`EXECUTORS` and one branch to :func:`_make`.
+
+Steps may run in another process, so nothing here relies on shared memory: counters,
+timestamps and markers are files under ``tmp_path`` (appending one short line to a file
+is atomic on POSIX), and helpers take the directory as an argument.
+
+A test module uses the fixtures by binding them at module level::
+
+    from executor_cases import executor, process_pool  # re-exported fixtures
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from plait import Pipeline, step
+from plait.executors import Processes, Sequential, Threads
+
+#: One id per executor kind; the id is also the shortcut string that builds it.
+EXECUTORS = ["sequential", "threads:4", "processes:2"]
+#: Executors that run several steps at once.
+PARALLEL = ["threads:4", "processes:2"]
+#: Executors whose steps share the caller's memory (contextvars, in-process objects).
+IN_PROCESS = ["sequential", "threads:4"]
+
+
+def _rendezvous(folder: str, me: str, other: str) -> str:
+    """Create a marker and wait (up to 60 s) until the other step created its own."""
+    Path(folder, me).touch()
+    deadline = time.monotonic() + 60
+    while not Path(folder, other).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{other!r} never started")
+        time.sleep(0.01)
+    return me
+
+
+@pytest.fixture(scope="session")
+def process_pool(tmp_path_factory):
+    """One warm ``Processes(2)`` pool shared by the whole session (spawning costs ~0.3 s).
+
+    Warming makes both workers start before any test relies on parallelism: two steps
+    that each wait for the other can only finish once two workers run at the same time.
+    """
+    pool = Processes(2)
+    folder = str(tmp_path_factory.mktemp("warm"))
+    warm = Pipeline(
+        [
+            step(_rendezvous, name="first", inputs={"me": "a", "other": "b"}),
+            step(_rendezvous, name="second", inputs={"me": "b", "other": "a"}),
+        ]
+    )
+    try:
+        warm.run(params={"folder": folder, "a": "a", "b": "b"}, executor=pool)
+        yield pool
+    finally:
+        pool.shutdown()
+
+
+def _make(kind: str, request: pytest.FixtureRequest):
+    if kind == "sequential":
+        return Sequential()
+    if kind == "threads:4":
+        return Threads(4)
+    if kind == "processes:2":
+        return request.getfixturevalue("process_pool")
+    raise AssertionError(f"unknown executor id {kind!r}")
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request):
+    """An executor object of each kind (the process pool is shared and stays warm)."""
+    made = _make(request.param, request)
+    yield made
+    if request.param != "processes:2":
+        made.shutdown()
+
+
+@pytest.fixture(params=PARALLEL)
+def parallel_executor(request):
+    """Only the executors that run steps side by side."""
+    made = _make(request.param, request)
+    yield made
+    if request.param != "processes:2":
+        made.shutdown()
+
+
+@pytest.fixture(params=IN_PROCESS)
+def in_process_executor(request):
+    """Only the executors whose steps run in the caller's process."""
+    made = _make(request.param, request)
+    yield made
+    made.shutdown()
+
+
+def kind_of(executor) -> str:
+    """``"sequential"``, ``"threads"`` or ``"processes"`` for an executor object."""
+    if isinstance(executor, Sequential):
+        return "sequential"
+    if isinstance(executor, Threads):
+        return "threads"
+    if isinstance(executor, Processes):
+        return "processes"
+    raise AssertionError(f"unknown executor {executor!r}")
+
+
+# -- files as cross-process counters and clocks ---------------------------------------
+
+
+def bump(folder: str | os.PathLike[str], name: str, text: str = "x") -> None:
+    """Append one line to ``folder/name`` (a call counter that works across processes)."""
+    with open(Path(folder, name), "a", encoding="utf-8") as handle:
+        handle.write(f"{text}\n")
+
+
+def lines(folder: str | os.PathLike[str], name: str) -> list[str]:
+    """The lines appended to ``folder/name`` (empty when the file does not exist)."""
+    path = Path(folder, name)
+    if not path.exists():
+        return []
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def count(folder: str | os.PathLike[str], name: str) -> int:
+    """How many times :func:`bump` hit ``folder/name``."""
+    return len(lines(folder, name))
+
+
+def stamp(folder: str | os.PathLike[str], name: str) -> None:
+    """Append the current wall-clock time to ``folder/name``."""
+    bump(folder, name, repr(time.time()))
+
+
+def stamps(folder: str | os.PathLike[str], name: str) -> list[float]:
+    """The times :func:`stamp` wrote, in order."""
+    return [float(line) for line in lines(folder, name)]
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of intervals open at one moment (touching ends do not count)."""
+    events = [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals]
+    events.sort(key=lambda event: (event[0], event[1]))  # an end before a start at a tie
+    best = current = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+def interval(result, name: str) -> tuple[float, float]:
+    """A step's recorded ``(started, finished)`` as POSIX seconds."""
+    record = result.steps[name]
+    assert record.started_at is not None, f"{name} has no start time"
+    assert record.finished_at is not None, f"{name} has no finish time"
+    return record.started_at.timestamp(), record.finished_at.timestamp()
+
+
+def where() -> str:
+    """Where this code runs: ``"<pid>:<thread name>"``."""
+    return f"{os.getpid()}:{threading.current_thread().name}"
+
+
+def ran_on(executor, place: str) -> bool:
+    """Whether ``place`` (from :func:`where`) is where ``executor`` runs steps."""
+    pid, _, thread = place.partition(":")
+    kind = kind_of(executor)
+    if kind == "processes":
+        return int(pid) != os.getpid()
+    if int(pid) != os.getpid():
+        return False
+    if kind == "sequential":
+        return thread == threading.main_thread().name
+    return thread != threading.main_thread().name

@@ -1,0 +1,361 @@
+"""Executors: concurrency, dispatch order, limits, async steps, context, pickling, isolation.
+
+Every test takes an executor fixture from :mod:`executor_cases`; tests that only make
+sense where steps run side by side (or in the caller's process) say so in their fixture.
+Overlap and ordering are read from recorded timestamps, never from wall-clock thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import executor_cases
+from executor_cases import interval, max_overlap, ran_on, where
+from plait import Pipeline, Step, current, step
+from plait.errors import SerializationError, StepTimeoutError
+
+executor = executor_cases.executor
+parallel_executor = executor_cases.parallel_executor
+in_process_executor = executor_cases.in_process_executor
+process_pool = executor_cases.process_pool
+
+REQUEST = contextvars.ContextVar("REQUEST", default="unset")
+
+
+# -- every executor computes the same values ------------------------------------------
+
+
+@step
+def base(x):
+    return x + 1
+
+
+@step
+def left(base):
+    return base * 2
+
+
+@step
+def right(base):
+    return base * 3
+
+
+@step
+def joined(left, right):
+    return left + right
+
+
+def test_a_diamond_gives_the_same_values_on_every_executor(executor):
+    result = Pipeline([base, left, right, joined]).run(params={"x": 3}, executor=executor)
+    assert result.ok
+    assert dict(result.outputs) == {"base": 4, "left": 8, "right": 12, "joined": 20}
+    assert all(record.status == "ok" for record in result.steps.values())
+
+
+@step
+def place():
+    return where()
+
+
+def test_steps_run_where_the_executor_says(executor):
+    result = Pipeline([place]).run(executor=executor)
+    assert ran_on(executor, result["place"]), result["place"]
+
+
+# -- concurrency and dispatch ---------------------------------------------------------
+
+
+@step
+def slow():
+    time.sleep(0.5)
+    return "slow"
+
+
+@step
+def a1():
+    return 1
+
+
+@step
+def a2(a1):
+    return a1 + 1
+
+
+@step
+def a3(a2):
+    return a2 + 1
+
+
+def test_a_fast_chain_finishes_before_a_slow_sibling(parallel_executor):
+    # Level-by-level dispatch would start a2 only after every level-1 step (slow too).
+    result = Pipeline([slow, a1, a2, a3]).run(executor=parallel_executor)
+    assert result["a3"] == 3
+    slow_start, slow_end = interval(result, "slow")
+    a2_start, _ = interval(result, "a2")
+    _, a3_end = interval(result, "a3")
+    assert a2_start < slow_end
+    assert a3_end < slow_end
+    assert interval(result, "a1")[0] < slow_end
+    assert slow_start < a3_end
+
+
+@step
+def sleeper_1():
+    time.sleep(0.15)
+    return 1
+
+
+@step
+def sleeper_2():
+    time.sleep(0.15)
+    return 2
+
+
+@step
+def sleeper_3():
+    time.sleep(0.15)
+    return 3
+
+
+SLEEPERS = [sleeper_1, sleeper_2, sleeper_3]
+
+
+def test_independent_steps_overlap(parallel_executor):
+    result = Pipeline(SLEEPERS).run(executor=parallel_executor)
+    assert result.ok
+    intervals = [interval(result, s.name) for s in SLEEPERS]
+    assert max_overlap(intervals) >= 2
+
+
+def test_max_concurrency_one_serialises_steps(executor):
+    result = Pipeline(SLEEPERS).run(executor=executor, max_concurrency=1)
+    assert [result[s.name] for s in SLEEPERS] == [1, 2, 3]
+    intervals = sorted(interval(result, s.name) for s in SLEEPERS)
+    assert max_overlap(intervals) == 1
+    for (_, end), (start, _) in itertools.pairwise(intervals):
+        assert end <= start
+
+
+@step
+def sleeper_4():
+    time.sleep(0.15)
+    return 4
+
+
+def test_max_concurrency_two_caps_steps_in_flight():
+    # Threads(4) could run all four at once; the run-wide limit keeps two in flight.
+    result = Pipeline([*SLEEPERS, sleeper_4]).run(executor="threads:4", max_concurrency=2)
+    intervals = [interval(result, name) for name in ("sleeper_1", "sleeper_2", "sleeper_3")]
+    intervals.append(interval(result, "sleeper_4"))
+    assert max_overlap(intervals) == 2
+
+
+# -- async steps ----------------------------------------------------------------------
+
+
+@step
+async def async_1():
+    await asyncio.sleep(0.3)
+    return current().step
+
+
+@step
+async def async_2():
+    await asyncio.sleep(0.3)
+    return current().step
+
+
+@step
+def sync_beside():
+    time.sleep(0.3)
+    return "sync"
+
+
+@step
+def after_all(async_1, async_2, sync_beside):
+    return [async_1, async_2, sync_beside]
+
+
+def test_async_steps_run_concurrently_with_sync_steps_beside_them(executor):
+    result = Pipeline([async_1, async_2, sync_beside, after_all]).run(executor=executor)
+    assert result["after_all"] == ["async_1", "async_2", "sync"]
+    one, two, sync = (interval(result, n) for n in ("async_1", "async_2", "sync_beside"))
+    assert max_overlap([one, two]) == 2
+    # The event loop is not blocked by the sync step: they all overlap.
+    assert max_overlap([one, two, sync]) == 3
+    assert interval(result, "after_all")[0] >= max(one[1], two[1], sync[1])
+
+
+def test_async_steps_in_run_async_on_every_executor(executor):
+    async def main():
+        return await Pipeline([async_1, async_2, sync_beside, after_all]).run_async(
+            executor=executor
+        )
+
+    result = asyncio.run(main())
+    assert result["after_all"] == ["async_1", "async_2", "sync"]
+    assert max_overlap([interval(result, "async_1"), interval(result, "async_2")]) == 2
+
+
+@step
+async def async_double(base):
+    await asyncio.sleep(0)
+    return base * 2
+
+
+def test_async_and_sync_steps_chain(executor):
+    # sync -> async -> sync: values cross between the loop and the executor.
+    @step
+    def last(async_double):
+        return async_double + 1
+
+    result = Pipeline([base, async_double, last]).run(params={"x": 1}, executor=executor)
+    assert result["last"] == 5
+
+
+# -- contextvars ----------------------------------------------------------------------
+
+
+def test_contextvars_set_before_run_are_visible_in_steps(in_process_executor):
+    @step
+    def seen():
+        return REQUEST.get()
+
+    @step(timeout=10)
+    def seen_with_timeout():
+        return REQUEST.get()
+
+    @step
+    async def seen_async():
+        return REQUEST.get()
+
+    token = REQUEST.set("request-42")
+    try:
+        sync_only = Pipeline([seen, seen_with_timeout]).run(executor=in_process_executor)
+        with_async = Pipeline([seen, seen_async]).run(executor=in_process_executor)
+    finally:
+        REQUEST.reset(token)
+    assert sync_only["seen"] == "request-42"
+    assert sync_only["seen_with_timeout"] == "request-42"
+    assert with_async["seen"] == "request-42"
+    assert with_async["seen_async"] == "request-42"
+
+
+# -- processes: pickling --------------------------------------------------------------
+
+
+def test_closures_and_lambdas_run_on_processes(process_pool):
+    offset = 100
+
+    def add_offset(x):
+        return x + offset
+
+    scale = Step(lambda add_offset: add_offset * 2, inputs=["add_offset"], name="scale")
+    pid = Step(os.getpid, outputs="pid", name="pid")
+    result = Pipeline([step(add_offset), scale, pid]).run(params={"x": 1}, executor=process_pool)
+    assert result["add_offset"] == 101
+    assert result["scale"] == 202
+    assert result["pid"] != os.getpid()
+
+
+def test_an_unpicklable_param_fails_the_step_with_a_serialization_error(process_pool):
+    @step
+    def use_lock(lock):
+        return "unreachable"
+
+    @step
+    def independent():
+        return "fine"
+
+    result = Pipeline([use_lock, independent]).run(
+        params={"lock": threading.Lock()}, executor=process_pool, on_error="continue"
+    )
+    record = result.steps["use_lock"]
+    assert record.status == "failed"
+    assert record.error.type == "SerializationError"
+    assert "use_lock" in record.error.message
+    assert type(threading.Lock()).__name__ in record.error.message  # "lock"
+    assert result["independent"] == "fine"
+
+
+def test_an_unpicklable_upstream_value_fails_with_a_serialization_error(process_pool):
+    @step
+    def make_lock():
+        return threading.Lock()
+
+    @step
+    def use_it(make_lock):
+        return "unreachable"
+
+    result = Pipeline([make_lock, use_it]).run(executor=process_pool, on_error="continue")
+    failed = [r for r in result.steps.values() if r.status == "failed"]
+    assert failed, "an unpicklable value crossed a process boundary without error"
+    record = failed[0]
+    assert record.error.type == "SerializationError"
+    assert record.name in record.error.message
+    assert type(threading.Lock()).__name__ in record.error.message
+    assert result.steps["use_it"].status in ("failed", "skipped")
+
+
+def test_serialization_error_raises_as_run_failed_by_default(process_pool):
+    @step
+    def use_lock(lock):
+        return "unreachable"
+
+    with pytest.raises(Exception) as caught:
+        Pipeline([use_lock]).run(params={"lock": threading.Lock()}, executor=process_pool)
+    assert type(caught.value).__name__ == "RunFailed"
+    assert isinstance(caught.value.__cause__, SerializationError)
+    assert isinstance(caught.value.__cause__, TypeError)
+    assert caught.value.step == "use_lock"
+
+
+# -- isolation of concurrent runs -----------------------------------------------------
+
+
+@step
+def slow_echo(x):
+    time.sleep(0.05)
+    return x
+
+
+@step
+def tagged(slow_echo, x):
+    return (slow_echo, x)
+
+
+def test_concurrent_runs_of_one_pipeline_stay_isolated(executor):
+    pipeline = Pipeline([slow_echo, tagged])
+
+    def run_one(x):
+        return pipeline.run(params={"x": x}, executor=executor)["tagged"]
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(run_one, range(8)))
+    assert got == [(x, x) for x in range(8)]
+
+
+# -- timeouts don't block the executor ------------------------------------------------
+
+
+def test_a_timed_out_step_does_not_hold_back_its_siblings(executor):
+    @step(timeout=0.2)
+    def stuck():
+        time.sleep(5)
+
+    @step
+    def fine():
+        return "fine"
+
+    result = Pipeline([stuck, fine]).run(executor=executor, on_error="continue")
+    assert result["fine"] == "fine"
+    assert result.steps["stuck"].error.type == StepTimeoutError.__name__
+    assert result.duration < 3
