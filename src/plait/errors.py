@@ -12,6 +12,7 @@ the builtin that fits it best, so callers can catch either::
     ├── StepTimeoutError(PlaitError, TimeoutError)         an attempt ran past its timeout
     ├── MapFailed(PlaitError, RuntimeError)                too few map elements succeeded
     ├── UpstreamFailed(PlaitError, RuntimeError)           on_upstream="fail" met a failed input
+    ├── WorkerError(PlaitError, RuntimeError)              a worker's error that cannot be pickled
     └── RunFailed(PlaitError, RuntimeError)                .result, .step; __cause__ is the error
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "StepTimeoutError",
     "UpstreamFailed",
     "UsageError",
+    "WorkerError",
     "suggest",
 ]
 
@@ -109,6 +111,15 @@ class StepDefinitionError(PlaitError, TypeError):
 
 class UsageError(PlaitError, ValueError):
     """An argument of ``run()`` (or another call) has a value plait cannot use."""
+
+
+class WorkerError(PlaitError, RuntimeError):
+    """An error raised in a worker process that could not travel back as itself
+    (it does not survive pickling); ``type_name`` keeps its original type's name."""
+
+    def __init__(self, message: str, *, type_name: str) -> None:
+        self.type_name = type_name
+        super().__init__(message)
 
 
 class OutputArityError(PlaitError, ValueError):

@@ -473,6 +473,34 @@ class Pipeline:
             max_concurrency=max_concurrency,
         )
 
+    def resume(self, run_id: str, store: Any = None, **options: Any) -> RunResult:
+        """Re-run what failed, was skipped or never ran in a recorded run; reuse the rest.
+
+        The run's own params and config come from its record: the run id (a unique
+        prefix is enough) and the store are all it takes. The resume is a new run linked
+        to its origin. Other ``run`` options (executor, hooks...) may be given.
+        """
+        from plait.run.replay import resume
+
+        return resume(self, run_id, store, **options)
+
+    def rerun(
+        self, run_id: str, steps: Sequence[str], store: Any = None, **options: Any
+    ) -> RunResult:
+        """Re-run ``steps`` of a recorded run and all their descendants; reuse the rest."""
+        from plait.run.replay import rerun
+
+        return rerun(self, run_id, steps, store, **options)
+
+    def debug(self, run_id: str, step: str, store: Any = None) -> Any:
+        """Call ``step`` in this process on the exact inputs it had in a recorded run.
+
+        Put a breakpoint in the step's function to step through it; returns its value.
+        """
+        from plait.run.replay import debug_step
+
+        return debug_step(self, run_id, step, store)
+
     def __call__(self, **params: Any) -> RunResult:
         """``p(x=5)`` is ``p.run(params={"x": 5})``."""
         return self.run(params=params)

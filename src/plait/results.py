@@ -92,10 +92,13 @@ class ErrorInfo:
     traceback: str
 
     @classmethod
-    def from_exception(cls, exc: BaseException) -> ErrorInfo:
-        """Describe ``exc`` with its traceback."""
-        tb = "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(type(exc).__name__, str(exc), tb)
+    def from_exception(cls, exc: BaseException, traceback: str | None = None) -> ErrorInfo:
+        """Describe ``exc`` with its traceback (``traceback``: one formatted elsewhere)."""
+        if traceback is None:
+            traceback = "".join(
+                traceback_module.format_exception(type(exc), exc, exc.__traceback__)
+            )
+        return cls(getattr(exc, "type_name", type(exc).__name__), str(exc), traceback)
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"

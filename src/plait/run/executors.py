@@ -16,7 +16,7 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, runtime_checkable
 
-from plait.errors import PlaitError, SerializationError, UsageError, suggest
+from plait.errors import PlaitError, SerializationError, UsageError, WorkerError, suggest
 from plait.run.task import Task, TaskResult, execute
 
 __all__ = ["Executor", "Processes", "Sequential", "Threads", "make_executor"]
@@ -152,6 +152,8 @@ def _run_pickled(payload: bytes) -> bytes:
 
     task: Task = cloudpickle.loads(payload)
     result = execute(task)
+    if result.error is not None and not _survives_pickling(result.error, cloudpickle):
+        result.error = WorkerError(str(result.error), type_name=type(result.error).__name__)
     try:
         return bytes(cloudpickle.dumps(result))
     except Exception as exc:
@@ -169,6 +171,14 @@ def _run_pickled(payload: bytes) -> bytes:
             ),
         )
         return bytes(cloudpickle.dumps(failed))
+
+
+def _survives_pickling(error: BaseException, cloudpickle: Any) -> bool:
+    try:
+        cloudpickle.loads(cloudpickle.dumps(error))
+    except Exception:
+        return False
+    return True
 
 
 class Processes:

@@ -25,6 +25,7 @@ from plait.run.state import RunState
 from plait.steps import Step
 
 if TYPE_CHECKING:
+    from plait.history.history import RunRecorder
     from plait.pipeline import Pipeline
     from plait.store.cache import RunCache
 
@@ -57,6 +58,7 @@ class _Run:
     started: float
     limit: int | None
     on_error: str
+    recorder: RunRecorder | None = None
 
 
 def _prepare(
@@ -72,6 +74,8 @@ def _prepare(
     hooks: Sequence[Any],
     config: Any,
     max_concurrency: int | None,
+    origin: str | None = None,
+    reuse_runs: frozenset[str] = frozenset(),
 ) -> _Run:
     if on_error not in ("raise", "continue"):
         raise UsageError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
@@ -80,10 +84,12 @@ def _prepare(
     merged = pipeline.run_params(params)
     plan = pipeline.plan(params, outputs, config)
     problems = [*plan.problems, *pipeline._param_problems(merged, plan)]
+    if origin is not None:  # a resume: params the pipeline no longer reads are no error
+        problems = [p for p in problems if p.kind != "unused_param"]
     if problems:
         raise PipelineValidationError(problems, pipeline.name)
     run_id = new_run_id()
-    cache = _run_cache(pipeline, store, force, run_id, plan.order)
+    cache = _run_cache(pipeline, store, force, run_id, plan.order, reuse_runs)
     exe, owned = make_executor(executor)
     hook_set = HookSet([*pipeline.hooks, *hooks])
     tag_tuple = tuple(tags.items() if isinstance(tags, Mapping) else tags or ())
@@ -98,6 +104,19 @@ def _prepare(
         on_step_end=_step_end(hook_set, info),
         cache=cache,
     )
+    recorder = None
+    if cache is not None:
+        from plait.run.recording import start_recording
+
+        recorder = start_recording(
+            pipeline,
+            state,
+            cache,
+            executor=exe.name,
+            tags=info.tags,
+            outputs=outputs,
+            origin=origin,
+        )
     hook_set.emit("on_run_start", run=info)
     return _Run(
         pipeline,
@@ -110,6 +129,7 @@ def _prepare(
         time.perf_counter(),
         max_concurrency,
         on_error,
+        recorder,
     )
 
 
@@ -119,6 +139,7 @@ def _run_cache(
     force: bool | Sequence[str],
     run_id: str,
     steps: Sequence[Step],
+    reuse_runs: frozenset[str] = frozenset(),
 ) -> RunCache | None:
     """The run's cache, when a store is given (argument, pipeline or ``PLAIT_STORE``)."""
     from plait.store.store import as_store
@@ -139,7 +160,7 @@ def _run_cache(
     from plait.store.cache import RunCache
 
     forced: bool | frozenset[str] = True if force is True else frozenset(force or ())
-    return RunCache(chosen, pipeline.name, run_id, forced)
+    return RunCache(chosen, pipeline.name, run_id, forced, reuse_runs)
 
 
 def _step_start(hooks: HookSet, info: RunInfo) -> Any:
@@ -175,6 +196,10 @@ def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
         params=run.info.params,
     )
     result.graph = RunGraph(run.pipeline.name, list(state.order), dict(state.producers))
+    if run.recorder is not None:
+        failure = state.first_failure
+        error = None if failure is None else f"{failure[0]}: {failure[1]!r}"
+        run.recorder.finish(status, time.time(), result.duration, error)
     run.hooks.emit("on_run_end", result=result)
     return result
 

@@ -169,7 +169,9 @@ class RunState:
         self.stop_on_error = on_error == "raise"
         self.requested = plan.requested
         self.on_step_start = on_step_start
-        self.on_step_end = on_step_end
+        self.listeners: list[Callable[[StepResult], None]] = []
+        if on_step_end is not None:
+            self.listeners.append(on_step_end)
         compiled = getattr(plan, "compiled", None)
         if compiled is None:
             compiled = _compile(plan.order, plan.sources, plan.upstream)
@@ -190,6 +192,7 @@ class RunState:
         self.first_failure: tuple[str, BaseException] | None = None
         self.stopped = False
         self.reasons: dict[str, str] = {}
+        self.key_parts: dict[str, dict[str, Any]] = {}  # what each step's key was made of
         self.agent = CacheAgent(cache, self) if cache is not None else None
 
     def _static_value(self, source: Source) -> Any:
@@ -288,6 +291,7 @@ class RunState:
         if self.agent is not None and item.options.map is None and not item.options.dynamic:
             entry, reason, ticket = self.agent.check(node)
             self.reasons[name] = reason
+            self.key_parts[name] = ticket.parts
             if entry is not None:
                 self._hit(name, node, entry, ticket.key)
                 return None
@@ -371,7 +375,9 @@ class RunState:
             keys, is_dict, pending, task.kwargs, results=[None] * len(keys), start=time.time()
         )
         if self.agent is not None:
-            self.maps[name].base_versions = self.agent.input_versions(self.nodes[name], skip=mapped)
+            base = self.agent.input_versions(self.nodes[name], skip=mapped)
+            self.maps[name].base_versions = base
+            self.key_parts[name] = {"inputs": base}
         if not keys:
             self._finish_map(name)
             return None
@@ -609,6 +615,8 @@ class RunState:
             self._record(name, record, None)
         else:
             error = result.error or RuntimeError("step failed")
+            if self.agent is not None and ticket is not None:
+                self.agent.cache.remember(item, ticket.parts)
             record = StepResult(
                 name,
                 "failed",
@@ -618,7 +626,7 @@ class RunState:
                 start_time=result.start,
                 end_time=result.end,
                 attempts=result.attempts,
-                error=ErrorInfo.from_exception(error),
+                error=ErrorInfo.from_exception(error, result.traceback),
                 metrics=result.metrics,
                 failed_elements=failed or {},
             )
@@ -639,8 +647,8 @@ class RunState:
     def _record(self, name: str, record: StepResult, error: BaseException | None) -> None:
         node = self.nodes[name]
         self.results[name] = record
-        if self.on_step_end is not None:
-            self.on_step_end(record)
+        for listener in self.listeners:
+            listener(record)
         if record.status == "ok":
             self.seen[name] = True
         elif record.status == "failed" and node.step.options.optional:

@@ -18,6 +18,7 @@ import contextvars
 import random
 import threading
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ class TaskResult:
     fallback: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
+    traceback: str | None = None  # formatted where the error happened (survives pickling)
 
 
 def split_outputs(item: Step, value: Any) -> tuple[Any, ...]:
@@ -154,6 +156,8 @@ def _finish(task: Task, result: TaskResult, value: Any, error: BaseException | N
             error = arity_error
     result.error = error
     result.end = time.time()
+    if error is not None:
+        result.traceback = "".join(traceback.format_exception(error))
     if result.ok and task.ticket is not None and not result.fallback:
         from plait.store.cache import persist
 

@@ -175,7 +175,7 @@ class RunCache:
                     return f"{label} {name!r} changed"
         if not item.options.cache:
             return "cache disabled (cache=False)"
-        return "no entry"
+        return "no entry (the last execution stored no result)"
 
     def remember(self, item: Step, parts: Mapping[str, Any]) -> None:
         """Record the parts of an execution, for later explanations."""

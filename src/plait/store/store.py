@@ -24,10 +24,14 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plait.history import History
 
 from plait.errors import PlaitError
-from plait.store.backends import Backend, open_backend
+from plait.store.backends import Backend, LocalBackend, open_backend
 from plait.store.serializers import serializer_for, serializer_named
 
 __all__ = ["SESSION", "ArtifactRef", "CorruptArtifact", "Entry", "Store"]
@@ -173,6 +177,34 @@ class Store:
         secret = secret if secret is not None else os.environ.get("PLAIT_SECRET")
         self._secret = secret.encode() if isinstance(secret, str) else secret
         self._history_url = history
+        self._history: History | None = None
+
+    @property
+    def history(self) -> History:
+        """The run history: ``history=`` if given, else ``history.db`` (SQLite) in a local
+        store's directory.
+
+        Raises:
+            PlaitError: For a remote store with no ``history=`` URL.
+        """
+        if self._history is None:
+            url = self._history_url
+            if url is None:
+                if not isinstance(self.backend, LocalBackend):
+                    raise PlaitError(
+                        f"store {self.url!r} is remote: give it a history database, e.g. "
+                        "Store(url, history='postgresql://...') or a local SQLite path"
+                    )
+                url = os.path.join(self.backend.root, "history.db")
+            from plait.history import History
+
+            self._history = History(url)
+        return self._history
+
+    @property
+    def has_history(self) -> bool:
+        """True when runs on this store are recorded."""
+        return self._history_url is not None or isinstance(self.backend, LocalBackend)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -301,22 +333,67 @@ class Store:
                 removed += 1
         return removed
 
-    def gc(self, *, older_than: float | None = None) -> int:
-        """Drop entries older than ``older_than`` seconds (all expired ones when given) and
-        every artifact no remaining entry references; return how many files were removed."""
-        now, removed = time.time(), 0
+    def gc(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: float | timedelta | None = None,
+        keep_lineage: bool = False,
+    ) -> dict[str, int]:
+        """Drop old runs and what only they kept alive.
+
+        Runs beyond the ``keep_last`` newest of each pipeline, or started more than
+        ``older_than`` ago, are dropped: their records (unless ``keep_lineage``, which keeps
+        records and lineage while scrubbing values), the cache entries they wrote that no
+        remaining run used, then every artifact no remaining entry references. With
+        neither argument, only unreferenced artifacts are removed.
+
+        Returns:
+            Counts of removed ``runs``, ``entries`` and ``artifacts``.
+        """
+        from plait.steps import to_seconds
+
+        cutoff = to_seconds(older_than, "older_than")
+        doomed: set[str] = set()
+        kept_keys: set[str] = set()
+        if self.has_history and (keep_last is not None or cutoff is not None):
+            doomed = self._doomed_runs(keep_last, cutoff)
+            kept_keys = self._keys_of_kept_runs(doomed)
+            if not keep_lineage:
+                self.history.delete_runs(doomed)
+        entries = 0
         live: set[str] = set()
         for entry in list(self.entries()):
-            if older_than is not None and now - entry.created > older_than:
+            if entry.run_id in doomed and entry.key not in kept_keys:
                 self.drop(entry.key)
-                removed += 1
+                entries += 1
             else:
                 live.update(ref.path for ref in entry.outputs.values())
+        artifacts = 0
         for path in list(self.backend.list("objects")):
             if path not in live:
                 self.backend.delete(path)
-                removed += 1
-        return removed
+                artifacts += 1
+        return {"runs": len(doomed), "entries": entries, "artifacts": artifacts}
+
+    def _doomed_runs(self, keep_last: int | None, cutoff: float | None) -> set[str]:
+        doomed: set[str] = set()
+        per_pipeline: dict[str, int] = {}
+        now = time.time()
+        for record in self.history.runs(limit=None):
+            seen = per_pipeline.get(record.pipeline, 0)
+            per_pipeline[record.pipeline] = seen + 1
+            too_many = keep_last is not None and seen >= keep_last
+            too_old = cutoff is not None and now - record.start_time > cutoff
+            if too_many or too_old:
+                doomed.add(record.run_id)
+        return doomed
+
+    def _keys_of_kept_runs(self, doomed: set[str]) -> set[str]:
+        rows = self.history.db.execute(
+            "SELECT DISTINCT run_id, cache_key FROM steps WHERE cache_key IS NOT NULL"
+        )
+        return {str(key) for run_id, key in rows if run_id not in doomed}
 
 
 def _rebuild_store(url: str, secret: bytes | None, history: str | None) -> Store:

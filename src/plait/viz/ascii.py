@@ -43,12 +43,13 @@ def _header(pipeline: PipelineLike, order: list[StepLike]) -> str:
     count = len(order)
     text = f"pipeline {pipeline.name!r}: {count} step{'s' if count != 1 else ''}"
     names = {step.name for step in order}
+    producers = pipeline.producers  # read once: a pipeline may build it on each access
     external = sorted(
         {
             data
             for step in order
             for data in step.data_inputs.values()
-            if pipeline.producers.get(data) not in names
+            if producers.get(data) not in names
         }
     )
     if external:

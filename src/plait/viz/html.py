@@ -34,6 +34,7 @@ __all__ = ["pipeline_to_html", "run_to_html"]
 _STEP_STYLE = OutcomeStyle("#ffffff", "#57606a")
 _OPTIONAL_STYLE = OutcomeStyle("#ffffff", "#57606a", dashed=True)
 _INPUT_STYLE = OutcomeStyle("#f6f8fa", "#8c959f", text="#424a53")
+_MAX_LISTED = 1000
 _RUN_STATUS_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "cancelled": "#6e7781"}
 _COLUMNS = (
     "Step",
@@ -117,8 +118,17 @@ def pipeline_to_html(pipeline: PipelineLike) -> str:
         f"{_plural(len(graph.steps), 'step')}</div>"
         f'<div class="plait-scroll">{svg}</div>'
         f"<details><summary>Text listing</summary>"
-        f"<pre>{_esc(pipeline_to_ascii(pipeline))}</pre></details></div>"
+        f"<pre>{_esc(_listing(pipeline))}</pre></details></div>"
     )
+
+
+def _listing(pipeline: PipelineLike) -> str:
+    """The text listing, cut after :data:`_MAX_LISTED` steps to keep notebooks light."""
+    lines = pipeline_to_ascii(pipeline).splitlines()
+    if len(lines) <= _MAX_LISTED + 1:
+        return "\n".join(lines)
+    rest = len(lines) - 1 - _MAX_LISTED
+    return "\n".join([*lines[: _MAX_LISTED + 1], f"... and {rest} more (see to_ascii())"])
 
 
 def _pipeline_style(node: Node) -> OutcomeStyle:

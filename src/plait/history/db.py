@@ -1,0 +1,182 @@
+"""A small shared layer over three DB-API drivers: sqlite3, psycopg (PostgreSQL), duckdb.
+
+The schema and every query are written once, in portable SQL with ``?`` placeholders
+(rewritten to ``%s`` for psycopg). The three databases agree on what plait needs:
+``INSERT ... ON CONFLICT ... DO UPDATE``, ``TEXT``/``DOUBLE PRECISION``/``BIGINT``/
+``BYTEA``-or-``BLOB`` columns and ordinary indexes. URLs follow SQLAlchemy's form:
+``sqlite:///path.db``, ``duckdb:///path.db``, ``postgresql://user@host/db``; a plain
+path means SQLite.
+
+Schema versions live in the ``meta`` table; :data:`MIGRATIONS` lists the statements
+that take a database from one version to the next, applied in order on connect.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from plait.errors import PlaitError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Database", "connect"]
+
+
+def _schema(blob: str) -> list[str]:
+    return [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+        f"""CREATE TABLE IF NOT EXISTS runs (
+            run_id TEXT PRIMARY KEY, pipeline TEXT, fingerprint TEXT, status TEXT,
+            params TEXT, config TEXT, tags TEXT, started_at DOUBLE PRECISION,
+            finished_at DOUBLE PRECISION, duration DOUBLE PRECISION, host TEXT,
+            plait_version TEXT, python_version TEXT, origin_run_id TEXT, executor TEXT,
+            error TEXT, inputs {blob})""",
+        """CREATE TABLE IF NOT EXISTS steps (
+            run_id TEXT, name TEXT, status TEXT, cached INTEGER, reason TEXT,
+            attempts INTEGER, started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,
+            duration DOUBLE PRECISION, cache_key TEXT, input_versions TEXT,
+            data_versions TEXT, error_type TEXT, error_message TEXT, error_traceback TEXT,
+            metrics TEXT, peak_memory BIGINT, fingerprint TEXT,
+            PRIMARY KEY (run_id, name))""",
+        """CREATE TABLE IF NOT EXISTS data (
+            version TEXT, run_id TEXT, step TEXT, name TEXT, role TEXT)""",
+        "CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at)",
+        "CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_at)",
+        "CREATE INDEX IF NOT EXISTS steps_by_name ON steps (name, started_at)",
+        "CREATE INDEX IF NOT EXISTS data_by_version ON data (version, role)",
+        "CREATE INDEX IF NOT EXISTS data_by_run ON data (run_id)",
+    ]
+
+
+SCHEMA_VERSION = 1
+# version n -> statements taking a database from n-1 to n (version 1 is the schema itself)
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the databases."""
+
+    name: str
+    placeholder: str
+    blob: str
+
+
+_DIALECTS = {
+    "sqlite": Dialect("sqlite", "?", "BLOB"),
+    "duckdb": Dialect("duckdb", "?", "BLOB"),
+    "postgresql": Dialect("postgresql", "%s", "BYTEA"),
+}
+
+
+class Database:
+    """One connection, serialised by a lock, with portable ``execute`` helpers."""
+
+    def __init__(self, url: str, connection: Any, dialect: Dialect) -> None:
+        self.url = url
+        self.connection = connection
+        self.dialect = dialect
+        self.lock = threading.RLock()
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.dialect.placeholder == "?" else sql.replace("?", "%s")
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement and commit; return the rows it produced."""
+        with self.lock:
+            cursor = self.connection.cursor()
+            try:
+                cursor.execute(self._sql(sql), tuple(args))
+                rows = cursor.fetchall() if cursor.description else []
+                self.connection.commit()
+                return [tuple(row) for row in rows]
+            except BaseException:
+                self.connection.rollback()
+                raise
+            finally:
+                cursor.close()
+
+    def execute_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """Run several batched statements in one transaction."""
+        with self.lock:
+            cursor = self.connection.cursor()
+            try:
+                for sql, rows in statements:
+                    if rows:
+                        cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+                self.connection.commit()
+            except BaseException:
+                self.connection.rollback()
+                raise
+            finally:
+                cursor.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self.connection.close()
+
+    def migrate(self) -> None:
+        """Create the schema, or bring an older one up to :data:`SCHEMA_VERSION`."""
+        statements = [(s, [()]) for s in _schema(self.dialect.blob)]
+        self.execute_many(statements)
+        rows = self.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        current = int(rows[0][0]) if rows else 0
+        if current > SCHEMA_VERSION:
+            raise PlaitError(
+                f"history database {self.url} has schema version {current}, newer than this "
+                f"plait understands ({SCHEMA_VERSION}); upgrade plait"
+            )
+        for version in range(max(current, 1) + 1, SCHEMA_VERSION + 1):
+            self.execute_many((s, [()]) for s in MIGRATIONS[version])
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [str(SCHEMA_VERSION)],
+        )
+
+
+def _sqlite(path: str) -> Any:
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
+def _duckdb(path: str) -> Any:
+    try:
+        import duckdb
+    except ImportError as exc:
+        raise PlaitError("duckdb history needs: pip install 'plait[duckdb]'") from exc
+    return duckdb.connect(path)
+
+
+def _postgres(url: str) -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise PlaitError("PostgreSQL history needs: pip install 'plait[postgres]'") from exc
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+def connect(url: str) -> Database:
+    """Open (and migrate) the history database at ``url``."""
+    import os
+
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        dialect, connection = _DIALECTS["postgresql"], _postgres(url)
+    elif url.startswith("duckdb://"):
+        path = url.removeprefix("duckdb:///")
+        dialect, connection = _DIALECTS["duckdb"], _duckdb(path or ":memory:")
+    else:
+        path = url.removeprefix("sqlite:///")
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        dialect, connection = _DIALECTS["sqlite"], _sqlite(path)
+    database = Database(url, connection, dialect)
+    database.migrate()
+    return database
