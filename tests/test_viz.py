@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pytest
 
-from plait import Pipeline, Step, current, step
+from plait import Pipeline, Step, Store, current, step
 from plait.errors import RunFailed
 
 # -- steps shared by the tests -------------------------------------------------------------
@@ -283,6 +285,19 @@ def test_run_mermaid_marks_fallback_and_not_run_steps():
     assert "stroke-dasharray" in chart
 
 
+def test_cached_steps_are_blue_and_their_data_versions_listed(tmp_path):
+    pipeline = training()
+    pipeline.run(params={"path": "p"}, store=Store(tmp_path))
+    result = pipeline.run(params={"path": "p"}, store=Store(tmp_path))
+    chart = result.to_mermaid()
+    nodes = mermaid_nodes(chart)
+    assert mermaid_class(chart, "cached") == {nodes[name] for name in result.steps}
+    assert "classDef cached fill:" in chart
+    page = result.to_html()
+    digest = result.steps["split"].data_versions["X_train"]
+    assert f'<code title="{digest}">X_train: {digest[:12]}</code>' in page
+
+
 def test_run_without_its_graph_draws_the_steps_only():
     result = training().run(params={"path": "p"})
     result.graph = None
@@ -465,8 +480,49 @@ def test_big_graphs_are_listed_not_drawn():
     assert len(pipeline.to_ascii().splitlines()) == 601
 
 
-def test_drawings_are_deterministic():
-    first, second = training(), training()
-    assert first.to_mermaid() == second.to_mermaid()
-    assert first.to_dot() == second.to_dot()
-    assert first._repr_html_() == second._repr_html_()
+def test_a_long_chain_is_drawn_in_linear_time():
+    # Quadratic work would take minutes here and hit the test timeout.
+    size = 50_000
+    chain = [
+        Step(_gather, inputs={"x": f"x{i}"}, outputs=[f"x{i + 1}"], name=f"s{i}")
+        for i in range(size)
+    ]
+    pipeline = Pipeline(chain)
+    assert len(pipeline.to_ascii().splitlines()) == size + 1
+    assert pipeline.to_mermaid().count(" -->") == size
+    assert pipeline.to_dot().count(" -> ") == size
+    fragment = pipeline._repr_html_()
+    assert "drawings stop at" in fragment
+    assert f"... and {size - 1000} more (see to_ascii())" in fragment
+
+
+_DRAW_ALL = """
+from plait import Pipeline, Step
+
+def f(**inputs):
+    return 1
+
+steps = [
+    Step(f, inputs={"a": "config.x.y", "b": "seed"}, outputs=["d0"], name="ns.one"),
+    Step(f, inputs={"a": "d0", "b": "config"}, outputs=["d1"], name="ns.inner.two"),
+    Step(f, inputs={"a": "d0"}, outputs=["d2"], name="three", after=["ns.one"]),
+    Step(f, inputs={"a": "d1", "b": "d2", "c": "knob"}, outputs=[], name="four"),
+]
+p = Pipeline(steps, name="det")
+print(p.to_ascii(), p.to_mermaid(), p.to_dot(), p._repr_html_())
+"""
+
+
+def test_drawings_are_deterministic_across_hash_seeds():
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", _DRAW_ALL],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1
+    assert "subgraph" in outputs.pop()

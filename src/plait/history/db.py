@@ -112,6 +112,31 @@ class Database:
             finally:
                 cursor.close()
 
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows with few statements (multi-row ``VALUES``), in one transaction.
+
+        One statement per chunk, rather than one per row, keeps a background writer from
+        handing the GIL back and forth with the thread running the pipeline.
+        """
+        if not rows:
+            return
+        width = len(rows[0])
+        chunk = max(1, 30000 // width)  # below SQLite's limit on bound parameters
+        one = "(" + ", ".join([self.dialect.placeholder] * width) + ")"
+        with self.lock:
+            cursor = self.connection.cursor()
+            try:
+                for start in range(0, len(rows), chunk):
+                    part = rows[start : start + chunk]
+                    sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * len(part))
+                    cursor.execute(sql, [value for row in part for value in row])
+                self.connection.commit()
+            except BaseException:
+                self.connection.rollback()
+                raise
+            finally:
+                cursor.close()
+
     def close(self) -> None:
         """Close the connection."""
         with self.lock:

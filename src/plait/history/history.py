@@ -19,7 +19,6 @@ import platform
 import queue
 import sys
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -44,8 +43,11 @@ _STEP_SQL = (
 _DATA_SQL = "INSERT INTO data (version, run_id, step, name, role) VALUES (?, ?, ?, ?, ?)"
 
 
+_ENCODER = json.JSONEncoder(default=repr, separators=(",", ":"))
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=repr, separators=(",", ":"))
+    return _ENCODER.encode(value) if value else ("{}" if isinstance(value, dict) else "[]")
 
 
 def display(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,9 +301,8 @@ class RunRecorder:
         self.db = db
         self.run_id = run_id
         self.flush_delay = flush_delay
-        self._queue: queue.SimpleQueue[tuple[list[Any], list[list[Any]]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._write, name="plait-history", daemon=True)
         self._thread.start()
         self.error: BaseException | None = None
@@ -314,6 +315,12 @@ class RunRecorder:
         peak_memory: int | None = None,
     ) -> None:
         """Queue a finished step's record (a :class:`~plait.StepResult`)."""
+        self._queue.put((record, dict(input_versions), fingerprint, peak_memory))
+
+    def _rows(
+        self, item: tuple[Any, dict[str, str], str | None, int | None]
+    ) -> tuple[list[Any], list[list[Any]]]:
+        record, input_versions, fingerprint, peak_memory = item
         error = record.error
         row = [
             self.run_id,
@@ -337,7 +344,7 @@ class RunRecorder:
         ]
         lineage = [[v, self.run_id, record.name, n, "out"] for n, v in record.data_versions.items()]
         lineage += [[v, self.run_id, record.name, n, "in"] for n, v in input_versions.items()]
-        self._queue.put((row, lineage))
+        return row, lineage
 
     def _write(self) -> None:
         while True:
@@ -345,7 +352,7 @@ class RunRecorder:
             batch, stop = [], item is None
             if item is not None:
                 batch.append(item)
-                time.sleep(self.flush_delay)
+                self._stopping.wait(self.flush_delay)  # gather a batch; cut short by finish
                 while True:
                     try:
                         more = self._queue.get_nowait()
@@ -357,19 +364,21 @@ class RunRecorder:
                     batch.append(more)
             if batch:
                 try:
-                    self.db.execute_many(
-                        [
-                            (_STEP_SQL, [b[0] for b in batch]),
-                            (_DATA_SQL, [row for b in batch for row in b[1]]),
-                        ]
-                    )
+                    self._flush([self._rows(item) for item in batch])
                 except Exception as exc:  # reported when the run ends
                     self.error = exc
             if stop:
                 return
 
+    def _flush(self, batch: list[tuple[list[Any], list[list[Any]]]]) -> None:
+        self.db.insert_rows("steps", StepRecord.COLUMNS, [b[0] for b in batch])
+        self.db.insert_rows(
+            "data", "version, run_id, step, name, role", [row for b in batch for row in b[1]]
+        )
+
     def finish(self, status: str, finished_at: float, duration: float, error: str | None) -> None:
         """Flush every queued step and record the run's end."""
+        self._stopping.set()
         self._queue.put(None)
         self._thread.join()
         self.db.execute(

@@ -78,14 +78,8 @@ class CacheAgent:
         ticket = Ticket(
             self.cache.store, key, self.cache.pipeline, self.cache.run_id, item.options.cache, parts
         )
-        if entry is not None and not self._intact(entry):
-            entry, known = None, "artifact missing"
         reason = known if entry is not None else self.cache.why(item, parts, known)
         return entry, reason, ticket
-
-    def _intact(self, entry: Entry) -> bool:
-        backend = self.cache.store.backend
-        return all(backend.exists(ref.path) for ref in entry.outputs.values())
 
     def check_element(self, node: _Node, base: dict[str, str], element: Any) -> tuple[Any, Ticket]:
         """Look one map element up: its value (loaded) or MISSING, and its ticket."""

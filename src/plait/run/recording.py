@@ -55,6 +55,28 @@ def _inputs_blob(
         return None
 
 
+def _fingerprint(state: RunState, cache: RunCache) -> str:
+    """The pipeline's fingerprint (structure and code of the run's steps), using the
+    run's memoised code fingerprints."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for item in sorted(state.order, key=lambda s: s.name):
+        digest.update(
+            repr(
+                (
+                    item.name,
+                    sorted(item.data_inputs.items()),
+                    item.outputs,
+                    item.after,
+                    cache.code(item),
+                    item.options.version,
+                )
+            ).encode()
+        )
+    return digest.hexdigest()
+
+
 def start_recording(
     pipeline: Pipeline,
     state: RunState,
@@ -72,7 +94,7 @@ def start_recording(
     recorder = store.history.start_run(
         run_id=state.run_id,
         pipeline=pipeline.name,
-        fingerprint=pipeline.fingerprint,
+        fingerprint=_fingerprint(state, cache),
         params=state.params,
         config=_config_read(state),
         tags=tags,

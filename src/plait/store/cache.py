@@ -20,6 +20,7 @@ step had the last time it ran: ``"code changed"``, ``"input 'x' changed"``,
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -58,8 +59,11 @@ class Ticket:
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
-    """The key for a set of parts: the data version of the parts themselves."""
-    return data_version(dict(parts))
+    """The key for a set of parts (plain JSON data): a 128-bit hash of their canonical JSON."""
+    import xxhash
+
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
+    return str(xxhash.xxh3_128_hexdigest(text.encode()))
 
 
 def persist(
@@ -124,11 +128,20 @@ class RunCache:
         self.force_all = force is True
         self.forced: frozenset[str] = force if isinstance(force, frozenset) else frozenset()
         self.reuse_runs = reuse_runs
+        self._code: dict[int, tuple[Any, str]] = {}  # fingerprints, fixed for the run
+
+    def code(self, item: Step) -> str:
+        """The step function's code fingerprint, computed once per run."""
+        found = self._code.get(id(item.func))
+        if found is None or found[0] is not item.func:
+            found = (item.func, function_fingerprint(item.func))
+            self._code[id(item.func)] = found
+        return found[1]
 
     def parts(self, item: Step, inputs: Mapping[str, str], element: str | None) -> dict[str, Any]:
         """The ingredients of a key: code, version label, input and file versions."""
         parts: dict[str, Any] = {
-            "code": function_fingerprint(item.func),
+            "code": self.code(item),
             "version": item.options.version,
             "inputs": dict(inputs),
         }

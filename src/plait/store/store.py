@@ -3,7 +3,7 @@
 Layout under the root (a directory or an fsspec URL)::
 
     objects/ab/<data version>.<serializer>   one value's bytes, content-addressed
-    cache/cd/<cache key>.json                a step's cached outputs (entry)
+    index.db (or cache/cd/<key>.json remote) a step's cached outputs (entries)
     steps/<pipeline>/<step>.json             the last key parts of a step (for "why")
 
 An entry is written after its artifacts, so an entry never points at a missing object.
@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 from plait.errors import PlaitError
 from plait.store.backends import Backend, LocalBackend, open_backend
+from plait.store.index import FileIndex, Index, SQLiteIndex
 from plait.store.serializers import serializer_for, serializer_named
 
 __all__ = ["SESSION", "ArtifactRef", "CorruptArtifact", "Entry", "Store"]
@@ -160,6 +162,8 @@ class Store:
 
     Args:
         url: A directory (default ``.plait``) or an fsspec URL such as ``s3://bucket/x``.
+        history: Where runs are recorded: a SQLite path, ``duckdb:///...`` or
+            ``postgresql://...``; default ``history.db`` in a local store; False: none.
         secret: Key for signing pickled artifacts (default: ``PLAIT_SECRET`` if set).
         storage_options: Passed to fsspec for remote URLs (credentials, endpoint...).
     """
@@ -169,7 +173,7 @@ class Store:
         url: str | os.PathLike[str] = ".plait",
         *,
         secret: str | bytes | None = None,
-        history: str | None = None,
+        history: str | bool | None = None,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = os.fspath(url)
@@ -178,6 +182,7 @@ class Store:
         self._secret = secret.encode() if isinstance(secret, str) else secret
         self._history_url = history
         self._history: History | None = None
+        self._index: Index | None = None
 
     @property
     def history(self) -> History:
@@ -189,7 +194,9 @@ class Store:
         """
         if self._history is None:
             url = self._history_url
-            if url is None:
+            if url is False:
+                raise PlaitError(f"store {self.url!r} was opened with history=False")
+            if url is None or url is True:
                 if not isinstance(self.backend, LocalBackend):
                     raise PlaitError(
                         f"store {self.url!r} is remote: give it a history database, e.g. "
@@ -204,6 +211,8 @@ class Store:
     @property
     def has_history(self) -> bool:
         """True when runs on this store are recorded."""
+        if self._history_url is False:
+            return False
         return self._history_url is not None or isinstance(self.backend, LocalBackend)
 
     def __repr__(self) -> str:
@@ -266,18 +275,24 @@ class Store:
         return serializer.loads(data)
 
     # -- cache entries ---------------------------------------------------------------
-    @staticmethod
-    def _entry_path(key: str) -> str:
-        return f"cache/{key[:2]}/{key}.json"
+    @property
+    def index(self) -> Index:
+        """Where the entries live: SQLite for a local store, objects for a remote one."""
+        if self._index is None:
+            if isinstance(self.backend, LocalBackend):
+                self._index = SQLiteIndex(os.path.join(self.backend.root, "index.db"))
+            else:
+                self._index = FileIndex(self.backend)
+        return self._index
 
     def lookup(self, key: str) -> Entry | None:
         """The entry stored under ``key``, or None (a damaged entry is a miss)."""
         try:
-            data = self.backend.read(self._entry_path(key))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
+            data = self.index.get(key)
+        except (OSError, sqlite3.Error) as exc:
             _log.warning("cannot read cache entry %s: %s", key, exc)
+            return None
+        if data is None:
             return None
         try:
             return Entry.from_json(data)
@@ -288,21 +303,20 @@ class Store:
             return None
 
     def save(self, entry: Entry) -> None:
-        """Publish an entry (its artifacts must already be stored)."""
-        self.backend.write(self._entry_path(entry.key), entry.to_json(), durable=True)
+        """Publish an entry (its artifacts must already be stored), atomically."""
+        self.index.put(entry.key, entry.to_json())
 
     def drop(self, key: str) -> None:
         """Remove the entry under ``key``."""
-        self.backend.delete(self._entry_path(key))
+        self.index.delete(key)
 
     def entries(self) -> Iterator[Entry]:
-        """Every cache entry (in no particular order)."""
-        for path in self.backend.list("cache"):
-            if path.endswith(".json"):
-                try:
-                    yield Entry.from_json(self.backend.read(path))
-                except (OSError, ValueError, KeyError, TypeError):
-                    continue
+        """Every readable cache entry (in no particular order)."""
+        for data in self.index.values():
+            try:
+                yield Entry.from_json(data)
+            except (ValueError, KeyError, TypeError):
+                continue
 
     # -- explanations ------------------------------------------------------------------
     def _parts_path(self, pipeline: str, step: str) -> str:
@@ -327,6 +341,9 @@ class Store:
     def clear(self) -> int:
         """Delete every cache entry and artifact; return how many files were removed."""
         removed = 0
+        for entry in list(self.entries()):
+            self.drop(entry.key)
+            removed += 1
         for prefix in ("cache", "objects", "steps"):
             for path in list(self.backend.list(prefix)):
                 self.backend.delete(path)

@@ -1,0 +1,136 @@
+"""Cache indexes: where a store keeps its entries (small JSON documents keyed by cache key).
+
+A local store keeps them in one SQLite file (``index.db``, WAL mode): a hit is a point
+query on an open connection instead of opening a file, which is what makes a fully
+cached step cost microseconds. A remote (fsspec) store keeps one object per entry under
+``cache/``, since a database file cannot be shared over an object store.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from typing import Protocol
+
+from plait.store.backends import Backend
+
+__all__ = ["FileIndex", "Index", "SQLiteIndex"]
+
+
+class Index(Protocol):
+    """Entries by cache key."""
+
+    def get(self, key: str) -> bytes | None:
+        """The entry's bytes, or None."""
+        ...
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store (or replace) an entry atomically."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove an entry if present."""
+        ...
+
+    def values(self) -> Iterator[bytes]:
+        """Every entry."""
+        ...
+
+
+class FileIndex:
+    """One object per entry, ``cache/ab/<key>.json``, through a backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @staticmethod
+    def _path(key: str) -> str:
+        return f"cache/{key[:2]}/{key}.json"
+
+    def get(self, key: str) -> bytes | None:
+        """Read the entry's object."""
+        try:
+            return self.backend.read(self._path(key))
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write the entry's object (atomically, by the backend)."""
+        self.backend.write(self._path(key), data)
+
+    def delete(self, key: str) -> None:
+        """Remove the entry's object."""
+        self.backend.delete(self._path(key))
+
+    def values(self) -> Iterator[bytes]:
+        """Read every entry object."""
+        for path in list(self.backend.list("cache")):
+            if path.endswith(".json"):
+                try:
+                    yield self.backend.read(path)
+                except FileNotFoundError:
+                    continue
+
+
+class SQLiteIndex:
+    """Entries in one SQLite table; safe across threads and processes (WAL, busy timeout).
+
+    The connection is opened lazily and again after a fork, so a store can be pickled to
+    worker processes.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None or self._pid != os.getpid():
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data BLOB NOT NULL)"
+            )
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def get(self, key: str) -> bytes | None:
+        """Point query by key."""
+        with self._lock:
+            row = self._db().execute("SELECT data FROM entries WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put(self, key: str, data: bytes) -> None:
+        """Insert or replace, in its own transaction."""
+        with self._lock:
+            self._db().execute(
+                "INSERT INTO entries (key, data) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
+                (key, data),
+            )
+
+    def delete(self, key: str) -> None:
+        """Delete by key."""
+        with self._lock:
+            self._db().execute("DELETE FROM entries WHERE key = ?", (key,))
+
+    def values(self) -> Iterator[bytes]:
+        """Every entry (read at once, so the caller may modify the index meanwhile)."""
+        with self._lock:
+            rows = self._db().execute("SELECT data FROM entries").fetchall()
+        for row in rows:
+            yield bytes(row[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
