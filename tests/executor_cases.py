@@ -9,9 +9,13 @@ Steps may run in another process, so nothing here relies on shared memory: count
 timestamps and markers are files under ``tmp_path`` (appending one short line to a file
 is atomic on POSIX), and helpers take the directory as an argument.
 
-A test module uses the fixtures by binding them at module level::
+A test module uses the fixtures by binding them at module level (an assignment, so
+linters do not see an unused import)::
 
-    from executor_cases import executor, process_pool  # re-exported fixtures
+    import executor_cases
+
+    executor = executor_cases.executor
+    process_pool = executor_cases.process_pool
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pytest
 from plait import Pipeline, step
 from plait.executors import Processes, Sequential, Threads
 
-#: One id per executor kind; the id is also the shortcut string that builds it.
+#: One id per executor kind, spelled like the shortcut string for the same executor.
 EXECUTORS = ["sequential", "threads:4", "processes:2"]
 #: Executors that run several steps at once.
 PARALLEL = ["threads:4", "processes:2"]
@@ -45,26 +49,36 @@ def _rendezvous(folder: str, me: str, other: str) -> str:
     return me
 
 
+_POOL: list[Processes] = []  # the one warm pool of the session, made on first use
+
+
+def _warm_pool(folder: str) -> Processes:
+    if not _POOL:
+        pool = Processes(2)
+        warm = Pipeline(
+            [
+                step(_rendezvous, name="first", inputs={"me": "a", "other": "b"}),
+                step(_rendezvous, name="second", inputs={"me": "b", "other": "a"}),
+            ]
+        )
+        warm.run(params={"folder": folder, "a": "a", "b": "b"}, executor=pool)
+        _POOL.append(pool)
+    return _POOL[0]
+
+
 @pytest.fixture(scope="session")
 def process_pool(tmp_path_factory):
     """One warm ``Processes(2)`` pool shared by the whole session (spawning costs ~0.3 s).
 
-    Warming makes both workers start before any test relies on parallelism: two steps
-    that each wait for the other can only finish once two workers run at the same time.
+    Each test module binds this fixture, which makes one fixture definition per module;
+    they all hand out the same pool, and the first finalizer (at the end of the session)
+    shuts it down. Warming makes both workers start before any test relies on
+    parallelism: two steps that each wait for the other can only finish once two
+    workers run at the same time.
     """
-    pool = Processes(2)
-    folder = str(tmp_path_factory.mktemp("warm"))
-    warm = Pipeline(
-        [
-            step(_rendezvous, name="first", inputs={"me": "a", "other": "b"}),
-            step(_rendezvous, name="second", inputs={"me": "b", "other": "a"}),
-        ]
-    )
-    try:
-        warm.run(params={"folder": folder, "a": "a", "b": "b"}, executor=pool)
-        yield pool
-    finally:
-        pool.shutdown()
+    yield _warm_pool(str(tmp_path_factory.mktemp("warm")))
+    while _POOL:
+        _POOL.pop().shutdown()
 
 
 def _make(kind: str, request: pytest.FixtureRequest):

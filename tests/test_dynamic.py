@@ -9,12 +9,13 @@ from __future__ import annotations
 import pytest
 
 import executor_cases
-from executor_cases import bump, count, ran_on, where
+from executor_cases import bump, count, lines, max_overlap, ran_on, where
 from plait import Pipeline, Step, step
 from plait.errors import RunFailed
 
 executor = executor_cases.executor
 process_pool = executor_cases.process_pool
+parallel_executor = executor_cases.parallel_executor
 
 
 @step
@@ -206,3 +207,38 @@ def test_inner_pipeline_constants_are_used(executor):
 
     result = Pipeline([with_constants]).run(params={"seed": 6}, executor=executor)
     assert result["with_constants"] == {"times": 42}
+
+
+def test_inner_steps_of_a_dynamic_pipeline_run_side_by_side(parallel_executor, tmp_path):
+    def make(i):
+        def timed(folder):
+            import time
+
+            start = time.time()
+            time.sleep(0.2)
+            bump(folder, "intervals", f"{start!r} {time.time()!r}")
+            return i
+
+        return Step(timed, name=f"timed{i}", outputs=f"t{i}")
+
+    @step(dynamic=True)
+    def parallel(folder):
+        return Pipeline([make(0), make(1)])
+
+    result = Pipeline([parallel]).run(params={"folder": str(tmp_path)}, executor=parallel_executor)
+    assert result["parallel"] == {"t0": 0, "t1": 1}
+    intervals = [tuple(map(float, line.split())) for line in lines(tmp_path, "intervals")]
+    assert max_overlap(intervals) == 2
+
+
+def test_a_dynamic_pipeline_may_hold_async_steps(executor):
+    @step
+    async def inner_async(seed):
+        return seed + 1
+
+    @step(dynamic=True)
+    def with_async(seed):
+        return Pipeline([inner_async])
+
+    result = Pipeline([with_async]).run(params={"seed": 1}, executor=executor)
+    assert result["with_async"] == {"inner_async": 2}

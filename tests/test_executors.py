@@ -20,7 +20,7 @@ import pytest
 import executor_cases
 from executor_cases import interval, max_overlap, ran_on, where
 from plait import Pipeline, Step, current, step
-from plait.errors import SerializationError, StepTimeoutError
+from plait.errors import RunFailed, SerializationError, StepTimeoutError
 
 executor = executor_cases.executor
 parallel_executor = executor_cases.parallel_executor
@@ -158,6 +158,41 @@ def test_max_concurrency_two_caps_steps_in_flight():
     assert max_overlap(intervals) == 2
 
 
+@step
+def fails_fast():
+    raise ValueError("fails fast")
+
+
+@step
+def running_sibling():
+    time.sleep(0.3)
+    return "finished"
+
+
+@step
+def after_sibling(running_sibling):
+    return running_sibling
+
+
+def test_on_error_raise_lets_running_steps_finish_and_starts_nothing_new(parallel_executor):
+    pipeline = Pipeline([running_sibling, fails_fast, after_sibling])
+    with pytest.raises(RunFailed) as caught:
+        pipeline.run(executor=parallel_executor)
+    steps = caught.value.result.steps
+    assert caught.value.step == "fails_fast"
+    assert steps["fails_fast"].status == "failed"
+    assert steps["running_sibling"].status == "ok"  # was running: finished and recorded
+    assert steps["after_sibling"].status == "not_run"
+
+
+def test_on_error_continue_runs_what_does_not_depend_on_the_failure(executor):
+    result = Pipeline([running_sibling, fails_fast, after_sibling]).run(
+        executor=executor, on_error="continue"
+    )
+    assert result.status == "failed"
+    assert result["after_sibling"] == "finished"
+
+
 # -- async steps ----------------------------------------------------------------------
 
 
@@ -219,6 +254,81 @@ def test_async_and_sync_steps_chain(executor):
 
     result = Pipeline([base, async_double, last]).run(params={"x": 1}, executor=executor)
     assert result["last"] == 5
+
+
+@step
+async def async_slow():
+    await asyncio.sleep(0.5)
+    return "slow"
+
+
+@step
+async def b1():
+    await asyncio.sleep(0)
+    return 1
+
+
+@step
+async def b2(b1):
+    await asyncio.sleep(0)
+    return b1 + 1
+
+
+@step
+def b3(b2):
+    return b2 + 1
+
+
+def test_a_fast_async_chain_does_not_wait_for_a_slow_async_sibling(executor):
+    result = Pipeline([async_slow, b1, b2, b3]).run(executor=executor)
+    assert result["b3"] == 3
+    _, slow_end = interval(result, "async_slow")
+    assert interval(result, "b2")[0] < slow_end
+    assert interval(result, "b3")[1] < slow_end
+
+
+@step
+async def async_a():
+    await asyncio.sleep(0.1)
+    return "a"
+
+
+@step
+async def async_b():
+    await asyncio.sleep(0.1)
+    return "b"
+
+
+@step
+def sync_c():
+    time.sleep(0.1)
+    return "c"
+
+
+def test_max_concurrency_one_serialises_async_steps_too(executor):
+    result = Pipeline([async_a, async_b, sync_c]).run(executor=executor, max_concurrency=1)
+    assert [result[n] for n in ("async_a", "async_b", "sync_c")] == ["a", "b", "c"]
+    intervals = [interval(result, n) for n in ("async_a", "async_b", "sync_c")]
+    assert max_overlap(intervals) == 1
+
+
+def test_concurrent_run_async_calls_on_one_loop_stay_isolated(executor):
+    @step
+    async def echo(x):
+        await asyncio.sleep(0.05)
+        return x
+
+    @step
+    def pair(echo, x):
+        return (echo, x)
+
+    pipeline = Pipeline([echo, pair])
+
+    async def main():
+        runs = [pipeline.run_async(params={"x": x}, executor=executor) for x in range(6)]
+        return [result["pair"] for result in await asyncio.gather(*runs)]
+
+    assert asyncio.run(main()) == [(x, x) for x in range(6)]
 
 
 # -- contextvars ----------------------------------------------------------------------
@@ -310,9 +420,8 @@ def test_serialization_error_raises_as_run_failed_by_default(process_pool):
     def use_lock(lock):
         return "unreachable"
 
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(RunFailed) as caught:
         Pipeline([use_lock]).run(params={"lock": threading.Lock()}, executor=process_pool)
-    assert type(caught.value).__name__ == "RunFailed"
     assert isinstance(caught.value.__cause__, SerializationError)
     assert isinstance(caught.value.__cause__, TypeError)
     assert caught.value.step == "use_lock"
@@ -359,3 +468,64 @@ def test_a_timed_out_step_does_not_hold_back_its_siblings(executor):
     assert result["fine"] == "fine"
     assert result.steps["stuck"].error.type == StepTimeoutError.__name__
     assert result.duration < 3
+
+
+# -- errors are recorded the same everywhere -------------------------------------------
+
+
+class NeedsKeyword(Exception):
+    """An exception whose constructor cannot be replayed from its args."""
+
+    def __init__(self, *, code):
+        self.code = code
+        super().__init__(f"failed with code {code}")
+
+
+def test_a_step_error_is_recorded_with_its_traceback_on_every_executor(executor):
+    @step
+    def plain_error():
+        raise LookupError("plain lookup failure")
+
+    result = Pipeline([plain_error]).run(executor=executor, on_error="continue")
+    error = result.steps["plain_error"].error
+    assert (error.type, error.message) == ("LookupError", "plain lookup failure")
+    # The traceback shows the step's own frame, wherever it ran.
+    assert "plain_error" in error.traceback, error.traceback
+    assert 'raise LookupError("plain lookup failure")' in error.traceback
+
+
+def test_an_exception_that_cannot_be_rebuilt_from_its_args_is_still_recorded(executor):
+    @step
+    def keyword_error():
+        raise NeedsKeyword(code=7)
+
+    result = Pipeline([keyword_error]).run(executor=executor, on_error="continue")
+    error = result.steps["keyword_error"].error
+    assert (error.type, error.message) == ("NeedsKeyword", "failed with code 7")
+
+
+# -- executor lifetime -----------------------------------------------------------------
+
+
+def test_an_executor_object_is_reused_across_runs(executor):
+    pipeline = Pipeline([base, left, right, joined])
+    first = pipeline.run(params={"x": 1}, executor=executor)
+    second = pipeline.run(params={"x": 2}, executor=executor)
+    assert (first["joined"], second["joined"]) == (10, 15)
+
+
+def test_a_threads_shortcut_leaves_no_worker_threads_behind():
+    before = set(threading.enumerate())
+    Pipeline(SLEEPERS).run(executor="threads:3")
+    left_over = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert left_over == []
+
+
+def test_a_processes_shortcut_leaves_no_worker_processes_behind(process_pool):
+    import multiprocessing
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    result = Pipeline([place]).run(executor="processes:1")
+    assert int(result["place"].split(":")[0]) != os.getpid()
+    left_over = [p for p in multiprocessing.active_children() if p.pid not in before]
+    assert left_over == []

@@ -6,6 +6,7 @@ processes; the folder arrives as the ``folder`` param.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -272,16 +273,16 @@ def test_concurrency_caps_elements_in_flight(executor, cap, tmp_path):
     @step(map="items", concurrency=cap)
     def tracked(items, folder):
         start = time.time()
-        time.sleep(0.15)
+        time.sleep(0.1)
         bump(folder, "intervals", f"{start!r} {time.time()!r}")
         return items
 
     result = Pipeline([tracked]).run(
-        params={"items": list(range(5)), "folder": str(tmp_path)}, executor=executor
+        params={"items": list(range(4)), "folder": str(tmp_path)}, executor=executor
     )
-    assert result["tracked"] == [0, 1, 2, 3, 4]
+    assert result["tracked"] == [0, 1, 2, 3]
     intervals = [tuple(map(float, line.split())) for line in lines(tmp_path, "intervals")]
-    assert len(intervals) == 5
+    assert len(intervals) == 4
     assert max_overlap(intervals) <= cap
     if kind_of(executor) != "sequential":
         assert max_overlap(intervals) == cap  # the cap is reached, not only respected
@@ -300,3 +301,68 @@ def test_without_a_cap_elements_run_side_by_side(tmp_path):
     )
     intervals = [tuple(map(float, line.split())) for line in lines(tmp_path, "intervals")]
     assert max_overlap(intervals) >= 3
+
+
+# -- elements with async steps, timeouts and values that cannot travel -----------------
+
+
+def test_an_async_step_maps_with_its_elements_side_by_side(executor):
+    intervals = []  # async steps run on the caller's event loop, whatever the executor
+
+    @step(map="items")
+    async def fetch(items):
+        start = time.time()
+        await asyncio.sleep(0.1)
+        intervals.append((start, time.time()))
+        return (items, current().step)
+
+    result = Pipeline([fetch]).run(params={"items": ["a", "b", "c"]}, executor=executor)
+    assert result["fetch"] == [("a", "fetch"), ("b", "fetch"), ("c", "fetch")]
+    assert max_overlap(intervals) == 3
+
+
+def test_a_timeout_applies_per_element(executor):
+    @step(map="items", timeout=0.2, min_success_ratio=0.5)
+    def sometimes_stuck(items):
+        if items == "stuck":
+            time.sleep(5)
+        return items.upper()
+
+    result = Pipeline([sometimes_stuck]).run(
+        params={"items": ["a", "stuck", "b"]}, executor=executor
+    )
+    assert result["sometimes_stuck"] == ["A", None, "B"]
+    record = result.steps["sometimes_stuck"]
+    assert set(record.failed_elements) == {1}
+    assert record.failed_elements[1].type == "StepTimeoutError"
+    assert result.duration < 3
+
+
+def test_an_element_whose_value_cannot_come_back_fails_alone(process_pool):
+    import threading
+
+    @step(map="items", min_success_ratio=0.5)
+    def maybe_lock(items):
+        return threading.Lock() if items == "lock" else items
+
+    result = Pipeline([maybe_lock]).run(params={"items": ["a", "lock", "b"]}, executor=process_pool)
+    assert result["maybe_lock"] == ["a", None, "b"]
+    error = result.steps["maybe_lock"].failed_elements[1]
+    assert error.type == "SerializationError"
+    assert "maybe_lock" in error.message
+    assert "lock" in error.message
+
+
+def test_concurrency_caps_async_elements_too(executor):
+    intervals = []
+
+    @step(map="items", concurrency=2)
+    async def capped(items):
+        start = time.time()
+        await asyncio.sleep(0.1)
+        intervals.append((start, time.time()))
+        return items
+
+    result = Pipeline([capped]).run(params={"items": list(range(5))}, executor=executor)
+    assert result["capped"] == [0, 1, 2, 3, 4]
+    assert max_overlap(intervals) == 2

@@ -101,6 +101,7 @@ class Graph:
                     )
                 else:
                     self.producers[output] = item.name
+        self.order_view: tuple[Step, ...] | None = None
         self.upstream: dict[str, tuple[str, ...]] = {}
         for item in self.steps.values():
             self.upstream[item.name] = self._upstream_of(item)

@@ -12,6 +12,7 @@ import contextvars
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import PipelineValidationError, StepDefinitionError, suggest
@@ -248,14 +249,17 @@ class Pipeline:
         return self._graph
 
     @property
-    def order(self) -> list[Step]:
-        """The steps in a stable topological order."""
-        return list(self.graph.order)
+    def order(self) -> tuple[Step, ...]:
+        """The steps in a stable topological order (computed once per change)."""
+        graph = self.graph
+        if graph.order_view is None:
+            graph.order_view = tuple(graph.order)
+        return graph.order_view
 
     @property
-    def producers(self) -> dict[str, str]:
-        """Data name -> the step producing it."""
-        return dict(self.graph.producers)
+    def producers(self) -> Mapping[str, str]:
+        """Data name -> the step producing it (a read-only view)."""
+        return MappingProxyType(self.graph.producers)
 
     @property
     def fingerprint(self) -> str:

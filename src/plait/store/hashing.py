@@ -154,7 +154,7 @@ def _hash_mapping(hasher: _Hasher, value: Mapping[Any, Any]) -> None:
 _SIMPLE: dict[type, Callable[[_Hasher, Any], None]] = {
     type(None): lambda h, v: h.update(b"N"),
     bool: lambda h, v: h.update(b"B1" if v else b"B0"),
-    int: lambda h, v: _tag(h, b"I", str(v).encode()),
+    int: lambda h, v: _tag(h, b"I", v.to_bytes(v.bit_length() // 8 + 1, "little", signed=True)),
     float: lambda h, v: _tag(h, b"F", v.hex().encode()),
     complex: lambda h, v: _tag(h, b"C", f"{v.real.hex()},{v.imag.hex()}".encode()),
     str: lambda h, v: _tag(h, b"S", v.encode("utf-8", "surrogatepass")),
@@ -234,6 +234,8 @@ def _numpy(hasher: _Hasher, value: Any) -> bool:
         if value.dtype.hasobject:
             _hash_sequence(b"L")(hasher, value.ravel().tolist())
         else:
+            if value.dtype.kind in "mM":  # datetimes and timedeltas: their int64 ticks
+                value = value.view("<i8")
             hasher.update(np.ascontiguousarray(value).data.cast("B"))
         return True
     if isinstance(value, np.generic):
@@ -271,6 +273,11 @@ def _pandas_index(hasher: _Hasher, index: Any) -> None:
     if isinstance(index, pd.RangeIndex):
         _tag(hasher, b"i", repr((index.start, index.stop, index.step, index.name)).encode())
         return
+    if isinstance(index, pd.MultiIndex):
+        _tag(hasher, b"j", repr((index.nlevels, list(index.names))).encode())
+        for level in range(index.nlevels):
+            _pandas_values(hasher, index.get_level_values(level))
+        return
     _tag(hasher, b"x", repr((str(index.dtype), index.names)).encode())
     _pandas_values(hasher, index)
 
@@ -279,7 +286,7 @@ def _pandas_values(hasher: _Hasher, values: Any) -> None:
     array = values.array if hasattr(values, "array") else values
     _tag(hasher, b"v", str(values.dtype).encode())
     arrow = getattr(array, "_pa_array", None)
-    if arrow is not None:  # arrow-backed (string[pyarrow], ...): hash its buffers
+    if arrow is not None:  # arrow-backed (str, string[pyarrow], ...): hash its content
         _arrow_chunks(hasher, arrow)
         return
     numpy_values = values.to_numpy() if hasattr(values, "to_numpy") else values
@@ -302,24 +309,48 @@ def _object_column(hasher: _Hasher, values: Any) -> None:
 
 
 def _arrow_chunks(hasher: _Hasher, array: Any) -> None:
+    """Hash an arrow array's logical content, the same for any chunking, slicing or buffer
+    padding: values, lengths and null positions go to three streams, so chunk boundaries
+    leave no trace."""
+    import numpy as np
+
     chunks = getattr(array, "chunks", [array])
     _tag(hasher, b"W", f"{array.type}|{len(array)}".encode())
+    streams = [_new(), _new(), _new()]  # values, lengths, null positions
+    position = 0
     for chunk in chunks:
-        _arrow_array(hasher, chunk)
+        if chunk.null_count:
+            mask = chunk.is_null().to_numpy(zero_copy_only=False)
+            streams[2].update((np.flatnonzero(mask) + position).astype("<i8").tobytes())
+        if not _arrow_buffers(streams, chunk):
+            for item in chunk.to_pylist():  # booleans, nested, dictionary...: exact, slower
+                _update(streams[0], item)
+        position += len(chunk)
+    for stream in streams:
+        hasher.update(stream.digest())
 
 
-def _arrow_array(hasher: _Hasher, chunk: Any) -> None:
-    # normalise offsets: a sliced array shares buffers with its parent
-    if chunk.offset:
-        import pyarrow as pa
+def _arrow_buffers(streams: list[_Hasher], chunk: Any) -> bool:
+    """Feed the live bytes of a primitive or string chunk; False for other types."""
+    import numpy as np
+    import pyarrow as pa
 
-        chunk = pa.concat_arrays([chunk])
-    hasher.update(struct.pack("<QQ", len(chunk), chunk.null_count))
-    for buffer in chunk.buffers():
-        if buffer is None:
-            hasher.update(b"-")
-        else:
-            hasher.update(memoryview(buffer))
+    kind, start, count = chunk.type, chunk.offset, len(chunk)
+    buffers = chunk.buffers()
+    large = pa.types.is_large_string(kind) or pa.types.is_large_binary(kind)
+    if large or pa.types.is_string(kind) or pa.types.is_binary(kind):
+        offsets = np.frombuffer(buffers[1], dtype="<i8" if large else "<i4")
+        offsets = offsets[start : start + count + 1]
+        if count:
+            streams[1].update(np.diff(offsets).astype("<i8").tobytes())
+            streams[0].update(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])])
+        return True
+    bit_width = getattr(kind, "bit_width", 0)
+    if bit_width and bit_width % 8 == 0 and len(buffers) == 2 and buffers[1] is not None:
+        size = bit_width // 8
+        streams[0].update(memoryview(buffers[1])[start * size : (start + count) * size])
+        return True
+    return False
 
 
 def _pyarrow(hasher: _Hasher, value: Any) -> bool:
