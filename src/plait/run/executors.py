@@ -24,7 +24,14 @@ __all__ = ["Executor", "Processes", "Sequential", "Threads", "make_executor"]
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs tasks. ``inline`` executors run them in the scheduler's own thread."""
+    """Runs tasks. ``inline`` executors run them in the scheduler's own thread.
+
+    A *remote* executor (an attribute ``remote = True``) returns TaskResults whose
+    ``values`` are the engine's references (Dask futures, Ray object refs): the scheduler
+    passes them as inputs to later tasks without fetching them, and calls the executor's
+    ``fetch(ref)`` only for what must be local (requested outputs, ``when`` predicates,
+    the list a map step maps over, a dynamic step's pipeline).
+    """
 
     name: str
     inline: bool

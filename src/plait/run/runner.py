@@ -104,6 +104,8 @@ def _prepare(
         on_step_end=_step_end(hook_set, info),
         cache=cache,
     )
+    if getattr(exe, "remote", False):
+        state.fetch = exe.fetch  # type: ignore[attr-defined]
     recorder = None
     if cache is not None:
         from plait.run.recording import start_recording

@@ -194,6 +194,7 @@ class RunState:
         self.reasons: dict[str, str] = {}
         self.key_parts: dict[str, dict[str, Any]] = {}  # what each step's key was made of
         self.agent = CacheAgent(cache, self) if cache is not None else None
+        self.fetch: Callable[[Any], Any] | None = None  # set for a remote executor
 
     def _static_value(self, source: Source) -> Any:
         if source.kind == FROM_PARAM:
@@ -276,7 +277,7 @@ class RunState:
             return None
         kwargs = None
         if item.options.when is not None:
-            kwargs = self._kwargs(node, policy)
+            kwargs = self._kwargs(node, policy, local=True)
             try:
                 go = _call_predicate(item.options.when, kwargs)
             except Exception as exc:
@@ -298,20 +299,32 @@ class RunState:
         self.running.add(name)
         if self.on_step_start is not None:
             self.on_step_start(item)
-        if kwargs is None:
+        if kwargs is None or self.fetch is not None:
             kwargs = self._kwargs(node, policy)
         task = Task(item, kwargs, self.run_id, ticket=ticket)
         if item.options.map is not None:
             return self._begin_map(name, task)
         return task
 
-    def _kwargs(self, node: _Node, policy: str) -> dict[str, Any]:
-        """The arguments of a step that is about to execute (lazy values are loaded)."""
+    def _kwargs(self, node: _Node, policy: str, local: bool = False) -> dict[str, Any]:
+        """The arguments of a step that is about to execute (lazy values are loaded).
+
+        With a remote executor, values are the engine's references and stay remote,
+        except when ``local`` (a ``when`` predicate) or for a receiving step, whose
+        outcome objects the engine cannot look into.
+        """
         item = node.step
         kwargs = dict(item.bound) if item.bound else {}
         for source in node.statics:
             kwargs[source.param] = self._static_value(source)
         load = self.agent.load if self.agent is not None else self.values.__getitem__
+        if self.fetch is not None and (local or policy == "receive"):
+            remote_load = load
+            fetch = self.fetch
+
+            def load(data: str) -> Any:
+                return fetch(remote_load(data))
+
         if policy == "receive":
             for param, data, producer in node.inputs:
                 seen = self.seen[producer]
@@ -357,7 +370,7 @@ class RunState:
         item = task.step
         mapped = item.options.map
         assert mapped is not None
-        collection = task.kwargs[mapped]
+        collection = self._local(task.kwargs[mapped])
         if isinstance(collection, Mapping):
             keys, items, is_dict = list(collection), list(collection.values()), True
         elif isinstance(collection, list | tuple):
@@ -471,7 +484,7 @@ class RunState:
     def _expand_dynamic(self, name: str, task: Task, result: TaskResult) -> bool:
         from plait.pipeline import Pipeline, namespaced
 
-        inner = result.values[0]
+        inner = self._local(result.values[0])
         if not isinstance(inner, Pipeline):
             result.ok = False
             result.error = TypeError(
@@ -698,18 +711,23 @@ class RunState:
             if record is None:
                 reason = "the run stopped before this step started"
                 record = StepResult(item.name, "not_run", Skipped(reason), reason=reason)
-            elif record.cached and isinstance(record.outcome, Ok):
+            elif (record.cached or self.fetch is not None) and isinstance(record.outcome, Ok):
                 kept = tuple(self.values.get(o, RELEASED) for o in item.outputs)
                 record.outcome = Ok(_outcome_value(item, kept))
             records[item.name] = record
         return records
 
+    def _local(self, value: Any) -> Any:
+        """A value here, in this process (fetched from a remote executor if need be)."""
+        return value if self.fetch is None else self.fetch(value)
+
     def outputs(self) -> dict[str, Any]:
-        """The values to hand back: all of them, or those requested (loaded)."""
+        """The values to hand back: all of them, or those requested (loaded, fetched)."""
         names = [k for k in self.values if self.requested is None or k in self.requested]
-        if self.agent is None:
-            return {k: self.values[k] for k in names}
-        return {k: self.agent.load(k) for k in names}
+        for name in names:
+            value = self.agent.load(name) if self.agent is not None else self.values[name]
+            self.values[name] = self._local(value)
+        return {k: self.values[k] for k in names}
 
 
 def _outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
