@@ -48,31 +48,43 @@ class CacheAgent:
         return found
 
     def input_versions(self, node: _Node, skip: str | None = None) -> dict[str, str]:
-        """Data name -> data version of every input of ``node`` (but ``skip``)."""
+        """Parameter -> data version of every input of ``node`` (but ``skip``).
+
+        Keyed by parameter, not data name: the same data fed to other parameters is
+        another computation.
+        """
         versions: dict[str, str] = {}
         item = node.step
         for param, value in item.bound.items():
             if param != skip:
-                versions[f"{param}="] = data_version(value)
+                versions[param] = data_version(value)
         for source in node.statics:
             if source.param != skip:
-                versions[source.data] = self._static_version(source)
+                versions[source.param] = self._static_version(source)
         seen = self.state.seen
         for param, data, producer in node.inputs:
             if param == skip:
                 continue
             outcome = seen[producer]
             if outcome is True:
-                versions[data] = self.versions.get(data, "unknown")
+                versions[param] = self.versions.get(data, "unknown")
             else:
-                versions[data] = type(outcome).__name__.lower()
+                versions[param] = type(outcome).__name__.lower()
         return versions
+
+    @staticmethod
+    def sources(node: _Node) -> dict[str, str]:
+        """Parameter -> the data name feeding it (``"<constant>"`` for bound values)."""
+        names = {param: "<constant>" for param in node.step.bound}
+        names.update({source.param: source.data for source in node.statics})
+        names.update({param: data for param, data, _ in node.inputs})
+        return names
 
     # -- lookups -------------------------------------------------------------------
     def check(self, node: _Node) -> tuple[Entry | None, str, Ticket]:
         """Look the step up; return the entry to reuse (or None), the reason, a ticket."""
         item = node.step
-        parts = self.cache.parts(item, self.input_versions(node), None)
+        parts = self.cache.parts(item, self.input_versions(node), None, self.sources(node))
         key = cache_key(parts)
         entry, known = self.cache.lookup(item, key)
         ticket = Ticket(
@@ -86,7 +98,7 @@ class CacheAgent:
         from plait.steps import MISSING
 
         item = node.step
-        parts = self.cache.parts(item, base, data_version(element))
+        parts = self.cache.parts(item, base, data_version(element), self.sources(node))
         key = cache_key(parts)
         ticket = Ticket(
             self.cache.store, key, self.cache.pipeline, self.cache.run_id, item.options.cache, parts
@@ -121,7 +133,7 @@ class CacheAgent:
     def executed(self, node: _Node, result: TaskResult, ticket: Ticket | None) -> dict[str, str]:
         """Take note of an execution's stored outputs; return their data versions."""
         versions = {}
-        for output, ref in result.artifacts.items():
+        for output, ref in (result.artifacts or {}).items():
             versions[output] = ref.version
             self.versions[output] = ref.version
             if ref.size >= 0:

@@ -39,12 +39,10 @@ def _put(
 def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
     """Run until nothing is ready or running; Ctrl-C stops scheduling and re-raises."""
     if executor.inline:
-        while True:
-            tasks = state.next_tasks(1)
-            if not tasks:
-                return
-            task = tasks[0]
-            state.complete(task, execute(task))
+        next_task, complete = state.next_task, state.complete
+        while (task := next_task()) is not None:
+            complete(task, execute(task))
+        return
     done: queue.SimpleQueue[tuple[Task, cf.Future[TaskResult]]] = queue.SimpleQueue()
     inflight: dict[cf.Future[TaskResult], Task] = {}
     try:

@@ -106,7 +106,9 @@ def start_recording(
 
     def record(result: StepResult) -> None:
         parts = state.key_parts.get(result.name, {})
-        recorder.step(result, parts.get("inputs", {}), parts.get("code"))
+        sources = parts.get("sources", {})
+        by_data = {sources.get(p, p): v for p, v in parts.get("inputs", {}).items()}
+        recorder.step(result, by_data, parts.get("code"))
 
     state.listeners.append(record)
     return recorder

@@ -240,6 +240,25 @@ class RunState:
                 tasks.append(task)
         return tasks
 
+    def next_task(self) -> Task | None:
+        """The next task to run, for a driver that runs one at a time (the fast path)."""
+        if self.maps:
+            tasks = self.next_tasks(1)
+            return tasks[0] if tasks else None
+        ready = self.ready
+        while ready and not self.stopped:
+            task = self._start(ready.popleft())
+            if task is None:
+                continue
+            if task.step.options.map is not None and task.element is MISSING:
+                tasks = []
+                self._map_tasks(task.step.name, tasks, 1)
+                if tasks:
+                    return tasks[0]
+                continue
+            return task
+        return None
+
     def complete(self, task: Task, result: TaskResult) -> None:
         """Record the result of a dispatched task and release what it unblocks."""
         name = task.step.name
@@ -259,9 +278,14 @@ class RunState:
         node = self.nodes[name]
         item = node.step
         policy = item.options.on_upstream
-        bad = [(up, self.seen[up]) for up in node.upstream if self.seen[up] is not True]
-        if bad and policy != "receive":
-            up, outcome = bad[0]
+        seen = self.seen
+        bad = None
+        for up in node.upstream:
+            if seen[up] is not True:
+                bad = (up, seen[up])
+                break
+        if bad is not None and policy != "receive":
+            up, outcome = bad
             failed = isinstance(outcome, Err) or self.results[up].status == "failed"
             what = "failed" if failed else "was skipped"
             reason = f"upstream step {up!r} {what}"
@@ -390,7 +414,7 @@ class RunState:
         if self.agent is not None:
             base = self.agent.input_versions(self.nodes[name], skip=mapped)
             self.maps[name].base_versions = base
-            self.key_parts[name] = {"inputs": base}
+            self.key_parts[name] = {"inputs": base, "sources": self.agent.sources(self.nodes[name])}
         if not keys:
             self._finish_map(name)
             return None

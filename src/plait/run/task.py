@@ -65,7 +65,7 @@ class TaskResult:
     duration: float = 0.0
     fallback: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
+    artifacts: Mapping[str, ArtifactRef] | None = None  # with a store
     traceback: str | None = None  # formatted where the error happened (survives pickling)
 
 
@@ -173,28 +173,38 @@ def execute(task: Task) -> TaskResult:
     if item.is_async:
         return asyncio.run(execute_async(task))
     timeout = item.options.timeout
-    result = TaskResult(ok=False, start=time.time())
+    result = TaskResult(False, start=time.time())
     started = time.perf_counter()
-    ctx = StepContext(task.run_id, item.name, 1, None if task.element is MISSING else task.element)
-    value: Any = None
-    error: BaseException | None = None
-    attempt = 0
-    while True:
-        attempt += 1
-        ctx.attempt = attempt
-        token = set_context(ctx)
-        try:
+    element = task.element
+    ctx = StepContext(task.run_id, item.name, 1, None if element is MISSING else element)
+    token = set_context(ctx)
+    try:
+        try:  # the common case first: one attempt that succeeds, no timeout
             value = item.func(**task.kwargs) if timeout is None else _call_in_thread(task, timeout)
-            error = None
+            error: BaseException | None = None
         except Exception as exc:
-            error = exc
-        finally:
-            reset_context(token)
-        if error is None or not _retryable(item, error, attempt):
-            break
-        time.sleep(_delay(item, attempt))
+            value, error = None, exc
+        attempt = 1
+        while error is not None and _retryable(item, error, attempt):
+            time.sleep(_delay(item, attempt))
+            attempt += 1
+            ctx.attempt = attempt
+            try:
+                value = (
+                    item.func(**task.kwargs) if timeout is None else _call_in_thread(task, timeout)
+                )
+                error = None
+            except Exception as exc:
+                error = exc
+    finally:
+        reset_context(token)
     result.attempts = attempt
     result.metrics = ctx.metrics
+    if error is None and task.ticket is None and element is MISSING and item.single_output:
+        result.ok, result.values = True, (value,)  # fast path of _finish
+        result.duration = time.perf_counter() - started
+        result.end = result.start + result.duration
+        return result
     _finish(task, result, value, error)
     result.duration = time.perf_counter() - started
     return result

@@ -59,9 +59,14 @@ class Ticket:
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
-    """The key for a set of parts (plain JSON data): a 128-bit hash of their canonical JSON."""
+    """The key for a set of parts (plain JSON data): a 128-bit hash of their canonical JSON.
+
+    ``sources`` (names only, for explanations) is left out of the key.
+    """
     import xxhash
 
+    if "sources" in parts:
+        parts = {k: v for k, v in parts.items() if k != "sources"}
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
     return str(xxhash.xxh3_128_hexdigest(text.encode()))
 
@@ -138,17 +143,30 @@ class RunCache:
             self._code[id(item.func)] = found
         return found[1]
 
-    def parts(self, item: Step, inputs: Mapping[str, str], element: str | None) -> dict[str, Any]:
-        """The ingredients of a key: code, version label, input and file versions."""
+    def parts(
+        self,
+        item: Step,
+        inputs: Mapping[str, str],
+        element: str | None,
+        sources: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The ingredients of a key: code, version label, outputs, input and file versions.
+
+        ``inputs`` maps each parameter to its data version; ``sources`` (parameter -> data
+        name) is kept for explanations and lineage but is not part of the key.
+        """
         parts: dict[str, Any] = {
             "code": self.code(item),
             "version": item.options.version,
+            "outputs": list(item.outputs),
             "inputs": dict(inputs),
         }
         if item.options.input_files:
             parts["files"] = {path: _file_version(path) for path in item.options.input_files}
         if element is not None:
             parts["element"] = element
+        if sources is not None:
+            parts["sources"] = dict(sources)
         return parts
 
     def lookup(self, item: Step, key: str) -> tuple[Entry | None, str]:
@@ -179,13 +197,15 @@ class RunCache:
             return "code changed"
         if last.get("version") != parts.get("version"):
             return "version changed"
+        sources = parts.get("sources") or {}
         for kind, label in (("inputs", "input"), ("files", "file")):
             before, now = last.get(kind) or {}, parts.get(kind) or {}
             for name in sorted(set(before) | set(now)):
                 if before.get(name) != now.get(name):
-                    if kind == "inputs" and name.startswith("config"):
-                        return f"{name} changed"
-                    return f"{label} {name!r} changed"
+                    data = sources.get(name, name) if kind == "inputs" else name
+                    if data.startswith("config"):
+                        return f"{data} changed"
+                    return f"{label} {data!r} changed"
         if not item.options.cache:
             return "cache disabled (cache=False)"
         return "no entry (the last execution stored no result)"
