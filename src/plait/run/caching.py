@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 from plait.graph import Source
 from plait.results import Ok
 from plait.run.task import Task, TaskResult, execute
+from plait.steps import MISSING
 from plait.store.cache import Lazy, RunCache, Ticket, cache_key
 from plait.store.hashing import data_version
 from plait.store.store import ArtifactRef, CorruptArtifact, Entry
 
 if TYPE_CHECKING:
-    from plait.run.state import RunState, _Node
+    from plait.run.compiled import Node
+    from plait.run.state import RunState
 
 __all__ = ["CacheAgent"]
 
@@ -47,7 +49,7 @@ class CacheAgent:
             self._static[source.data] = found
         return found
 
-    def input_versions(self, node: _Node, skip: str | None = None) -> dict[str, str]:
+    def input_versions(self, node: Node, skip: str | None = None) -> dict[str, str]:
         """Parameter -> data version of every input of ``node`` (but ``skip``).
 
         Keyed by parameter, not data name: the same data fed to other parameters is
@@ -73,7 +75,7 @@ class CacheAgent:
         return versions
 
     @staticmethod
-    def sources(node: _Node) -> dict[str, str]:
+    def sources(node: Node) -> dict[str, str]:
         """Parameter -> the data name feeding it (``"<constant>"`` for bound values)."""
         names = {param: "<constant>" for param in node.step.bound}
         names.update({source.param: source.data for source in node.statics})
@@ -81,7 +83,7 @@ class CacheAgent:
         return names
 
     # -- lookups -------------------------------------------------------------------
-    def check(self, node: _Node) -> tuple[Entry | None, str, Ticket]:
+    def check(self, node: Node) -> tuple[Entry | None, str, Ticket]:
         """Look the step up; return the entry to reuse (or None), the reason, a ticket."""
         item = node.step
         parts = self.cache.parts(item, self.input_versions(node), None, self.sources(node))
@@ -93,17 +95,17 @@ class CacheAgent:
         reason = known if entry is not None else self.cache.why(item, parts, known)
         return entry, reason, ticket
 
-    def check_element(self, node: _Node, base: dict[str, str], element: Any) -> tuple[Any, Ticket]:
+    def check_element(
+        self, node: Node, base: dict[str, str], element: Any, lookup: bool = True
+    ) -> tuple[Any, Ticket]:
         """Look one map element up: its value (loaded) or MISSING, and its ticket."""
-        from plait.steps import MISSING
-
         item = node.step
         parts = self.cache.parts(item, base, data_version(element), self.sources(node))
         key = cache_key(parts)
         ticket = Ticket(
             self.cache.store, key, self.cache.pipeline, self.cache.run_id, item.options.cache, parts
         )
-        entry, _ = self.cache.lookup(item, key)
+        entry = self.cache.lookup(item, key)[0] if lookup else None
         if entry is None or "element" not in entry.outputs:
             return MISSING, ticket
         try:
@@ -114,7 +116,7 @@ class CacheAgent:
             return MISSING, ticket
 
     # -- results -------------------------------------------------------------------
-    def hit(self, node: _Node, entry: Entry) -> dict[str, str]:
+    def hit(self, node: Node, entry: Entry) -> dict[str, str]:
         """Enter a hit's outputs as lazy values; return their data versions."""
         versions = {}
         for output in node.step.outputs:
@@ -126,11 +128,11 @@ class CacheAgent:
             self.artifacts[output] = ref
         return versions
 
-    def lazy_values(self, node: _Node, entry: Entry) -> tuple[Any, ...]:
+    def lazy_values(self, node: Node, entry: Entry) -> tuple[Any, ...]:
         """The outputs of a hit as lazy references, in output order."""
         return tuple(Lazy(entry.outputs[o]) for o in node.step.outputs if o in entry.outputs)
 
-    def executed(self, node: _Node, result: TaskResult, ticket: Ticket | None) -> dict[str, str]:
+    def executed(self, node: Node, result: TaskResult, ticket: Ticket | None) -> dict[str, str]:
         """Take note of an execution's stored outputs; return their data versions."""
         versions = {}
         for output, ref in (result.artifacts or {}).items():
@@ -168,6 +170,32 @@ class CacheAgent:
             values[data] = loaded
         return loaded
 
+    def _recompute_map(self, node: Node, kwargs: dict[str, Any], ticket: Ticket) -> TaskResult:
+        """Recompute a map step here, element by element (their entries are rewritten)."""
+        from plait.run.mapping import assemble
+
+        item, mapped = node.step, node.step.options.map
+        assert mapped is not None
+        collection = kwargs[mapped]
+        keys = list(collection) if isinstance(collection, dict) else list(range(len(collection)))
+        items = list(collection.values()) if isinstance(collection, dict) else list(collection)
+        base = self.input_versions(node, skip=mapped)
+        results: list[Any] = []
+        for key, element in zip(keys, items, strict=True):
+            _, element_ticket = self.check_element(node, base, element, lookup=False)
+            task = Task(item, {**kwargs, mapped: element}, self.state.run_id, key, element_ticket)
+            done = execute(task)
+            if not done.ok:
+                return done
+            results.append(done.values[0])
+        result = TaskResult(
+            True, values=assemble(item, keys, results, isinstance(collection, dict))
+        )
+        from plait.store.cache import persist
+
+        result.artifacts = persist(ticket, item, result.values, MISSING)
+        return result
+
     def _recompute(self, data: str, ref: ArtifactRef) -> Any:
         """Run the producer of ``data`` again, here, and store its outputs afresh."""
         state = self.state
@@ -183,7 +211,10 @@ class CacheAgent:
         for param, upstream, _ in node.inputs:
             kwargs[param] = self.load(upstream)
         _, _, ticket = self.check(node)
-        result = execute(Task(node.step, kwargs, state.run_id, ticket=ticket))
+        if node.step.options.map is not None:
+            result = self._recompute_map(node, kwargs, ticket)
+        else:
+            result = execute(Task(node.step, kwargs, state.run_id, ticket=ticket))
         if not result.ok:
             raise CorruptArtifact(
                 f"{data!r} was damaged in the store and recomputing step {producer!r} failed: "

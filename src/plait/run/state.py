@@ -24,26 +24,16 @@ Glossary of the state:
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import (
-    MapFailed,
-    PipelineValidationError,
-    Problem,
     UpstreamFailed,
-    suggest,
 )
 from plait.graph import (
     FROM_CONFIG,
-    FROM_CONFIG_PATH,
-    FROM_DEFAULT,
     FROM_PARAM,
-    FROM_STEP,
-    Graph,
     Plan,
     Source,
     config_lookup,
@@ -58,8 +48,11 @@ from plait.results import (
     StepResult,
     StepStatus,
 )
+from plait.run import dynamic, mapping
 from plait.run.caching import CacheAgent
-from plait.run.task import Task, TaskResult, split_outputs
+from plait.run.compiled import Compiled, Node, compile_plan
+from plait.run.mapping import MapState
+from plait.run.task import Task, TaskResult
 from plait.steps import MISSING, Step
 
 if TYPE_CHECKING:
@@ -67,85 +60,6 @@ if TYPE_CHECKING:
     from plait.store.store import Entry
 
 __all__ = ["RunState"]
-
-
-@dataclass(slots=True)
-class _Node:
-    """How one step is fed; built once per plan and shared by its runs (read-only)."""
-
-    step: Step
-    statics: tuple[Source, ...]  # params and config values, read at the start
-    inputs: tuple[tuple[str, str, str], ...]  # (param, data, producer) fed by steps
-    consumed: tuple[str, ...]  # distinct data names read from steps
-    upstream: tuple[str, ...]
-    downstream: list[str] = field(default_factory=list)
-    dynamic_parent: str | None = None
-
-
-@dataclass(slots=True)
-class _Compiled:
-    """The run-independent skeleton of a plan: nodes, initial counts, ready steps."""
-
-    nodes: dict[str, _Node]
-    waiting: dict[str, int]
-    refs: dict[str, int]
-    ready: list[str]
-    producers: dict[str, str]
-    order: list[Step]
-
-
-def _compile(
-    order: list[Step],
-    sources: Mapping[str, tuple[Source, ...]],
-    upstream: Mapping[str, tuple[str, ...]],
-    dynamic_parent: str | None = None,
-) -> _Compiled:
-    nodes: dict[str, _Node] = {}
-    waiting: dict[str, int] = {}
-    refs: dict[str, int] = {}
-    producers: dict[str, str] = {}
-    ready: list[str] = []
-    for item in order:
-        fed = tuple(
-            (src.param, src.data, src.producer)
-            for src in sources[item.name]
-            if src.kind == FROM_STEP and src.producer is not None
-        )
-        statics = tuple(
-            src for src in sources[item.name] if src.kind not in (FROM_STEP, FROM_DEFAULT)
-        )
-        consumed = tuple(dict.fromkeys(data for _, data, _ in fed))
-        name = item.name
-        nodes[name] = _Node(item, statics, fed, consumed, upstream[name], [], dynamic_parent)
-        for output in item.outputs:
-            producers[output] = name
-            refs.setdefault(output, 0)
-        for data in consumed:
-            refs[data] = refs.get(data, 0) + 1
-        for up in upstream[name]:
-            nodes[up].downstream.append(name)
-        waiting[name] = len(upstream[name])
-        if not upstream[name]:
-            ready.append(name)
-    return _Compiled(nodes, waiting, refs, ready, producers, list(order))
-
-
-@dataclass(slots=True)
-class _MapState:
-    keys: list[Any]
-    is_dict: bool
-    pending: deque[tuple[int, Any, Any]]
-    kwargs: dict[str, Any]
-    inflight: int = 0
-    done: int = 0
-    results: list[Any] = field(default_factory=list)
-    errors: dict[Any, BaseException] = field(default_factory=dict)
-    attempts: int = 0
-    start: float = 0.0
-    duration: float = 0.0
-    metrics: dict[str, Any] = field(default_factory=dict)
-    base_versions: dict[str, str] | None = None  # the shared inputs' versions (with a store)
-    cached: int = 0
 
 
 class RunState:
@@ -174,9 +88,9 @@ class RunState:
             self.listeners.append(on_step_end)
         compiled = getattr(plan, "compiled", None)
         if compiled is None:
-            compiled = _compile(plan.order, plan.sources, plan.upstream)
+            compiled = compile_plan(plan.order, plan.sources, plan.upstream)
             plan.compiled = compiled
-        self.nodes: dict[str, _Node] = dict(compiled.nodes)
+        self.nodes: dict[str, Node] = dict(compiled.nodes)
         self.waiting: dict[str, int] = dict(compiled.waiting)
         self.refs: dict[str, int] = dict(compiled.refs)
         self.ready: deque[str] = deque(compiled.ready)
@@ -186,7 +100,7 @@ class RunState:
         self.seen: dict[str, bool | Err | Skipped] = {}
         self.results: dict[str, StepResult] = {}
         self.running: set[str] = set()
-        self.maps: dict[str, _MapState] = {}
+        self.maps: dict[str, MapState] = {}
         self.dynamic_waiting: dict[str, set[str]] = {}
         self.dynamic_value: dict[str, StepResult] = {}
         self.first_failure: tuple[str, BaseException] | None = None
@@ -205,7 +119,7 @@ class RunState:
             return config_lookup(self.config, [source.data])
         return config_lookup(self.config, source.data.split(".")[1:])
 
-    def _add_dynamic(self, compiled: _Compiled) -> None:
+    def _add_dynamic(self, compiled: Compiled) -> None:
         self.nodes.update(compiled.nodes)
         self.waiting.update(compiled.waiting)
         for data, count in compiled.refs.items():
@@ -313,7 +227,7 @@ class RunState:
                 )
                 return None
         ticket = None
-        if self.agent is not None and item.options.map is None and not item.options.dynamic:
+        if self.agent is not None and not item.options.dynamic:
             entry, reason, ticket = self.agent.check(node)
             self.reasons[name] = reason
             self.key_parts[name] = ticket.parts
@@ -330,7 +244,7 @@ class RunState:
             return self._begin_map(name, task)
         return task
 
-    def _kwargs(self, node: _Node, policy: str, local: bool = False) -> dict[str, Any]:
+    def _kwargs(self, node: Node, policy: str, local: bool = False) -> dict[str, Any]:
         """The arguments of a step that is about to execute (lazy values are loaded).
 
         With a remote executor, values are the engine's references and stay remote,
@@ -358,7 +272,7 @@ class RunState:
                 kwargs[param] = load(data)
         return kwargs
 
-    def _hit(self, name: str, node: _Node, entry: Entry, key: str) -> None:
+    def _hit(self, name: str, node: Node, entry: Entry, key: str) -> None:
         """Record a cache hit: its outputs enter the run lazily, with their versions."""
         assert self.agent is not None
         versions = self.agent.hit(node, entry)
@@ -389,220 +303,21 @@ class RunState:
         )
         self._record(name, record, error)
 
-    # -- map steps ---------------------------------------------------------------------
+    # -- map steps (run/mapping.py) and dynamic steps (run/dynamic.py) --------------------
     def _begin_map(self, name: str, task: Task) -> Task | None:
-        item = task.step
-        mapped = item.options.map
-        assert mapped is not None
-        collection = self._local(task.kwargs[mapped])
-        if isinstance(collection, Mapping):
-            keys, items, is_dict = list(collection), list(collection.values()), True
-        elif isinstance(collection, list | tuple):
-            keys, items, is_dict = list(range(len(collection))), list(collection), False
-        else:
-            self.running.discard(name)
-            error = TypeError(
-                f"step {name!r} maps over {mapped!r}, which must be a list, tuple or dict; "
-                f"got {type(collection).__name__}"
-            )
-            self._decide(name, Err(error), "failed", "cannot map")
-            return None
-        pending = deque(zip(range(len(keys)), keys, items, strict=True))
-        self.maps[name] = _MapState(
-            keys, is_dict, pending, task.kwargs, results=[None] * len(keys), start=time.time()
-        )
-        if self.agent is not None:
-            base = self.agent.input_versions(self.nodes[name], skip=mapped)
-            self.maps[name].base_versions = base
-            self.key_parts[name] = {"inputs": base, "sources": self.agent.sources(self.nodes[name])}
-        if not keys:
-            self._finish_map(name)
-            return None
-        return task
+        return mapping.begin(self, name, task)
 
     def _map_tasks(self, name: str, tasks: list[Task], limit: int | None) -> None:
-        state = self.maps.get(name)
-        if state is None or self.stopped:
-            return
-        node = self.nodes[name]
-        cap = node.step.options.concurrency
-        mapped = node.step.options.map
-        while state.pending and (cap is None or state.inflight < cap):
-            if limit is not None and len(tasks) >= limit:
-                return
-            index, key, element = state.pending.popleft()
-            ticket = None
-            if self.agent is not None and state.base_versions is not None:
-                value, ticket = self.agent.check_element(node, state.base_versions, element)
-                if value is not MISSING:
-                    state.results[index] = value
-                    state.done += 1
-                    state.cached += 1
-                    if state.done == len(state.keys):
-                        self._finish_map(name)
-                        return
-                    continue
-            kwargs = dict(state.kwargs)
-            kwargs[mapped] = element  # type: ignore[index]
-            state.inflight += 1
-            tasks.append(
-                Task(node.step, kwargs, self.run_id, key if state.is_dict else index, ticket)
-            )
+        mapping.dispatch(self, name, tasks, limit)
 
     def _complete_element(self, name: str, task: Task, result: TaskResult) -> None:
-        state = self.maps[name]
-        state.inflight -= 1
-        state.done += 1
-        state.attempts += result.attempts
-        state.duration += result.duration
-        state.metrics.update(result.metrics)
-        index = state.keys.index(task.element) if state.is_dict else task.element
-        if result.ok:
-            state.results[index] = result.values[0]
-        else:
-            state.errors[task.element] = result.error or RuntimeError("element failed")
-        if state.done == len(state.keys):
-            self._finish_map(name)
+        mapping.complete_element(self, name, task, result)
 
-    def _finish_map(self, name: str) -> None:
-        state = self.maps.pop(name)
-        item = self.nodes[name].step
-        total = len(state.keys)
-        ratio = 1.0 if total == 0 else (total - len(state.errors)) / total
-        record = TaskResult(
-            ok=True,
-            attempts=state.attempts,
-            start=state.start,
-            end=time.time(),
-            duration=state.duration,
-            metrics=state.metrics,
-        )
-        failed = {k: ErrorInfo.from_exception(e) for k, e in state.errors.items()}
-        if ratio < item.options.min_success_ratio:
-            record.ok = False
-            record.error = MapFailed(
-                f"step {name!r}: {len(state.errors)} of {total} elements failed "
-                f"(success ratio {ratio:.2f} < min_success_ratio "
-                f"{item.options.min_success_ratio}); first: "
-                f"{next(iter(failed.items()))[0]!r}: {next(iter(failed.values()))}",
-                step=name,
-                failed=dict(state.errors),
-            )
-        else:
-            value: Any = (
-                dict(zip(state.keys, state.results, strict=True))
-                if state.is_dict
-                else state.results
-            )
-            try:
-                record.values = _split_map(item, value, state)
-            except Exception as exc:
-                record.ok, record.error = False, exc
-        if self.agent is not None:
-            self.reasons[name] = f"{state.cached} of {total} elements from the cache"
-        self._finish_step(name, record, failed)
-        if total and state.cached == total:
-            self.results[name].cached = True
-
-    # -- dynamic steps -------------------------------------------------------------------
     def _expand_dynamic(self, name: str, task: Task, result: TaskResult) -> bool:
-        from plait.pipeline import Pipeline, namespaced
-
-        inner = self._local(result.values[0])
-        if not isinstance(inner, Pipeline):
-            result.ok = False
-            result.error = TypeError(
-                f"step {name!r} is dynamic=True and must return a Pipeline, got "
-                f"{type(inner).__name__}"
-            )
-            return False
-        steps = namespaced(inner, name, {}, {})
-        graph = Graph(steps)
-        env = dict(inner.run_params(None))
-        env.update(
-            {d: task.kwargs[p] for p, d in task.step.data_inputs.items() if p in task.kwargs}
-        )
-        problems = list(graph.problems)
-        sources: dict[str, tuple[Source, ...]] = {}
-        for item in graph.order:
-            found = []
-            for param, data in item.data_inputs.items():
-                if data in graph.producers:
-                    found.append(Source(param, data, FROM_STEP, graph.producers[data]))
-                elif data in env or data in self.values or data in self.params:
-                    item.bound[param] = env.get(data, self.values.get(data, self.params.get(data)))  # type: ignore[index]
-                elif data == "config" or data.startswith("config."):
-                    found.append(
-                        Source(param, data, FROM_CONFIG if data == "config" else FROM_CONFIG_PATH)
-                    )
-                elif param in item.signature.defaults:
-                    continue
-                else:
-                    known = list(env) + list(self.values) + list(graph.producers)
-                    problems.append(
-                        Problem(
-                            "missing_input",
-                            f"step {item.name!r} (inside dynamic step {name!r}): no value for "
-                            f"{data!r}{suggest(data, known)}",
-                            item.name,
-                        )
-                    )
-            sources[item.name] = tuple(found)
-        if problems:
-            result.ok = False
-            result.error = PipelineValidationError(problems, f"{name} (dynamic)")
-            return False
-        self.dynamic_waiting[name] = {s.name for s in graph.order}
-        self.dynamic_value[name] = StepResult(
-            name,
-            "ok",
-            Ok(None),
-            reason="dynamic pipeline ran",
-            duration=result.duration,
-            start_time=result.start,
-            attempts=result.attempts,
-            metrics=result.metrics,
-        )
-        inner_consumed = {d for s in graph.order for d in s.data_inputs.values()}
-        sinks = [o for s in graph.order for o in s.outputs if o not in inner_consumed]
-        self.dynamic_value[name].data_versions = {o: "" for o in sinks}  # sink names
-        upstream = {s.name: graph.upstream[s.name] for s in graph.order}
-        self._add_dynamic(_compile(graph.order, sources, upstream, name))
-        for sink in sinks:
-            self.refs[sink] = self.refs.get(sink, 0) + 1  # held for the dynamic step's value
-        if not graph.order:
-            self._finish_dynamic(name)
-        return True
+        return dynamic.expand(self, name, task, result)
 
     def _finish_dynamic(self, name: str) -> None:
-        record = self.dynamic_value.pop(name)
-        del self.dynamic_waiting[name]
-        prefix = f"{name}."
-        sinks = list(record.data_versions)
-        record.data_versions = {}
-        failed = [
-            r for n, r in self.results.items() if n.startswith(prefix) and r.status == "failed"
-        ]
-        value = {s[len(prefix) :]: self.values.get(s) for s in sinks}
-        for sink in sinks:
-            self._release(sink)
-        result = TaskResult(
-            ok=not failed,
-            start=record.start_time or time.time(),
-            end=time.time(),
-            duration=record.duration,
-            attempts=record.attempts,
-            metrics=record.metrics,
-        )
-        if failed:
-            result.error = (
-                failed[0].outcome.error
-                if isinstance(failed[0].outcome, Err)
-                else RuntimeError(f"dynamic step {name!r}: a step inside failed")
-            )
-        else:
-            result.values = (value,)
-        self._finish_step(name, result)
+        dynamic.finish(self, name)
 
     # -- finishing -------------------------------------------------------------------
     def _versions(
@@ -758,21 +473,6 @@ def _outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
     if item.single_output or item.options.dynamic:
         return kept[0]
     return dict(zip(item.outputs, kept, strict=True)) if item.outputs else None
-
-
-def _split_map(item: Step, value: Any, state: _MapState) -> tuple[Any, ...]:
-    """Outputs of a map step: one list (or dict) per declared output."""
-    if item.single_output or not item.outputs:
-        return (value,) if item.outputs else ()
-    elements = value.values() if state.is_dict else value
-    columns: list[list[Any]] = [[] for _ in item.outputs]
-    for element in elements:
-        parts = split_outputs(item, element) if element is not None else (None,) * len(columns)
-        for column, part in zip(columns, parts, strict=True):
-            column.append(part)
-    if state.is_dict:
-        return tuple(dict(zip(state.keys, column, strict=True)) for column in columns)
-    return tuple(columns)
 
 
 _PREDICATE_PARAMS: dict[Any, tuple[tuple[str, ...], bool]] = {}
