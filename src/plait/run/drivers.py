@@ -45,11 +45,18 @@ def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
         return
     done: queue.SimpleQueue[tuple[Task, cf.Future[TaskResult]]] = queue.SimpleQueue()
     inflight: dict[cf.Future[TaskResult], Task] = {}
+    # A lone ready task with nothing in flight cannot be overtaken by anything: an executor
+    # that allows it (Threads) runs it right here and saves two thread hand-offs (chains).
+    alone_inline = getattr(executor, "inline_when_alone", False)
     try:
         while True:
             free = None if limit is None else limit - len(inflight)
             if free is None or free > 0:
-                for task in state.next_tasks(free):
+                tasks = state.next_tasks(free)
+                if alone_inline and not inflight and len(tasks) == 1:
+                    state.complete(tasks[0], execute(tasks[0]))
+                    continue
+                for task in tasks:
                     future = _submit(executor, task)
                     inflight[future] = task
                     future.add_done_callback(functools.partial(_put, done, task))
