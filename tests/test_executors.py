@@ -66,8 +66,13 @@ def place():
 
 
 def test_steps_run_where_the_executor_says(executor):
-    result = Pipeline([place]).run(executor=executor)
+    # Two steps ready together are dispatched to the executor's workers. (On threads, a
+    # step that is the only one ready while nothing runs may run on the scheduler's own
+    # thread: nothing could run beside it, and it saves two thread hand-offs.)
+    other = place.with_options(name="other")
+    result = Pipeline([place, other]).run(executor=executor)
     assert ran_on(executor, result["place"]), result["place"]
+    assert ran_on(executor, result["other"]), result["other"]
 
 
 # -- concurrency and dispatch ---------------------------------------------------------
