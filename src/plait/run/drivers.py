@@ -62,13 +62,19 @@ def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
                     future.add_done_callback(functools.partial(_put, done, task))
             if not inflight:
                 return
-            task, future = done.get()
-            del inflight[future]
-            try:
-                result = future.result()
-            except Exception as exc:  # the executor itself failed (dead worker, pickling)
-                result = _failed(exc)
-            state.complete(task, result)
+            finished = [done.get()]
+            while True:  # take every completion there is: one wake-up, many results
+                try:
+                    finished.append(done.get_nowait())
+                except queue.Empty:
+                    break
+            for task, future in finished:
+                del inflight[future]
+                try:
+                    result = future.result()
+                except Exception as exc:  # the executor itself failed (dead worker, pickling)
+                    result = _failed(exc)
+                state.complete(task, result)
     except BaseException:
         state.stop()
         for future in inflight:
