@@ -7,11 +7,20 @@ counters and recorded ordering rather than with wall-clock thresholds.
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -70,3 +79,115 @@ def clean_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PLAIT_STORE", raising=False)
     return tmp_path
+
+
+# -- history backends ------------------------------------------------------------------------
+# Every history test runs on SQLite, DuckDB and a real PostgreSQL. PostgreSQL comes from
+# ``PLAIT_TEST_POSTGRES`` (a ``postgresql://`` URL, exported by ``.ci/run``) or, when that is
+# unset, from a throwaway server started once per session with ``.ci/postgres.sh``. Each test
+# gets a database of its own, dropped afterwards. No server is a failure, never a skip.
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parts)
+    return str(found[-1]) if found else name
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The DSN (a ``postgresql://`` URL) of a PostgreSQL server for the whole session."""
+    given = os.environ.get("PLAIT_TEST_POSTGRES")
+    if given:
+        if not given.startswith(("postgresql://", "postgres://")):
+            pytest.fail(
+                f"PLAIT_TEST_POSTGRES must be a postgresql:// URL, got {given!r}", pytrace=False
+            )
+        yield given
+        return
+    root = Path(tempfile.mkdtemp(prefix="plait-pg-"))
+    env = {**os.environ, "PGPORT_FOR_TESTS": str(_free_port())}
+    started = subprocess.run(
+        [str(_ROOT / ".ci" / "postgres.sh"), str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if started.returncode != 0 or not started.stdout.strip():
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(
+            "the history tests need PostgreSQL: set PLAIT_TEST_POSTGRES to a postgresql:// URL "
+            f"or make .ci/postgres.sh work (exit {started.returncode}):\n{started.stderr}",
+            pytrace=False,
+        )
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(
+            _as_postgres([_pg_bin("pg_ctl"), "-D", str(root / "data"), "stop", "-m", "fast"]),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    import psycopg
+
+    server = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex}"
+    try:
+        admin = psycopg.connect(server, autocommit=True)
+    except psycopg.Error as exc:
+        pytest.fail(f"cannot connect to PostgreSQL at {server}: {exc}", pytrace=False)
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield urlsplit(server)._replace(path=f"/{name}").geturl()
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "duckdb", "postgresql"])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A history database URL on each backend: SQLite, DuckDB, a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite'}"
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'history.duckdb'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def open_store(tmp_path: Path, history_url: str) -> Iterator[Any]:
+    """``open_store(name="store")``: a ``Store`` under ``tmp_path`` recording into
+    ``history_url``; every history connection it opened is closed at the end of the test
+    (an open PostgreSQL connection left to the garbage collector warns)."""
+    from plait import Store
+
+    opened: list[Any] = []
+
+    def _open(name: str = "store") -> Any:
+        store = Store(tmp_path / name, history=history_url)
+        opened.append(store)
+        return store
+
+    yield _open
+    for store in opened:
+        store.history.close()

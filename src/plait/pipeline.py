@@ -9,7 +9,6 @@ or inside a ``with Pipeline() as p:`` block, where calling a step adds it and re
 from __future__ import annotations
 
 import contextvars
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -264,17 +263,9 @@ class Pipeline:
     @property
     def fingerprint(self) -> str:
         """A hash of the structure and every step's code; changes when any of them does."""
-        from plait.store.fingerprint import step_fingerprint
+        from plait.store.fingerprint import pipeline_fingerprint
 
-        digest = hashlib.blake2b(digest_size=16)
-        for item in sorted(self._steps.values(), key=lambda s: s.name):
-            digest.update(
-                repr(
-                    (item.name, sorted(item.data_inputs.items()), item.outputs, item.after)
-                ).encode()
-            )
-            digest.update(step_fingerprint(item).encode())
-        return digest.hexdigest()
+        return pipeline_fingerprint(self._steps.values())
 
     def subset(self, outputs: Sequence[str]) -> Pipeline:
         """A new pipeline with only the steps needed to compute ``outputs``."""

@@ -112,30 +112,38 @@ class Database:
             finally:
                 cursor.close()
 
-    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert many rows with few statements (multi-row ``VALUES``), in one transaction.
-
-        One statement per chunk, rather than one per row, keeps a background writer from
-        handing the GIL back and forth with the thread running the pipeline.
-        """
-        if not rows:
-            return
-        width = len(rows[0])
-        chunk = max(1, 30000 // width)  # below SQLite's limit on bound parameters
-        one = "(" + ", ".join([self.dialect.placeholder] * width) + ")"
+    def insert_rows(
+        self,
+        table: str,
+        columns: str,
+        rows: Sequence[Sequence[Any]],
+        extra: tuple[str, str, Sequence[Sequence[Any]]] | None = None,
+    ) -> None:
+        """Insert many rows (and optionally rows of a second table) in one transaction,
+        with multi-row ``VALUES`` statements: few statements, one commit."""
         with self.lock:
             cursor = self.connection.cursor()
             try:
-                for start in range(0, len(rows), chunk):
-                    part = rows[start : start + chunk]
-                    sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * len(part))
-                    cursor.execute(sql, [value for row in part for value in row])
+                self._insert(cursor, table, columns, rows)
+                if extra is not None:
+                    self._insert(cursor, *extra)
                 self.connection.commit()
             except BaseException:
                 self.connection.rollback()
                 raise
             finally:
                 cursor.close()
+
+    def _insert(self, cursor: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        width = len(rows[0])
+        chunk = max(1, 30000 // width)  # below SQLite's limit on bound parameters
+        one = "(" + ", ".join([self.dialect.placeholder] * width) + ")"
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * len(part))
+            cursor.execute(sql, [value for row in part for value in row])
 
     def close(self) -> None:
         """Close the connection."""
@@ -203,5 +211,9 @@ def connect(url: str) -> Database:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         dialect, connection = _DIALECTS["sqlite"], _sqlite(path)
     database = Database(url, connection, dialect)
-    database.migrate()
+    try:
+        database.migrate()
+    except BaseException:
+        database.close()
+        raise
     return database

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import platform
-import queue
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -295,17 +294,25 @@ class History:
 
 
 class RunRecorder:
-    """Writes one run's step records in small background batches."""
+    """Records one run's steps: buffered, and committed before the next step executes.
 
-    def __init__(self, db: Database, run_id: str, flush_delay: float = 0.01) -> None:
+    Step records wait in a buffer that is written (one transaction, multi-row inserts)
+    whenever a step is about to execute (:meth:`flush`, called by the scheduler) and when
+    the run ends. Cache hits and skips, which execute nothing, are batched; and whatever
+    finished before a step started executing is on disk by then, so a run killed in that
+    step keeps every finished step's record.
+    """
+
+    def __init__(self, db: Database, run_id: str) -> None:
         self.db = db
         self.run_id = run_id
-        self.flush_delay = flush_delay
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._write, name="plait-history", daemon=True)
-        self._thread.start()
-        self.error: BaseException | None = None
+        self._buffer: list[tuple[Any, dict[str, str], str | None, int | None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> bool:
+        """True when step records wait to be written."""
+        return bool(self._buffer)
 
     def step(
         self,
@@ -314,8 +321,8 @@ class RunRecorder:
         fingerprint: str | None = None,
         peak_memory: int | None = None,
     ) -> None:
-        """Queue a finished step's record (a :class:`~plait.StepResult`)."""
-        self._queue.put((record, dict(input_versions), fingerprint, peak_memory))
+        """Buffer a finished step's record (a :class:`~plait.StepResult`)."""
+        self._buffer.append((record, dict(input_versions), fingerprint, peak_memory))
 
     def _rows(
         self, item: tuple[Any, dict[str, str], str | None, int | None]
@@ -338,7 +345,7 @@ class RunRecorder:
             error.type if error else None,
             error.message if error else None,
             error.traceback if error else None,
-            _dumps(display(record.metrics)),
+            _dumps(display(record.metrics)) if record.metrics else "{}",
             peak_memory,
             fingerprint,
         ]
@@ -346,46 +353,33 @@ class RunRecorder:
         lineage += [[v, self.run_id, record.name, n, "in"] for n, v in input_versions.items()]
         return row, lineage
 
-    def _write(self) -> None:
-        while True:
-            item = self._queue.get()
-            batch, stop = [], item is None
-            if item is not None:
-                batch.append(item)
-                self._stopping.wait(self.flush_delay)  # gather a batch; cut short by finish
-                while True:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    batch.append(more)
-            if batch:
-                try:
-                    self._flush([self._rows(item) for item in batch])
-                except Exception as exc:  # reported when the run ends
-                    self.error = exc
-            if stop:
+    def flush(self) -> None:
+        """Write every buffered step record in one transaction."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            if not batch:
                 return
-
-    def _flush(self, batch: list[tuple[list[Any], list[list[Any]]]]) -> None:
-        self.db.insert_rows("steps", StepRecord.COLUMNS, [b[0] for b in batch])
-        self.db.insert_rows(
-            "data", "version, run_id, step, name, role", [row for b in batch for row in b[1]]
-        )
+            rows = [self._rows(item) for item in batch]
+            self.db.insert_rows(
+                "steps",
+                StepRecord.COLUMNS,
+                [r[0] for r in rows],
+                extra=(
+                    "data",
+                    "version, run_id, step, name, role",
+                    [line for r in rows for line in r[1]],
+                ),
+            )
 
     def finish(self, status: str, finished_at: float, duration: float, error: str | None) -> None:
-        """Flush every queued step and record the run's end."""
-        self._stopping.set()
-        self._queue.put(None)
-        self._thread.join()
+        """Write the last step records and the run's end."""
+        try:
+            self.flush()
+        except Exception as exc:
+            raise PlaitError(
+                f"could not record the steps of run {self.run_id} in {self.db.url}: {exc}"
+            ) from exc
         self.db.execute(
             "UPDATE runs SET status = ?, finished_at = ?, duration = ?, error = ? WHERE run_id = ?",
             [status, finished_at, duration, error, self.run_id],
         )
-        if self.error is not None:
-            raise PlaitError(
-                f"could not record the steps of run {self.run_id} in {self.db.url}: {self.error}"
-            ) from self.error

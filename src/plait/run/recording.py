@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.graph import FROM_CONFIG, FROM_CONFIG_PATH
 from plait.results import StepResult
+from plait.store.fingerprint import pipeline_fingerprint
 
 if TYPE_CHECKING:
     from plait.history.history import RunRecorder
@@ -55,28 +56,6 @@ def _inputs_blob(
         return None
 
 
-def _fingerprint(state: RunState, cache: RunCache) -> str:
-    """The pipeline's fingerprint (structure and code of the run's steps), using the
-    run's memoised code fingerprints."""
-    import hashlib
-
-    digest = hashlib.blake2b(digest_size=16)
-    for item in sorted(state.order, key=lambda s: s.name):
-        digest.update(
-            repr(
-                (
-                    item.name,
-                    sorted(item.data_inputs.items()),
-                    item.outputs,
-                    item.after,
-                    cache.code(item),
-                    item.options.version,
-                )
-            ).encode()
-        )
-    return digest.hexdigest()
-
-
 def start_recording(
     pipeline: Pipeline,
     state: RunState,
@@ -94,7 +73,7 @@ def start_recording(
     recorder = store.history.start_run(
         run_id=state.run_id,
         pipeline=pipeline.name,
-        fingerprint=_fingerprint(state, cache),
+        fingerprint=pipeline_fingerprint(pipeline.graph.steps.values(), cache.code),
         params=state.params,
         config=_config_read(state),
         tags=tags,
@@ -111,4 +90,5 @@ def start_recording(
         recorder.step(result, by_data, parts.get("code"))
 
     state.listeners.append(record)
+    state.before_execute = recorder.flush
     return recorder

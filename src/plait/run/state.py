@@ -109,6 +109,7 @@ class RunState:
         self.key_parts: dict[str, dict[str, Any]] = {}  # what each step's key was made of
         self.agent = CacheAgent(cache, self) if cache is not None else None
         self.fetch: Callable[[Any], Any] | None = None  # set for a remote executor
+        self.before_execute: Callable[[], None] | None = None  # e.g. commit step records
 
     def _static_value(self, source: Source) -> Any:
         if source.kind == FROM_PARAM:
@@ -152,6 +153,8 @@ class RunState:
                 self._map_tasks(name, tasks, limit)
             else:
                 tasks.append(task)
+        if tasks and self.before_execute is not None:
+            self.before_execute()
         return tasks
 
     def next_task(self) -> Task | None:
@@ -168,8 +171,11 @@ class RunState:
                 tasks = []
                 self._map_tasks(task.step.name, tasks, 1)
                 if tasks:
-                    return tasks[0]
-                continue
+                    task = tasks[0]
+                else:
+                    continue
+            if self.before_execute is not None:
+                self.before_execute()
             return task
         return None
 

@@ -21,12 +21,12 @@ import sys
 import sysconfig
 import textwrap
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from plait.steps import Step
 
-__all__ = ["function_fingerprint", "is_project_local", "step_fingerprint"]
+__all__ = ["function_fingerprint", "is_project_local", "pipeline_fingerprint", "step_fingerprint"]
 
 _CACHE: dict[Any, str] = {}
 
@@ -180,3 +180,17 @@ def step_fingerprint(item: Step) -> str:
     code = function_fingerprint(item.func)
     version = item.options.version or ""
     return hashlib.blake2b(f"{code}|{version}".encode(), digest_size=16).hexdigest()
+
+
+def pipeline_fingerprint(
+    steps: Iterable[Step], code_of: Callable[[Step], str] | None = None
+) -> str:
+    """The fingerprint of a set of steps: their wiring and code (``code_of(step)``, the
+    function fingerprint by default), independent of declaration order."""
+    code_of = code_of or (lambda item: function_fingerprint(item.func))
+    digest = hashlib.blake2b(digest_size=16)
+    for item in sorted(steps, key=lambda s: s.name):
+        wiring = (item.name, sorted(item.data_inputs.items()), item.outputs, item.after)
+        digest.update(repr(wiring).encode())
+        digest.update(f"{code_of(item)}|{item.options.version or ''}".encode())
+    return digest.hexdigest()

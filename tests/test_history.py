@@ -1,0 +1,576 @@
+"""Run history: what is recorded for every run and step, and how it is queried.
+
+Every test runs on the three history backends (``history_url``: SQLite, DuckDB and a real
+PostgreSQL), each test on a database of its own. Runs go through ``Pipeline.run`` with a
+``Store(..., history=url)``; records are read back through ``store.history``. The
+multi-process test is SQLite only: several processes sharing one history file is the
+embedded default's promise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import plait
+from plait import Pipeline, Store, current, step
+from plait.errors import PlaitError, RunFailed
+
+HEX32 = re.compile(r"[0-9a-f]{32}")
+CALLS: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    CALLS.clear()
+
+
+# -- steps: source -> scaled -> total, with a config path, a config key and a metric ---------
+
+
+@step
+def source(n):
+    CALLS["source"] += 1
+    current().log_metric("rows", n)
+    return list(range(n))
+
+
+@step(inputs={"factor": "config.model.factor"})
+def scaled(source, factor):
+    CALLS["scaled"] += 1
+    return [value * factor for value in source]
+
+
+@step
+def total(scaled, offset):
+    CALLS["total"] += 1
+    current().log_metric("sum", sum(scaled))
+    return sum(scaled) + offset
+
+
+@step(retries=1, backoff=0)
+def broken(total):
+    CALLS["broken"] += 1
+    raise ValueError(f"bad total {total}")
+
+
+@step
+def after_broken(broken):
+    return broken
+
+
+@step
+def sibling(n):
+    return n + 1
+
+
+CONFIG = {"model": {"factor": 3, "unread": 7}, "offset": 100, "unused": "x"}
+
+
+def _pipeline(*extra, name="records"):
+    return Pipeline([source, scaled, total, *extra], name=name, config=CONFIG)
+
+
+# -- the run record ---------------------------------------------------------------------------
+
+
+def test_a_succeeded_run_records_everything_about_itself(open_store):
+    store = open_store()
+    pipeline = _pipeline()
+    result = pipeline.run(params={"n": 4}, store=store, tags=["nightly", "v2"])
+    record = store.history.run(result.run_id)
+    assert record.run_id == result.run_id
+    assert record.pipeline == "records"
+    assert HEX32.fullmatch(record.fingerprint)
+    assert record.status == "succeeded"
+    assert record.params == {"n": 4}
+    # the config values the steps read, and only those
+    assert record.config == {"config.model.factor": 3, "offset": 100}
+    assert record.tags == ["nightly", "v2"]
+    assert record.origin_run_id is None
+    assert isinstance(record.started_at, datetime)
+    assert record.started_at.tzinfo is not None
+    assert record.finished_at is not None
+    assert record.finished_at >= record.started_at
+    assert record.duration is not None
+    assert record.duration >= 0
+    assert record.host == platform.node()
+    assert record.plait_version == plait.__version__
+    assert record.python_version == platform.python_version()
+
+
+def test_the_recorded_fingerprint_is_the_pipelines_and_follows_its_code(open_store):
+    store = open_store()
+    pipeline = _pipeline()
+    first = pipeline.run(params={"n": 2}, store=store)
+    assert store.history.run(first.run_id).fingerprint == pipeline.fingerprint
+    grown = _pipeline(sibling)
+    second = grown.run(params={"n": 2}, store=store)
+    assert store.history.run(second.run_id).fingerprint == grown.fingerprint
+    assert grown.fingerprint != pipeline.fingerprint
+
+
+def test_every_step_record_matches_its_step_result(open_store):
+    store = open_store()
+    result = _pipeline().run(params={"n": 4}, store=store)
+    steps = store.history.run(result.run_id).steps
+    assert set(steps) == {"source", "scaled", "total"}
+    for name, record in steps.items():
+        live = result.steps[name]
+        assert record.run_id == result.run_id
+        assert record.name == name
+        assert record.status == "ok"
+        assert record.cached is False
+        assert record.attempts == 1
+        assert record.reason == live.reason
+        assert record.reason.startswith("no entry")
+        assert HEX32.fullmatch(record.cache_key or "")
+        assert record.cache_key == live.cache_key
+        assert record.data_versions == live.data_versions
+        assert set(record.data_versions) == {name}
+        assert all(HEX32.fullmatch(v) for v in record.data_versions.values())
+        assert all(HEX32.fullmatch(v) for v in record.input_versions.values())
+        assert record.error is None
+        assert record.started_at is not None
+        assert record.finished_at is not None
+        assert record.started_at <= record.finished_at
+        assert record.duration >= 0
+    assert steps["source"].metrics == {"rows": 4}
+    assert steps["total"].metrics == {"sum": 18}
+    assert steps["scaled"].metrics == {}
+    # input versions name each input and chain to the producer's data versions
+    assert set(steps["source"].input_versions) == {"n"}
+    assert set(steps["scaled"].input_versions) == {"source", "config.model.factor"}
+    assert set(steps["total"].input_versions) == {"scaled", "offset"}
+    assert steps["scaled"].input_versions["source"] == steps["source"].data_versions["source"]
+    assert steps["total"].input_versions["scaled"] == steps["scaled"].data_versions["scaled"]
+
+
+def test_a_second_run_records_cache_hits_with_the_same_keys_and_versions(open_store):
+    store = open_store()
+    first = _pipeline().run(params={"n": 4}, store=store)
+    second = _pipeline().run(params={"n": 4}, store=store)
+    assert Counter(source=1, scaled=1, total=1) == CALLS
+    before = store.history.run(first.run_id).steps
+    after = store.history.run(second.run_id).steps
+    assert set(after) == set(before)
+    for name, record in after.items():
+        assert record.cached is True
+        assert record.reason == "cache hit"
+        assert record.cache_key == before[name].cache_key
+        assert record.data_versions == before[name].data_versions
+        assert record.input_versions == before[name].input_versions
+
+
+def test_a_failing_step_records_its_error_attempts_and_the_run_fails(open_store):
+    store = open_store()
+    with pytest.raises(RunFailed) as caught:
+        _pipeline(broken).run(params={"n": 4}, store=store)
+    run_id = caught.value.result.run_id
+    record = store.history.run(run_id)
+    assert record.status == "failed"
+    assert record.finished_at is not None
+    assert "broken" in (record.error or "")
+    failed = record.steps["broken"]
+    assert failed.status == "failed"
+    assert failed.attempts == 2
+    assert CALLS["broken"] == 2
+    assert failed.error is not None
+    assert failed.error["type"] == "ValueError"
+    assert failed.error["message"] == "bad total 118"
+    assert "Traceback" in failed.error["traceback"]
+    assert "in broken" in failed.error["traceback"]
+    assert 'raise ValueError(f"bad total {total}")' in failed.error["traceback"]
+    assert failed.data_versions == {}
+    assert failed.input_versions["total"] == record.steps["total"].data_versions["total"]
+    assert [record.steps[n].status for n in ("source", "scaled", "total")] == ["ok"] * 3
+
+
+@pytest.mark.parametrize("executor", ["threads:4", "processes:2"])
+def test_records_are_complete_whatever_the_executor(open_store, executor):
+    store = open_store()
+    result = _pipeline(broken, sibling).run(
+        params={"n": 4}, store=store, executor=executor, on_error="continue"
+    )
+    record = store.history.run(result.run_id)
+    assert record.status == "failed"
+    assert record.executor
+    assert {n: s.status for n, s in record.steps.items()} == {
+        "source": "ok",
+        "scaled": "ok",
+        "total": "ok",
+        "sibling": "ok",
+        "broken": "failed",
+    }
+    assert record.steps["source"].metrics == {"rows": 4}
+    assert record.steps["total"].metrics == {"sum": 18}
+    failed = record.steps["broken"]
+    assert failed.attempts == 2
+    assert failed.error is not None
+    assert failed.error["type"] == "ValueError"
+    assert failed.error["message"] == "bad total 118"
+    assert "in broken" in failed.error["traceback"]
+    for name in ("source", "scaled", "total", "sibling"):
+        assert record.steps[name].data_versions == result.steps[name].data_versions
+        assert HEX32.fullmatch(record.steps[name].data_versions[name])
+
+
+def test_skipped_steps_are_recorded_with_their_reason(open_store):
+    store = open_store()
+    result = _pipeline(broken, after_broken, sibling).run(
+        params={"n": 2}, store=store, on_error="continue"
+    )
+    steps = store.history.run(result.run_id).steps
+    assert steps["broken"].status == "failed"
+    assert steps["sibling"].status == "ok"
+    assert steps["after_broken"].status == "skipped"
+    assert steps["after_broken"].reason == result.steps["after_broken"].reason
+    assert "broken" in steps["after_broken"].reason
+    assert store.history.run(result.run_id).status == "failed"
+
+
+class _WatchHistory:
+    """A hook reading the run's record from the history as each step starts."""
+
+    def __init__(self, store):
+        self.store = store
+        self.seen = {}
+
+    def on_step_start(self, step, run):
+        self.seen[step.name] = self.store.history.run(run.run_id)
+
+
+def test_the_run_record_is_written_when_the_run_starts(open_store):
+    store = open_store()
+    watch = _WatchHistory(store)
+    result = _pipeline().run(params={"n": 3}, store=store, hooks=[watch], tags=["live"])
+    assert set(watch.seen) == {"source", "scaled", "total"}
+    for record in watch.seen.values():
+        assert record.run_id == result.run_id
+        assert record.status == "running"
+        assert record.finished_at is None
+        assert record.params == {"n": 3}
+        assert record.tags == ["live"]
+    assert store.history.run(result.run_id).status == "succeeded"
+
+
+EVENTS: list[str] = []
+
+
+@step
+async def waits(seed):
+    EVENTS.append("started")
+    await asyncio.sleep(60)
+    return seed
+
+
+@step
+def after_wait(waits):
+    return waits
+
+
+def test_a_cancelled_run_is_recorded_as_cancelled(open_store):
+    store = open_store()
+    EVENTS.clear()
+
+    async def main():
+        pipeline = Pipeline([waits, after_wait], name="cancel-me")
+        task = asyncio.ensure_future(pipeline.run_async(params={"seed": 1}, store=store))
+        while not EVENTS and not task.done():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert EVENTS == ["started"]
+    [record] = store.history.runs(pipeline="cancel-me")
+    assert record.status == "cancelled"
+    assert record.finished_at is not None
+
+
+# -- schema -----------------------------------------------------------------------------------
+
+
+def test_the_schema_version_is_kept_in_meta(open_store):
+    store = open_store()
+    _pipeline().run(params={"n": 1}, store=store)
+    rows = store.history.db.execute("SELECT key, value FROM meta WHERE key = 'schema_version'")
+    assert len(rows) == 1
+    assert int(rows[0][1]) >= 1
+    from plait.history.db import SCHEMA_VERSION
+
+    assert int(rows[0][1]) == SCHEMA_VERSION
+
+
+def test_reopening_an_existing_history_keeps_its_records(open_store):
+    first_store = open_store()
+    first = _pipeline().run(params={"n": 2}, store=first_store)
+    first_store.history.close()
+    # a new Store object on the same database migrates again (idempotently) and reads back
+    again = open_store()
+    assert [r.run_id for r in again.history.runs()] == [first.run_id]
+    second = _pipeline().run(params={"n": 3}, store=again)
+    assert [r.run_id for r in again.history.runs()] == [second.run_id, first.run_id]
+    third = open_store()
+    assert len(third.history.runs()) == 2
+    rows = third.history.db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+    assert len(rows) == 1
+
+
+def test_a_database_from_a_newer_plait_is_refused(open_store):
+    store = open_store()
+    _pipeline().run(params={"n": 1}, store=store)
+    store.history.db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    store.history.close()
+    newer = open_store()
+    with pytest.raises(PlaitError, match=r"schema version 999.*upgrade plait"):
+        newer.history.runs()
+
+
+def test_without_a_history_url_a_local_store_records_into_sqlite_inside_it(tmp_path):
+    store = Store(tmp_path / "store")
+    try:
+        result = _pipeline().run(params={"n": 1}, store=store)
+        assert (tmp_path / "store" / "history.db").is_file()
+        assert store.history.run(result.run_id).status == "succeeded"
+    finally:
+        store.history.close()
+
+
+@pytest.mark.parametrize("form", ["plain", "sqlite-url"])
+def test_a_plain_path_and_a_sqlite_url_are_the_same_sqlite_history(tmp_path, form):
+    path = tmp_path / "elsewhere" / "runs.db"
+    url = str(path) if form == "plain" else f"sqlite:///{path}"
+    store = Store(tmp_path / "store", history=url)
+    try:
+        result = _pipeline().run(params={"n": 1}, store=store)
+        assert path.is_file()
+        assert not (tmp_path / "store" / "history.db").exists()
+        assert store.history.run(result.run_id).status == "succeeded"
+    finally:
+        store.history.close()
+
+
+def test_a_relative_duckdb_url_is_relative_to_the_working_directory(clean_cwd):
+    store = Store(clean_cwd / "store", history="duckdb:///runs.duckdb")
+    try:
+        result = _pipeline().run(params={"n": 1}, store=store)
+        assert (clean_cwd / "runs.duckdb").is_file()
+        assert store.history.run(result.run_id).status == "succeeded"
+    finally:
+        store.history.close()
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_runs(open_store):
+    """Three runs on one store: two of "records" (one failed), one of "other"."""
+    store = open_store()
+    first = _pipeline().run(params={"n": 1}, store=store, tags=["a"])
+    with pytest.raises(RunFailed) as caught:
+        _pipeline(broken).run(params={"n": 2}, store=store, tags=["a", "b"])
+    second = caught.value.result
+    third = _pipeline(name="other").run(params={"n": 3}, store=store)
+    return store, first.run_id, second.run_id, third.run_id
+
+
+def test_runs_lists_newest_first(three_runs):
+    store, first, second, third = three_runs
+    assert [r.run_id for r in store.history.runs()] == [third, second, first]
+    assert [r.status for r in store.history.runs()] == ["succeeded", "failed", "succeeded"]
+
+
+def test_runs_filters_by_pipeline_status_and_limit(three_runs):
+    store, first, second, third = three_runs
+    history = store.history
+    assert [r.run_id for r in history.runs(pipeline="records")] == [second, first]
+    assert [r.run_id for r in history.runs(pipeline="other")] == [third]
+    assert history.runs(pipeline="nope") == []
+    assert [r.run_id for r in history.runs(status="failed")] == [second]
+    assert [r.run_id for r in history.runs(pipeline="records", status="succeeded")] == [first]
+    assert [r.run_id for r in history.runs(limit=2)] == [third, second]
+    assert [r.run_id for r in history.runs(limit=1)] == [third]
+
+
+def test_runs_filters_by_tags(three_runs):
+    store, first, second, _ = three_runs
+    history = store.history
+    assert [r.run_id for r in history.runs(tags=["a"])] == [second, first]
+    assert [r.run_id for r in history.runs(tags=["a", "b"])] == [second]
+    assert [r.run_id for r in history.runs(tags=["b"])] == [second]
+    assert history.runs(tags=["c"]) == []
+    assert [r.run_id for r in history.runs(tags=["a"], limit=1)] == [second]
+
+
+def test_runs_filters_by_start_time(three_runs):
+    store, first, second, third = three_runs
+    history = store.history
+    start = {r.run_id: r.start_time for r in history.runs()}
+    between = (start[first] + start[second]) / 2
+    assert [r.run_id for r in history.runs(since=between)] == [third, second]
+    as_datetime = datetime.fromtimestamp(between, UTC)
+    assert [r.run_id for r in history.runs(since=as_datetime)] == [third, second]
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert history.runs(since=later) == []
+
+
+def _common_prefix(a, b):
+    size = 0
+    while size < min(len(a), len(b)) and a[size] == b[size]:
+        size += 1
+    return a[:size]
+
+
+def test_a_run_is_found_by_a_unique_prefix(three_runs):
+    store, first, second, _ = three_runs
+    common = _common_prefix(first, second)
+    unique = first[: len(common) + 1]
+    record = store.history.run(unique)
+    assert record.run_id == first
+    assert set(record.steps) == {"source", "scaled", "total"}
+    assert store.history.resolve(unique) == first
+    assert store.history.run(first).run_id == first
+
+
+def test_an_ambiguous_or_unknown_prefix_is_a_clear_key_error(three_runs):
+    store, first, second, _ = three_runs
+    common = _common_prefix(first, second)
+    assert common  # run ids start with their time: runs close in time share a prefix
+    with pytest.raises(KeyError, match="ambiguous"):
+        store.history.run(common)
+    with pytest.raises(KeyError, match=r"no run 'zzzz'"):
+        store.history.run("zzzz")
+
+
+def test_step_history_lists_one_step_across_runs_newest_first(three_runs):
+    store, first, second, third = three_runs
+    history = store.history
+    executions = history.step_history("total")
+    assert [s.run_id for s in executions] == [third, second, first]
+    assert all(s.name == "total" for s in executions)
+    assert [s.run_id for s in history.step_history("total", pipeline="records")] == [
+        second,
+        first,
+    ]
+    assert [s.run_id for s in history.step_history("total", limit=1)] == [third]
+    assert [s.run_id for s in history.step_history("broken")] == [second]
+    assert history.step_history("broken")[0].status == "failed"
+    assert history.step_history("no-such-step") == []
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def test_threads_running_pipelines_on_one_store_are_all_recorded(open_store):
+    store = open_store()
+    errors: list[BaseException] = []
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def work(index):
+        try:
+            for n in range(3):
+                result = _pipeline().run(params={"n": 10 * index + n}, store=store)
+                with lock:
+                    ids.append(result.run_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    records = store.history.runs(limit=None)
+    assert sorted(r.run_id for r in records) == sorted(ids)
+    assert len(ids) == 12
+    for run_id in ids:
+        record = store.history.run(run_id)
+        assert record.status == "succeeded"
+        assert {s.name: s.status for s in record.steps.values()} == {
+            "source": "ok",
+            "scaled": "ok",
+            "total": "ok",
+        }
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    import time
+    from pathlib import Path
+
+    from plait import Pipeline, Step, Store, step
+
+    store_dir, history, worker, go = sys.argv[1:5]
+
+
+    def add_one(previous):
+        return previous + 1
+
+
+    @step
+    def s0(seed):
+        return seed
+
+
+    links = [
+        Step(add_one, inputs=[f"s{i - 1}"], outputs=[f"s{i}"], name=f"s{i}") for i in range(1, 15)
+    ]
+    pipeline = Pipeline([s0, *links], name="shared")
+    while not Path(go).exists():
+        time.sleep(0.001)
+    for round_ in range(3):
+        result = pipeline.run(params={"seed": 1000 * int(worker) + round_},
+                              store=Store(store_dir, history=history))
+        print(result.run_id)
+    """
+)
+
+
+def test_several_processes_share_one_sqlite_history(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    history = tmp_path / "store" / "history.db"
+    go = tmp_path / "go"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "store"), str(history), str(i), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    go.touch()
+    outputs = [worker.communicate(timeout=100) for worker in workers]
+    for worker, (_, err) in zip(workers, outputs, strict=True):
+        assert "locked" not in err
+        assert worker.returncode == 0, err
+    ids = [line for out, _ in outputs for line in out.split()]
+    assert len(ids) == 18
+    store = Store(tmp_path / "store", history=str(history))
+    try:
+        records = store.history.runs(limit=None)
+        assert sorted(r.run_id for r in records) == sorted(ids)
+        for run_id in ids:
+            record = store.history.run(run_id)
+            assert record.status == "succeeded"
+            assert len(record.steps) == 15
+            assert all(s.status == "ok" for s in record.steps.values())
+        assert len(store.history.step_history("s14", limit=100)) == 18
+    finally:
+        store.history.close()
