@@ -134,3 +134,4 @@ class SQLiteIndex:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+                self._pid = 0

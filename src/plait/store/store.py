@@ -215,6 +215,19 @@ class Store:
             return False
         return self._history_url is not None or isinstance(self.backend, LocalBackend)
 
+    def close(self) -> None:
+        """Close the store's database connections (they reopen on next use)."""
+        if self._history is not None:
+            self._history.close()
+        if isinstance(self._index, SQLiteIndex):
+            self._index.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
