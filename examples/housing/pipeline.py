@@ -24,9 +24,10 @@ a top-level key picked up by a parameter of the same name (``data_path``,
 
 Run it from the repository root (the report lands in the current directory)::
 
-    python examples/housing/pipeline.py
+    python examples/housing/pipeline.py                   # cached and recorded in ./.plait
+    python examples/housing/pipeline.py                   # again: every step is a cache hit
     python examples/housing/pipeline.py --seed 7 --report /tmp/housing.md
-    python examples/housing/pipeline.py --store .plait    # run twice: all cached
+    python examples/housing/pipeline.py --store none      # in memory only
 
 or use ``pipeline`` from Python (``examples`` is not a package, so load the file)::
 
@@ -262,12 +263,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report", default="housing_report.md", help="where to write the Markdown report"
     )
-    parser.add_argument("--store", help="a directory to cache step outputs in (default: none)")
+    parser.add_argument(
+        "--store",
+        default=".plait",
+        help="where step outputs are cached and runs recorded (default: ./.plait; "
+        "'none' keeps everything in memory)",
+    )
     args = parser.parse_args(argv)
 
     result = pipeline.run(
         params={"seed": args.seed, "report_path": args.report},
-        store=args.store,
+        store=None if args.store == "none" else args.store,
         on_error="continue",
     )
     print(result.summary())
@@ -277,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"test RMSE {metrics['rmse']:,.0f}   MAE {metrics['mae']:,.0f}   R² {metrics['r2']:.3f}")
     print(f"report written to {args.report}")
+    if args.store != "none":
+        print(f"run {result.run_id} recorded in {args.store} (run again: every step is cached)")
     return 0
 
 
