@@ -102,11 +102,13 @@ def test_inner_steps_run_on_the_same_executor(executor):
 
     @step(dynamic=True)
     def placed():
-        return Pipeline([inner_place])
+        # two inner steps ready together: a lone ready step may run on the scheduler's
+        # thread on threads (nothing could run beside it)
+        return Pipeline([inner_place, inner_place.with_options(name="twin")])
 
     result = Pipeline([placed]).run(executor=executor)
-    place = result["placed.inner_place"]
-    assert ran_on(executor, place), place
+    for name in ("placed.inner_place", "placed.twin"):
+        assert ran_on(executor, result[name]), result[name]
 
 
 def test_an_empty_dynamic_pipeline_gives_an_empty_dict(executor):

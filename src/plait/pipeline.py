@@ -401,6 +401,7 @@ class Pipeline:
         hooks: Sequence[Any] = (),
         config: Any = None,
         max_concurrency: int | None = None,
+        progress: bool = False,
     ) -> RunResult:
         """Run the pipeline and return a :class:`~plait.RunResult`.
 
@@ -416,6 +417,7 @@ class Pipeline:
             hooks: Extra hooks for this run.
             config: Replaces the pipeline's config for this run.
             max_concurrency: The most steps running at once, run-wide.
+            progress: Show progress (a live display on a terminal, log lines elsewhere).
 
         Raises:
             PipelineValidationError: Before anything runs, listing every problem.
@@ -435,6 +437,7 @@ class Pipeline:
             hooks=hooks,
             config=config,
             max_concurrency=max_concurrency,
+            progress=progress,
         )
 
     async def run_async(
@@ -450,6 +453,7 @@ class Pipeline:
         hooks: Sequence[Any] = (),
         config: Any = None,
         max_concurrency: int | None = None,
+        progress: bool = False,
     ) -> RunResult:
         """Like :meth:`run`, awaited inside a running event loop; cancellation propagates."""
         from plait.run.runner import run_pipeline_async
@@ -466,6 +470,7 @@ class Pipeline:
             hooks=hooks,
             config=config,
             max_concurrency=max_concurrency,
+            progress=progress,
         )
 
     def resume(self, run_id: str, store: Any = None, **options: Any) -> RunResult:

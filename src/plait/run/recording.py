@@ -87,7 +87,8 @@ def start_recording(
         parts = state.key_parts.get(result.name, {})
         sources = parts.get("sources", {})
         by_data = {sources.get(p, p): v for p, v in parts.get("inputs", {}).items()}
-        recorder.step(result, by_data, parts.get("code"))
+        peak = result.metrics.get("peak_memory_bytes")  # from ProfileHook, which runs first
+        recorder.step(result, by_data, parts.get("code"), peak if isinstance(peak, int) else None)
 
     state.listeners.append(record)
     state.before_execute = recorder.flush

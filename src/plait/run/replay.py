@@ -125,7 +125,7 @@ def debug_step(pipeline: Pipeline, run_id: str, step: str, store: Any = None) ->
     record = history.run(full)
     plan = pipeline.plan(inputs["params"], None, inputs["config"], check_params=False)
     kwargs = dict(item.bound)
-    from plait.graph import FROM_STEP
+    from plait.graph import FROM_DEFAULT, FROM_STEP
     from plait.run.state import RunState
 
     state = RunState(
@@ -136,13 +136,21 @@ def debug_step(pipeline: Pipeline, run_id: str, step: str, store: Any = None) ->
         on_error="continue",
     )
     for source in plan.sources[step]:
+        if source.kind == FROM_DEFAULT:
+            continue  # the function's own default applies
         if source.kind == FROM_STEP:
             kwargs[source.param] = _recorded_value(
                 chosen, record.steps, source.producer or "", source.data
             )
         else:
             kwargs[source.param] = state._static_value(source)
-    return item.func(**kwargs)
+    from plait.run.context import StepContext, reset_context, set_context
+
+    token = set_context(StepContext(full, step))  # current() works in the debugged step
+    try:
+        return item.func(**kwargs)
+    finally:
+        reset_context(token)
 
 
 def _recorded_value(store: Store, steps: dict[str, Any], producer: str, data: str) -> Any:

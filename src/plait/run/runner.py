@@ -74,6 +74,7 @@ def _prepare(
     hooks: Sequence[Any],
     config: Any,
     max_concurrency: int | None,
+    progress: bool = False,
     origin: str | None = None,
     reuse_runs: frozenset[str] = frozenset(),
 ) -> _Run:
@@ -91,7 +92,7 @@ def _prepare(
     run_id = new_run_id()
     cache = _run_cache(pipeline, store, force, run_id, plan.order, reuse_runs)
     exe, owned = make_executor(executor)
-    hook_set = HookSet([*pipeline.hooks, *hooks])
+    hook_set = HookSet([*pipeline.hooks, *hooks, *_built_in_hooks(plan.order, progress)])
     tag_tuple = tuple(tags.items() if isinstance(tags, Mapping) else tags or ())
     info = RunInfo(run_id, pipeline.name, merged, tuple(map(str, tag_tuple)), exe.name)
     state = RunState(
@@ -133,6 +134,20 @@ def _prepare(
         on_error,
         recorder,
     )
+
+
+def _built_in_hooks(steps: Sequence[Step], progress: bool) -> list[Any]:
+    """``progress=True``: a progress display; steps with ``profile=True``: their profile."""
+    added: list[Any] = []
+    if progress:
+        from plait.observe.progress import ProgressHook
+
+        added.append(ProgressHook(total=len(steps)))
+    if any(item.options.profile for item in steps):
+        from plait.observe.profile import ProfileHook
+
+        added.append(ProfileHook(only_flagged=True))
+    return added
 
 
 def _run_cache(

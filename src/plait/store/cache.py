@@ -56,6 +56,7 @@ class Ticket:
     run_id: str
     reusable: bool
     parts: dict[str, Any] = field(default_factory=dict)
+    session: str = SESSION  # the caller's process, even when a worker writes the entry
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
@@ -92,7 +93,7 @@ def persist(
                 refs,
                 time.time(),
                 ticket.run_id,
-                SESSION,
+                ticket.session,
                 ticket.reusable,
                 ticket.parts,
             )

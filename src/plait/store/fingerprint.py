@@ -20,7 +20,9 @@ import inspect
 import sys
 import sysconfig
 import textwrap
+import threading
 import types
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -28,7 +30,8 @@ from plait.steps import Step
 
 __all__ = ["function_fingerprint", "is_project_local", "pipeline_fingerprint", "step_fingerprint"]
 
-_CACHE: dict[Any, str] = {}
+_CACHE: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_PARSE_LOCK = threading.Lock()  # ast.parse is not thread-safe in CPython 3.11 (gh-106905)
 
 
 def _strip(tree: ast.AST) -> ast.AST:
@@ -50,10 +53,11 @@ def _strip(tree: ast.AST) -> ast.AST:
 def _source_text(obj: Any) -> str | None:
     try:
         source = textwrap.dedent(inspect.getsource(obj))
-        tree = _strip(ast.parse(source))
+        with _PARSE_LOCK:
+            tree = _strip(ast.parse(source))
+            return ast.dump(tree, annotate_fields=False, include_attributes=False)
     except (OSError, TypeError, SyntaxError, IndentationError):
         return None
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
 def _code_text(code: types.CodeType) -> str:
@@ -116,6 +120,8 @@ def _referenced(func: Callable[..., Any]) -> list[Any]:
             continue
         if isinstance(target, Step):
             target = target.func
+        if callable(target) and hasattr(target, "__wrapped__"):  # functools.wraps, lru_cache
+            target = inspect.unwrap(target)
         if _is_code_object(target) and is_project_local(target):
             found[id(target)] = target
     return list(found.values())
@@ -126,13 +132,14 @@ def _is_code_object(obj: Any) -> bool:
 
 
 def _own_digest(obj: Any) -> str:
-    """The digest of an object's own code; cached per code object (sources do not change
-    under a code object, while what its global names point to may)."""
+    """The digest of an object's own code (its source, with default values), cached per
+    function object: a redefinition is a new object, and what its global names point to
+    is followed afresh on every fingerprint."""
     code = getattr(obj, "__code__", None)
-    key = code if code is not None else obj
+    key: Any = obj
     try:
         cached = _CACHE.get(key)
-    except TypeError:
+    except TypeError:  # not weak-referenceable
         cached, key = None, None
     if cached is not None:
         return cached

@@ -230,7 +230,8 @@ def _numpy(hasher: _Hasher, value: Any) -> bool:
     import numpy as np
 
     if isinstance(value, np.ndarray):
-        _tag(hasher, b"A", f"{value.dtype.str}|{value.shape}".encode())
+        dtype = repr(value.dtype.descr) if value.dtype.fields else value.dtype.str
+        _tag(hasher, b"A", f"{dtype}|{value.shape}".encode())
         if value.dtype.hasobject:
             _hash_sequence(b"L")(hasher, value.ravel().tolist())
         else:
@@ -283,8 +284,15 @@ def _pandas_index(hasher: _Hasher, index: Any) -> None:
 
 
 def _pandas_values(hasher: _Hasher, values: Any) -> None:
+    import pandas as pd
+
     array = values.array if hasattr(values, "array") else values
     _tag(hasher, b"v", str(values.dtype).encode())
+    if isinstance(values.dtype, pd.CategoricalDtype):  # categories and order matter too
+        hasher.update(b"o1" if values.dtype.ordered else b"o0")
+        _pandas_values(hasher, pd.Index(values.dtype.categories))
+        _numpy(hasher, pd.Categorical(values).codes)
+        return
     arrow = getattr(array, "_pa_array", None)
     if arrow is not None:  # arrow-backed (str, string[pyarrow], ...): hash its content
         _arrow_chunks(hasher, arrow)
@@ -303,7 +311,9 @@ def _object_column(hasher: _Hasher, values: Any) -> None:
 
         array = pa.array(values, from_pandas=True)
     except Exception:
-        _hash_sequence(b"L")(hasher, values.tolist())
+        array = None
+    if array is None or not (pa.types.is_string(array.type) or pa.types.is_binary(array.type)):
+        _hash_sequence(b"L")(hasher, values.tolist())  # mixed objects keep their types
         return
     _arrow_chunks(hasher, array)
 
@@ -318,16 +328,38 @@ def _arrow_chunks(hasher: _Hasher, array: Any) -> None:
     _tag(hasher, b"W", f"{array.type}|{len(array)}".encode())
     streams = [_new(), _new(), _new()]  # values, lengths, null positions
     position = 0
-    for chunk in chunks:
-        if chunk.null_count:
-            mask = chunk.is_null().to_numpy(zero_copy_only=False)
+    for raw in chunks:
+        chunk = raw
+        if raw.null_count:
+            mask = raw.is_null().to_numpy(zero_copy_only=False)
             streams[2].update((np.flatnonzero(mask) + position).astype("<i8").tobytes())
+            chunk = _without_null_bytes(raw)
         if not _arrow_buffers(streams, chunk):
             for item in chunk.to_pylist():  # booleans, nested, dictionary...: exact, slower
                 _update(streams[0], item)
         position += len(chunk)
     for stream in streams:
         hasher.update(stream.digest())
+
+
+def _without_null_bytes(chunk: Any) -> Any:
+    """The chunk with defined values under its null slots (their bytes are arbitrary)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = chunk.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        filler = pa.scalar("", type=kind)
+    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        filler = pa.scalar(b"", type=kind)
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        filler = pa.scalar(0, type=kind)
+    else:
+        return chunk  # other types are hashed through their Python values
+    try:
+        return pc.fill_null(chunk, filler)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return chunk
 
 
 def _arrow_buffers(streams: list[_Hasher], chunk: Any) -> bool:

@@ -273,6 +273,7 @@ class Store:
         except FileNotFoundError as exc:
             raise CorruptArtifact(f"artifact {ref.path} is missing from {self.url}") from exc
         if len(data) != ref.size or _checksum(data) != ref.checksum:
+            self.backend.delete(ref.path)  # so that the recomputed value is written again
             raise CorruptArtifact(
                 f"artifact {ref.path} in {self.url} is damaged ({len(data)} bytes, expected "
                 f"{ref.size}); it will be recomputed"
@@ -281,6 +282,7 @@ class Store:
         if getattr(serializer, "signed", True) and self._secret is not None:
             expected = self._sign(data)
             if ref.signature is None or not hmac.compare_digest(ref.signature, expected or ""):
+                self.backend.delete(ref.path)
                 raise CorruptArtifact(
                     f"artifact {ref.path} in {self.url} is not signed with this store's secret "
                     "(PLAIT_SECRET): refusing to unpickle it; it will be recomputed"

@@ -1,0 +1,415 @@
+"""The ``plait`` command: its group, global options, error handling, and the commands
+about one pipeline (``run``, ``show``, ``why``); ``debug`` and the store commands live
+in their own modules.
+
+Only :mod:`click` is imported up front; everything else is imported by the command that
+needs it, so ``plait --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from plait.cli._errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+)
+
+if TYPE_CHECKING:
+    from plait.pipeline import Pipeline
+    from plait.store.store import Store
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(slots=True)
+class _Settings:
+    debug: bool = False
+    verbose: int = 0
+
+
+_SETTINGS = _Settings()
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is now (the live display redirects it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def _configure_logging() -> None:
+    """The command line owns the process: it adds the one handler (the library never does)."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+        root.addHandler(handler)
+    root.setLevel(
+        logging.DEBUG
+        if _SETTINGS.verbose > 1
+        else logging.INFO
+        if _SETTINGS.verbose
+        else logging.WARNING
+    )
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        _SETTINGS.debug = True
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        _SETTINGS.verbose += value
+        _configure_logging()
+
+
+def common(func: F) -> F:
+    """``--debug`` and ``--verbose``, accepted by the group and by every command."""
+    func = click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_debug,
+        help="Show tracebacks of errors.",
+    )(func)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_set_verbose,
+        help="Log more (-v: info, -vv: debug).",
+    )(func)
+
+
+STORE_HELP = "Store directory or URL (default: PLAIT_STORE, [tool.plait] store, ./.plait)."
+
+
+def store_option(func: F) -> F:
+    """The ``--store`` option."""
+    return click.option("--store", metavar="DIR", help=STORE_HELP)(func)
+
+
+def param_options(func: F) -> F:
+    """``--param`` and ``--config``."""
+    func = click.option(
+        "--config",
+        "config_file",
+        metavar="FILE",
+        help="A .toml, .json or .yaml file merged over the pipeline's config.",
+    )(func)
+    return click.option(
+        "-p",
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="A param value, typed by the step's annotation (else JSON, else text). Repeat.",
+    )(func)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="plait", prog_name="plait")
+@common
+def cli() -> None:
+    """plait: run, inspect and debug pipelines of plain Python functions.
+
+    TARGET is FILE.py:NAME or MODULE:NAME (NAME may be left out when the file defines
+    one pipeline). Exit codes: 0 ok, 1 run failed, 2 usage or validation error,
+    130 interrupted.
+    """
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    _SETTINGS.debug = False
+    _SETTINGS.verbose = 0
+    _configure_logging()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = cli.main(args=args, prog_name="plait", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        _traceback_if_debug()
+        exc.show()
+        return exc.exit_code
+    except Exception as exc:
+        return _failed(exc)
+    finally:
+        _close_stores()
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def _traceback_if_debug() -> None:
+    if _SETTINGS.debug:
+        traceback.print_exc()
+
+
+def _failed(exc: Exception) -> int:
+    """An error that escaped a command: a message and a fix; a traceback only with --debug."""
+    from plait.errors import (
+        PipelineValidationError,
+        PlaitError,
+        StepDefinitionError,
+        UsageError,
+    )
+
+    _traceback_if_debug()
+    hint = "run again with --debug to see the traceback"
+    if isinstance(exc, PipelineValidationError):
+        code = EXIT_USAGE
+        hint = "fix these problems; a missing param is given with --param NAME=VALUE"
+    elif isinstance(exc, UsageError | StepDefinitionError):
+        code = EXIT_USAGE
+    elif isinstance(exc, PlaitError):
+        code = EXIT_FAILED
+    else:
+        code = EXIT_FAILED
+        hint = "this looks like a bug in plait or in a hook; " + hint
+    click.echo(f"Error: {exc}", err=True)
+    if not _SETTINGS.debug:
+        click.echo(f"  hint: {hint}", err=True)
+    return code
+
+
+# -- helpers shared by the commands -----------------------------------------------------------
+def prepare(
+    target: str, params: Sequence[str], config_file: str | None
+) -> tuple[Pipeline, dict[str, Any], Any]:
+    """Load the target and parse ``--param`` / ``--config`` for it."""
+    from plait.cli._target import load_pipeline
+    from plait.cli._values import load_config, merge_config, parse_params
+
+    pipeline = load_pipeline(target)
+    values = parse_params(params, pipeline)
+    config = None
+    if config_file:
+        config = merge_config(pipeline.config, load_config(config_file))
+    return pipeline, values, config
+
+
+def split_names(text: str | None) -> list[str] | None:
+    """``"a, b"`` -> ``["a", "b"]``; None stays None."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise CommandError(f"--outputs {text!r} names no output", "write --outputs a,b")
+    return names
+
+
+_OPENED: list[Any] = []  # stores opened by the command, closed when it ends
+
+
+def open_store(option: str | None, *, must_exist: bool = False) -> Store:
+    """The store of a command (see :func:`plait.cli._values.open_store`)."""
+    from plait.cli._values import open_store as opened
+
+    store = opened(option, must_exist=must_exist)
+    _OPENED.append(store)
+    return store
+
+
+def _close_stores() -> None:
+    while _OPENED:
+        close = getattr(_OPENED.pop(), "close", None)
+        if close is not None:
+            close()
+
+
+# -- commands ------------------------------------------------------------------------------
+@cli.command("run")
+@click.argument("target")
+@param_options
+@click.option("--outputs", metavar="A,B", help="Compute only these outputs (and print them).")
+@click.option(
+    "-e", "--executor", default="sequential", show_default=True, help="E.g. threads:8, processes."
+)
+@click.option(
+    "--force",
+    multiple=True,
+    is_flag=False,
+    flag_value="*",
+    metavar="[STEP]",
+    help="Recompute STEP despite the cache (repeat); alone: recompute everything.",
+)
+@store_option
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "continue"]),
+    default="raise",
+    show_default=True,
+    help="Stop at the first failure, or run every branch that does not depend on it.",
+)
+@click.option("--report", metavar="FILE.html", help="Write a self-contained HTML report.")
+@click.option("--tag", "tags", multiple=True, help="A label recorded with the run. Repeat.")
+@click.option("--profile", is_flag=True, help="Measure each step's peak memory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@common
+def run_command(
+    target: str,
+    params: tuple[str, ...],
+    config_file: str | None,
+    outputs: str | None,
+    executor: str,
+    force: tuple[str, ...],
+    store: str | None,
+    on_error: str,
+    report: str | None,
+    tags: tuple[str, ...],
+    profile: bool,
+    as_json: bool,
+    quiet: bool,
+) -> int:
+    """Run the pipeline TARGET, with a live progress display on a terminal."""
+    from plait.cli._running import conclude, execute, hooks_for
+
+    pipeline, values, config = prepare(target, params, config_file)
+    wanted = split_names(outputs)
+    forced: bool | list[str] = True if "*" in force else list(force)
+    total = _step_count(pipeline, values, wanted, config)
+    chosen = open_store(store)
+    result = execute(
+        lambda: pipeline.run(
+            params=values,
+            outputs=wanted,
+            executor=executor,
+            store=chosen,
+            force=forced,
+            on_error=on_error,
+            tags=list(tags) or None,
+            hooks=hooks_for(quiet=quiet, profile=profile, total=total),
+            config=config,
+        )
+    )
+    return conclude(result, outputs=wanted, as_json=as_json, report=report, profile=profile)
+
+
+def _step_count(
+    pipeline: Pipeline, params: dict[str, Any], outputs: list[str] | None, config: Any
+) -> int | None:
+    try:
+        return len(pipeline.plan(params, outputs, config).order)
+    except Exception:  # the run itself reports what is wrong
+        return None
+
+
+@cli.command("show")
+@click.argument("target")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["ascii", "mermaid", "dot", "svg"]),
+    default="ascii",
+    show_default=True,
+)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of the terminal.")
+@common
+def show_command(target: str, fmt: str, output: str | None) -> int:
+    """Draw the pipeline TARGET (svg: plait's own drawing, as in HTML reports)."""
+    from plait.cli._target import load_pipeline
+
+    pipeline = load_pipeline(target)
+    if fmt == "ascii":
+        text = pipeline.to_ascii()
+    elif fmt == "mermaid":
+        text = pipeline.to_mermaid()
+    elif fmt == "dot":
+        text = pipeline.to_dot()
+    else:
+        text = _svg(pipeline)
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+    return EXIT_OK
+
+
+def _svg(pipeline: Pipeline) -> str:
+    """A standalone SVG file of the pipeline, from the drawing of the HTML view."""
+    import re
+
+    from plait.viz import pipeline_to_html
+
+    match = re.search(r"<svg\b.*?</svg>", pipeline_to_html(pipeline), re.DOTALL)
+    if match is None:
+        raise CommandError(
+            f"pipeline {pipeline.name!r} is too large to draw as SVG here",
+            "use Graphviz: plait show TARGET -f dot | dot -Tsvg -o graph.svg",
+            exit_code=EXIT_FAILED,
+        )
+    svg = match.group(0).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg
+
+
+@cli.command("why")
+@click.argument("target")
+@click.argument("step")
+@param_options
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@common
+def why_command(
+    target: str,
+    step: str,
+    params: tuple[str, ...],
+    config_file: str | None,
+    store: str | None,
+    as_json: bool,
+) -> int:
+    """Would STEP of TARGET run now, and why? A cache check that executes nothing."""
+    import json
+
+    from plait.cli._why import explain, render
+
+    pipeline, values, config = prepare(target, params, config_file)
+    chosen = open_store(store, must_exist=True)
+    verdicts = explain(pipeline, step, chosen, values, config)
+    if as_json:
+        rows = [
+            {"step": v.step, "decision": v.decision, "reason": v.reason, "waits_on": v.waits_on}
+            for v in verdicts
+        ]
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(render(verdicts, step, pipeline.name, chosen.url))
+    return EXIT_OK
+
+
+def _register() -> None:
+    from plait.cli import _debug, _history
+
+    cli.add_command(_debug.debug_command)
+    cli.add_command(_history.runs_group)
+    cli.add_command(_history.lineage_command)
+    cli.add_command(_history.cache_group)
+
+
+_register()

@@ -1,0 +1,172 @@
+"""Finding the pipeline a command is about: ``file.py:name`` or ``module:name``.
+
+A file is imported as a module named after it (``pipeline.py`` becomes module
+``pipeline``) with its directory first on ``sys.path``, as ``python -m`` would: so the
+values it defines pickle by reference and load again in a later run, worker processes can
+import it, and its helper functions count as project code in step fingerprints. A module
+is imported with the current directory first on ``sys.path``.
+
+The name may be omitted when the file or module defines exactly one pipeline. It may name
+a :class:`~plait.Pipeline`, a :class:`~plait.Step` (a one-step pipeline) or a function
+taking no argument that returns a pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+import types
+from typing import TYPE_CHECKING, Any
+
+from plait.cli._errors import CommandError
+
+if TYPE_CHECKING:
+    from plait.pipeline import Pipeline
+
+__all__ = ["load_pipeline"]
+
+_FORMS = "give FILE.py:NAME (e.g. pipeline.py:pipeline) or MODULE:NAME (e.g. myproject.flows:etl)"
+
+
+def load_pipeline(target: str) -> Pipeline:
+    """The pipeline named by ``target``.
+
+    Raises:
+        CommandError: When the file, module or name cannot be found or imported, or the
+            name is not a pipeline.
+    """
+    location, _, name = target.rpartition(":") if ":" in target else (target, "", "")
+    if not location:
+        raise CommandError(f"target {target!r} names no file or module", _FORMS)
+    if location.endswith(".py") or os.sep in location or "/" in location:
+        module = _import_file(location, target)
+    else:
+        module = _import_module(location, target)
+    return _pipeline_from(module, name, target)
+
+
+def _import_file(path: str, target: str) -> types.ModuleType:
+    if not os.path.isfile(path):
+        hint = _FORMS
+        if os.path.isdir(path):
+            hint = f"{path!r} is a directory; name a .py file inside it"
+        raise CommandError(f"no file {path!r} (from target {target!r})", hint)
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    existing = sys.modules.get(stem)
+    if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == path:
+        return existing
+    importable = stem.isidentifier() and existing is None
+    digest = hashlib.blake2b(path.encode(), digest_size=6).hexdigest()
+    name = stem if importable else f"_plait_target_{digest}"  # stable across runs
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CommandError(f"cannot import {path!r} as Python", _FORMS)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise _import_failed(exc, target) from exc
+    if not importable:  # workers cannot import it by name: ship its code by value
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+    return module
+
+
+def _import_module(location: str, target: str) -> types.ModuleType:
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(location)
+    except ModuleNotFoundError as exc:
+        if exc.name and location.startswith(exc.name):
+            raise CommandError(
+                f"no module {location!r} (from target {target!r})",
+                f"run from the directory that contains it, install its package, or {_FORMS}",
+            ) from exc
+        raise _import_failed(exc, target) from exc
+    except Exception as exc:
+        raise _import_failed(exc, target) from exc
+
+
+def _import_failed(exc: BaseException, target: str) -> CommandError:
+    """Importing the user's code raised: say where, without a traceback."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" ({exc.filename}, line {exc.lineno})"
+    elif frames:
+        last = frames[-1]
+        where = f" ({last.filename}, line {last.lineno})"
+    return CommandError(
+        f"importing target {target!r} raised {type(exc).__name__}: {exc}{where}",
+        "fix the error in that file (plait --debug ... shows the whole traceback)",
+    )
+
+
+def _pipeline_from(module: types.ModuleType, name: str, target: str) -> Pipeline:
+    from plait.pipeline import Pipeline
+    from plait.steps import Step
+
+    if not name:
+        found = [k for k, v in vars(module).items() if isinstance(v, Pipeline)]
+        if len(found) == 1:
+            name = found[0]
+        else:
+            which = f": it defines {', '.join(map(repr, found))}" if found else ""
+            raise CommandError(
+                f"target {target!r} does not say which pipeline to use{which}",
+                f"add ':NAME' to the target, e.g. {target}:{found[0] if found else 'pipeline'}",
+            )
+    value = getattr(module, name, None)
+    if value is None:
+        from plait.errors import suggest
+
+        candidates = [k for k, v in vars(module).items() if isinstance(v, Pipeline | Step)]
+        raise CommandError(
+            f"{module.__name__!r} has no attribute {name!r}{suggest(name, candidates)}",
+            f"pipelines it defines: {', '.join(candidates)}"
+            if candidates
+            else "define a Pipeline at module level",
+        )
+    return _as_pipeline(value, target)
+
+
+def _as_pipeline(value: Any, target: str) -> Pipeline:
+    from plait.pipeline import Pipeline
+    from plait.steps import Step
+
+    if isinstance(value, Pipeline):
+        return value
+    if isinstance(value, Step):
+        return Pipeline([value], name=value.name)
+    if callable(value) and not isinstance(value, type):
+        try:
+            made = value()
+        except Exception as exc:  # the user's factory failed: say so, no traceback
+            raise CommandError(
+                f"calling target {target!r} to build the pipeline raised "
+                f"{type(exc).__name__}: {exc}",
+                "name a Pipeline, a Step or a function taking no argument that returns one "
+                "(plait --debug ... shows the traceback)",
+            ) from exc
+        if isinstance(made, Pipeline):
+            return made
+        value = made
+    raise CommandError(
+        f"target {target!r} is {type(value).__name__} {value!r:.60}, not a pipeline",
+        "name a Pipeline, a Step or a function taking no argument that returns a Pipeline",
+    )

@@ -1,0 +1,366 @@
+"""Parsing what the command line gives: params, config files, the store, durations.
+
+``--param NAME=VALUE`` is typed by the annotation of the step parameter that consumes
+``NAME`` when there is one (``int``, ``float``, ``bool``, ``str``, ``Path``, enums,
+``Literal``, ``X | None``, lists and dicts as JSON ...); otherwise the value is read as
+JSON when it parses (``3``, ``true``, ``[1, 2]``) and kept as a string when it does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
+
+from plait.cli._errors import CommandError
+
+if TYPE_CHECKING:
+    from plait.pipeline import Pipeline
+    from plait.store.store import Store
+
+__all__ = [
+    "load_config",
+    "merge_config",
+    "open_store",
+    "param_annotations",
+    "parse_duration",
+    "parse_params",
+    "store_location",
+]
+
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off"}
+_EXAMPLES = {int: "7", float: "0.5", bool: "true", str: "text"}
+
+
+# -- params -------------------------------------------------------------------------------
+def param_annotations(pipeline: Pipeline) -> dict[str, tuple[Any, str, str]]:
+    """Param name -> (annotation, step, parameter) of the first step that annotates it."""
+    producers = pipeline.producers
+    found: dict[str, tuple[Any, str, str]] = {}
+    for item in pipeline.steps.values():
+        annotations = item.signature.annotations
+        for parameter, data in item.data_inputs.items():
+            if data in producers or data in found or data.startswith("config"):
+                continue
+            annotation = annotations.get(parameter)
+            if annotation is not None and annotation is not typing.Any:
+                found[data] = (annotation, item.name, parameter)
+    return found
+
+
+def parse_params(pairs: Sequence[str], pipeline: Pipeline) -> dict[str, Any]:
+    """``["k=v", ...]`` as a params dict, each value typed for the step that reads it.
+
+    Raises:
+        CommandError: For a pair without ``=`` or a value its annotation rejects.
+    """
+    annotations = param_annotations(pipeline)
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CommandError(
+                f"--param {pair!r} is not NAME=VALUE", "write it like --param seed=7"
+            )
+        known = annotations.get(name)
+        if known is None:
+            params[name] = _json_or_text(text)
+            continue
+        annotation, step_name, parameter = known
+        try:
+            params[name] = convert(text, annotation)
+        except (ValueError, TypeError) as exc:
+            wanted = _type_name(annotation)
+            raise CommandError(
+                f"--param {name}={text!r}: step {step_name!r} expects {wanted} for "
+                f"{parameter!r} ({exc})",
+                f"give a value of type {wanted}, e.g. --param {name}={_example(annotation)}",
+            ) from exc
+    return params
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def convert(text: str, annotation: Any) -> Any:
+    """``text`` converted to ``annotation``.
+
+    >>> convert("7", int), convert("yes", bool), convert("none", int | None)
+    (7, True, None)
+    >>> convert("[1, 2]", list[int])
+    [1, 2]
+
+    Raises:
+        ValueError: When the text is not a value of that type.
+    """
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return _convert_union(text, typing.get_args(annotation))
+    if origin is typing.Literal:
+        for choice in typing.get_args(annotation):
+            if str(choice) == text or _json_or_text(text) == choice:
+                return choice
+        raise ValueError(f"not one of {list(typing.get_args(annotation))}")
+    if origin is typing.Annotated:
+        return convert(text, typing.get_args(annotation)[0])
+    target = origin if isinstance(origin, type) else annotation
+    if not isinstance(target, type):
+        return _json_or_text(text)
+    return _convert_type(text, target)
+
+
+def _convert_union(text: str, members: tuple[Any, ...]) -> Any:
+    if type(None) in members and text.strip().lower() in ("none", "null", ""):
+        return None
+    errors = []
+    for member in members:
+        if member is type(None):
+            continue
+        try:
+            return convert(text, member)
+        except (ValueError, TypeError) as exc:
+            errors.append(str(exc))
+    raise ValueError("; ".join(errors) or "no type matches")
+
+
+def _convert_type(text: str, target: type) -> Any:
+    if target is str:
+        return text
+    if target is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError("not a boolean (true/false, yes/no, 1/0)")
+    if target is int:
+        return int(text)
+    if target is float:
+        return float(text)
+    if issubclass(target, enum.Enum):
+        if text in target.__members__:
+            return target[text]
+        for member in target:
+            if str(member.value) == text:
+                return member
+        raise ValueError(f"not one of {list(target.__members__)}")
+    if issubclass(target, PurePath):
+        return target(text)
+    if target in (list, tuple, set, frozenset, dict):
+        value = json.loads(text)
+        if target is dict:
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            return value
+        if not isinstance(value, list):
+            raise ValueError("not a JSON array")
+        return target(value)
+    from datetime import date, datetime
+
+    if target in (datetime, date):
+        return target.fromisoformat(text)
+    return _json_or_text(text)
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _example(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        if issubclass(annotation, enum.Enum):
+            return next(iter(annotation.__members__), "NAME")
+        return _EXAMPLES.get(annotation, "'[1, 2]'" if annotation in (list, tuple) else "...")
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return str(args[0])
+    return _example(args[0]) if args else "..."
+
+
+# -- config -------------------------------------------------------------------------------
+def load_config(path: str) -> dict[str, Any]:
+    """Read a ``.toml``, ``.json``, ``.yaml`` or ``.yml`` file into a dict.
+
+    Raises:
+        CommandError: For a missing or unreadable file, an unknown extension, or a file
+            whose top level is not a table/object/mapping.
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read config file {path!r}: {exc.strerror}") from exc
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            loaded: Any = tomllib.loads(data.decode())
+        elif suffix == ".json":
+            loaded = json.loads(data)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml  # type: ignore[import-untyped, unused-ignore]
+            except ImportError as exc:
+                raise CommandError(
+                    f"reading {path!r} needs PyYAML, which is not installed",
+                    "pip install pyyaml (or use a .toml or .json config)",
+                ) from exc
+            loaded = yaml.safe_load(data)
+        else:
+            raise CommandError(
+                f"config file {path!r} has an unknown extension {suffix!r}",
+                "use a .toml, .json, .yaml or .yml file",
+            )
+    except CommandError:
+        raise
+    except Exception as exc:  # each parser has its own error type
+        raise CommandError(f"config file {path!r} is not valid {suffix[1:]}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise CommandError(
+            f"config file {path!r} holds a {type(loaded).__name__}, not a table of keys",
+            "write the config as keys and values at the top level",
+        )
+    return loaded
+
+
+def merge_config(base: Any, overrides: Mapping[str, Any]) -> Any:
+    """The pipeline's config with ``overrides`` merged in (deeply, key by key).
+
+    A dict is merged; a dataclass is copied with the fields replaced; a pydantic model is
+    re-validated with the merged values; no config becomes the overrides.
+
+    Raises:
+        CommandError: For a key a dataclass has not, or a config of another kind.
+    """
+    if base is None:
+        return dict(overrides)
+    if isinstance(base, Mapping):
+        merged = dict(base)
+        for key, value in overrides.items():
+            old = merged.get(key)
+            is_nested = isinstance(value, Mapping) and old is not None
+            merged[key] = merge_config(old, value) if is_nested else value
+        return merged
+    if dataclasses.is_dataclass(base) and not isinstance(base, type):
+        fields = {f.name for f in dataclasses.fields(base)}
+        changes = {}
+        for key, value in overrides.items():
+            if key not in fields:
+                from plait.errors import suggest
+
+                raise CommandError(
+                    f"--config sets {key!r}, which the config {type(base).__name__} has "
+                    f"not{suggest(key, fields)}",
+                    f"its fields: {', '.join(sorted(fields))}",
+                )
+            old = getattr(base, key)
+            is_nested = isinstance(value, Mapping) and not isinstance(old, str | bytes)
+            changes[key] = merge_config(old, value) if is_nested else value
+        return dataclasses.replace(base, **changes)
+    if hasattr(base, "model_dump") and hasattr(type(base), "model_validate"):
+        try:
+            return type(base).model_validate(merge_config(base.model_dump(), overrides))
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise CommandError(
+                f"--config does not fit {type(base).__name__}: {exc}",
+                "fix the values in the config file",
+            ) from exc
+    raise CommandError(
+        f"--config cannot change a config of type {type(base).__name__}",
+        "give the pipeline a dict, dataclass or pydantic config",
+    )
+
+
+# -- the store ------------------------------------------------------------------------------
+def store_location(option: str | None) -> tuple[str, str]:
+    """Where the store is, and what said so.
+
+    ``--store``, else ``PLAIT_STORE``, else ``store`` in ``[tool.plait]`` of the nearest
+    ``pyproject.toml`` (relative to that file), else ``./.plait``.
+    """
+    if option:
+        return option, "--store"
+    env = os.environ.get("PLAIT_STORE")
+    if env:
+        return env, "PLAIT_STORE"
+    found = _pyproject_store()
+    if found is not None:
+        return found
+    return ".plait", "the default"
+
+
+def _pyproject_store() -> tuple[str, str] | None:
+    directory = Path.cwd()
+    for folder in (directory, *directory.parents):
+        candidate = folder / "pyproject.toml"
+        if not candidate.is_file():
+            continue
+        import tomllib
+
+        try:
+            data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot read {candidate}: {exc}") from exc
+        value = data.get("tool", {}).get("plait", {}).get("store")
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise CommandError(f"[tool.plait] store in {candidate} must be a string")
+        path = value if "://" in value else str(folder / value)
+        return path, f"[tool.plait] in {candidate}"
+    return None
+
+
+def open_store(option: str | None, *, must_exist: bool = False) -> Store:
+    """The :class:`~plait.Store` the command works on.
+
+    Raises:
+        CommandError: With ``must_exist``, when a local store directory does not exist.
+    """
+    location, source = store_location(option)
+    if must_exist and "://" not in location and not os.path.isdir(location):
+        raise CommandError(
+            f"no plait store at {location!r} (from {source})",
+            "run a pipeline first (plait run ...), or point to the store with --store DIR "
+            "or PLAIT_STORE",
+        )
+    from plait.store.store import Store
+
+    return Store(location)
+
+
+# -- durations --------------------------------------------------------------------------------
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"6h"``, ``"7d"`` or ``"2w"``.
+
+    >>> parse_duration("7d"), parse_duration("90")
+    (604800.0, 90.0)
+
+    Raises:
+        CommandError: For anything else.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if match is None:
+        raise CommandError(
+            f"{text!r} is not a duration", "write a number of seconds or e.g. 30m, 6h, 7d, 2w"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
