@@ -24,8 +24,19 @@ CHROMIUM = os.environ.get("PLAIT_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+def _ensure_chromium() -> None:
+    """Install Debian's Chromium (as .ci/run does) when it is missing."""
+    if os.path.exists(CHROMIUM):
+        return
+    script = Path(__file__).resolve().parent.parent / ".ci" / "chromium.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is needed at {CHROMIUM} (set PLAIT_TEST_CHROMIUM): {done.stderr}")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    _ensure_chromium()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield launched
