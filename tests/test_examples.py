@@ -1,7 +1,7 @@
 """Smoke tests of what users copy first: the examples and the code blocks of the docs.
 
 Each example runs as a script in a subprocess, in an empty directory; each ```python block
-of README.md, docs/index.md and docs/concepts.md runs in a fresh namespace there too.
+of README.md, docs/index.md, docs/concepts.md and docs/cookbook.md runs in a fresh namespace there too.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-DOCS = ["README.md", "docs/index.md", "docs/concepts.md"]
+DOCS = ["README.md", "docs/index.md", "docs/concepts.md", "docs/cookbook.md"]
 
 
 def run_script(path: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
