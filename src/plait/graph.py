@@ -20,6 +20,7 @@ function parameter's default. Sources never shadow each other: ambiguity is a pr
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections import deque
@@ -441,7 +442,19 @@ def compatible(produced: Any, expected: Any) -> bool:
     >>> compatible(int, float), compatible(int, str), compatible(int | None, int)
     (True, False, True)
     """
+    if produced is expected:
+        return True
+    try:
+        return _compatible_cached(produced, expected)
+    except TypeError:  # an unhashable annotation
+        return _compatible(produced, expected)
+
+
+def _compatible(produced: Any, expected: Any) -> bool:
     return any(_compatible_one(p, e) for p in _members(produced) for e in _members(expected))
+
+
+_compatible_cached = functools.lru_cache(maxsize=1024)(_compatible)
 
 
 _NUMERIC = {int: (float, complex), float: (complex,), bool: (int, float, complex)}

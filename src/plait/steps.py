@@ -178,7 +178,7 @@ class Step:
     name: str
     inputs: Mapping[str, str]
     extra_inputs: Mapping[str, str]
-    bound: Mapping[str, Any]
+    bound: dict[str, Any]
     outputs: tuple[str, ...]
     single_output: bool
     after: tuple[str, ...]
@@ -214,7 +214,12 @@ class Step:
         self.outputs, self.single_output = self._output_names(outputs)
         self.after = _after_names(after, step_name)
         self.options = _make_options(step_name, self.signature, self.outputs, options)
-        functools.update_wrapper(self, func)
+        # what functools.update_wrapper sets, without copying the function's __dict__
+        for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+            value = getattr(func, attribute, None)
+            if value is not None:
+                self.__dict__[attribute] = value
+        self.__dict__["__wrapped__"] = func
 
     # -- construction helpers -------------------------------------------------
     def _wire(
@@ -227,7 +232,7 @@ class Step:
             return wiring, extra
         if isinstance(inputs, str):
             inputs = [inputs]
-        if isinstance(inputs, Mapping):
+        if type(inputs) is not list and isinstance(inputs, Mapping):
             for param, data in inputs.items():
                 _check_data_name(self.name, param, data)
                 if param in wiring:
@@ -249,7 +254,8 @@ class Step:
                 f"{list(sig.params)}; pass a dict to map by parameter name"
             )
         for param, data in zip(sig.params, names, strict=False):
-            _check_data_name(self.name, param, data)
+            if type(data) is not str or not data:
+                _check_data_name(self.name, param, data)
             wiring[param] = data
         return wiring, extra
 
@@ -271,11 +277,21 @@ class Step:
     def data_inputs(self) -> dict[str, str]:
         """Every data name this step consumes, keyed by the parameter that receives it.
 
-        Parameters bound to constants are left out.
+        Parameters bound to constants are left out. Computed once per step (steps do not
+        change after construction: ``with_options`` and friends return copies).
         """
-        wired = {p: d for p, d in self.inputs.items() if p not in self.bound}
-        wired.update({k: d for k, d in self.extra_inputs.items() if k not in self.bound})
-        return wired
+        cached: dict[str, str] | None = self.__dict__.get("_data_inputs")
+        if cached is None:
+            bound = self.bound
+            cached = {p: d for p, d in self.inputs.items() if p not in bound}
+            cached.update({k: d for k, d in self.extra_inputs.items() if k not in bound})
+            self.__dict__["_data_inputs"] = cached
+        return cached
+
+    def _bind(self, param: str, value: Any) -> None:
+        """Internal: bind ``param`` to a constant (used while building a copy)."""
+        self.bound[param] = value
+        self.__dict__.pop("_data_inputs", None)
 
     def with_options(self, **changes: Any) -> Step:
         """Return a copy with other options (``name``, ``retries``, ``inputs`` ...).
@@ -314,6 +330,7 @@ class Step:
             if slot != "__dict__" and hasattr(self, slot):
                 object.__setattr__(clone, slot, getattr(self, slot))
         clone.__dict__.update(self.__dict__)
+        clone.__dict__.pop("_data_inputs", None)
         return clone
 
     def _rewired(
@@ -392,9 +409,14 @@ def _after_names(after: Iterable[str | Step] | str | Step, step_name: str) -> tu
     return tuple(names)
 
 
+_DEFAULT_OPTIONS = {True: StepOptions(cache=True), False: StepOptions(cache=False)}
+
+
 def _make_options(
     name: str, sig: Signature, outputs: tuple[str, ...], options: Mapping[str, Any]
 ) -> StepOptions:
+    if not options:  # the common case: one shared, already checked instance
+        return _DEFAULT_OPTIONS[bool(outputs)]
     unknown = set(options) - set(StepOptions.__dataclass_fields__)
     if unknown:
         bad = sorted(unknown)[0]

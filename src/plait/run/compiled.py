@@ -34,6 +34,7 @@ class Compiled:
     ready: list[str]
     producers: dict[str, str]
     order: list[Step]
+    has_async: bool = False
 
 
 def compile_plan(
@@ -69,4 +70,5 @@ def compile_plan(
         waiting[name] = len(upstream[name])
         if not upstream[name]:
             ready.append(name)
-    return Compiled(nodes, waiting, refs, ready, producers, list(order))
+    has_async = any(item.is_async for item in order)
+    return Compiled(nodes, waiting, refs, ready, producers, list(order), has_async)

@@ -46,7 +46,7 @@ def expand(state: RunState, name: str, task: Task, result: TaskResult) -> bool:
             if data in graph.producers:
                 found.append(Source(param, data, FROM_STEP, graph.producers[data]))
             elif data in env or data in state.values or data in state.params:
-                item.bound[param] = env.get(data, state.values.get(data, state.params.get(data)))  # type: ignore[index]
+                item._bind(param, env.get(data, state.values.get(data, state.params.get(data))))
             elif data == "config" or data.startswith("config."):
                 found.append(
                     Source(param, data, FROM_CONFIG if data == "config" else FROM_CONFIG_PATH)

@@ -1,7 +1,8 @@
 """Local executors: where tasks run.
 
 An executor hands back a :class:`concurrent.futures.Future` per task. The scheduler does
-not care where the work happens, so a remote engine fits by returning futures too.
+not care where the work happens, so a remote engine fits by returning futures too (the
+Dask and Ray executors live in their own modules, imported only when asked for).
 ``Sequential`` is special: its tasks run inline, one at a time, in the caller's thread.
 """
 
@@ -125,11 +126,15 @@ class DaemonThreadPool:
 class Threads:
     """Run steps in a pool of threads (good for I/O and for code that releases the GIL).
 
+    A step that is the only one ready while nothing else runs is run by the scheduler's
+    own thread (nothing could run beside it anyway): a chain pays no thread hand-offs.
+
     Args:
         max_workers: Threads in the pool (default: ``min(32, cpu_count + 4)``).
     """
 
     inline = False
+    inline_when_alone = True
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
@@ -280,6 +285,8 @@ def make_executor(spec: Any) -> tuple[Executor, bool]:
             return spec, False
         raise UsageError(f"executor must be a name or an executor object, got {spec!r}")
     kind, _, count = spec.partition(":")
+    if kind in ("dask", "ray"):  # the part after ':' is a cluster address
+        return _remote_executor(kind, count or None), True
     workers = None
     if count:
         try:
@@ -294,12 +301,26 @@ def make_executor(spec: Any) -> tuple[Executor, bool]:
         return Threads(workers), True
     if kind == "processes":
         return Processes(workers), True
-    if kind in ("dask", "ray"):
-        raise UsageError(
-            f"executor {spec!r} is planned (it will come with the plait[{kind}] extra) but "
-            "is not in this version; use 'threads' or 'processes'"
-        )
     raise UsageError(
         f"unknown executor {spec!r}{suggest(kind, _SHORTCUTS)}; choose one of "
-        f"{list(_SHORTCUTS[:3])} or pass an executor object"
+        f"{list(_SHORTCUTS)} or pass an executor object"
     )
+
+
+def _remote_executor(kind: str, address: str | None) -> Executor:
+    """``Dask(address)`` or ``Ray(address)``, imported only now (optional dependencies)."""
+    if address is not None and address.isdigit():
+        raise UsageError(
+            f"executor '{kind}:{address}': the part after ':' is a cluster address, like "
+            f"'{kind}:tcp://10.0.0.5:8786'; size a cluster where you start it"
+            if kind == "dask"
+            else f"executor '{kind}:{address}': the part after ':' is a cluster address, "
+            f"like '{kind}:auto' or '{kind}:ray://10.0.0.5:10001'"
+        )
+    if kind == "dask":
+        from plait.run.dask_executor import Dask
+
+        return Dask(address)
+    from plait.run.ray_executor import Ray
+
+    return Ray(address)

@@ -267,7 +267,7 @@ async def run_pipeline_async(pipeline: Pipeline, **options: Any) -> RunResult:
 
 
 def _needs_loop(run: _Run) -> bool:
-    return any(node.step.is_async for node in run.state.nodes.values())
+    return run.state.has_async
 
 
 def _drive_in_loop(run: _Run) -> None:

@@ -91,6 +91,7 @@ class RunState:
             compiled = compile_plan(plan.order, plan.sources, plan.upstream)
             plan.compiled = compiled
         self.nodes: dict[str, Node] = dict(compiled.nodes)
+        self.has_async = compiled.has_async
         self.waiting: dict[str, int] = dict(compiled.waiting)
         self.refs: dict[str, int] = dict(compiled.refs)
         self.ready: deque[str] = deque(compiled.ready)
