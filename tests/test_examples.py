@@ -1,7 +1,8 @@
 """Smoke tests of what users copy first: the examples and the code blocks of the docs.
 
 Each example runs as a script in a subprocess, in an empty directory; each ```python block
-of README.md, docs/index.md, docs/concepts.md and docs/cookbook.md runs in a fresh namespace there too.
+of README.md, docs/index.md, docs/concepts.md and docs/cookbook.md runs in a fresh
+namespace there too.
 """
 
 from __future__ import annotations
