@@ -36,7 +36,7 @@ class CommandError(click.ClickException):
     def __init__(self, message: str, hint: str | None = None, exit_code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.hint = hint
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc,unused-ignore]  # a ClassVar in click 8.5
 
     def format_message(self) -> str:
         """The message, then the hint on its own line."""
