@@ -17,8 +17,13 @@ if [[ ! -x "${venv}/bin/python" ]]; then
 fi
 "${venv}/bin/python" -m pip install --quiet --upgrade pip
 "${venv}/bin/python" -m pip install --quiet -e "${repo_root}" apache-hamilton numpy psutil pyinstrument
+# The runtime benchmarks (bench_runtime.py): Prefect, joblib, pandas + pyarrow (parquet) and
+# xxhash (the raw-buffer hashing baseline). Prefect 3.8's ephemeral server passes
+# Body(min_items=...), which FastAPI >= 0.150 rejects, hence the pin.
+"${venv}/bin/python" -m pip install --quiet prefect "fastapi<0.150" joblib pandas pyarrow xxhash
 "${venv}/bin/python" - <<'PY'
 import importlib.metadata as md
-for name in ("plait", "apache-hamilton", "numpy", "psutil", "pyinstrument"):
+for name in ("plait", "apache-hamilton", "numpy", "psutil", "pyinstrument", "prefect", "joblib",
+             "pandas", "pyarrow", "xxhash"):
     print(f"{name} {md.version(name)}")
 PY

@@ -14,7 +14,8 @@ A step is **one** Dask task (see :mod:`plait.run.remote` for the shared parts):
   ``"plait-outcomes"`` just before the task returns. A second task per step to carry it,
   gathered by the driver, would double Dask's per-task work and add a round trip per
   step; the event rides on messages Dask sends anyway. The scheduler keeps the last
-  ``distributed.admin.log-length`` events of a topic (10,000 by default, ~1 KB each).
+  ``distributed.admin.low-level-log-length`` events of a topic (1,000 by default, a few
+  hundred bytes each).
 
 The driver hands the scheduler a :class:`concurrent.futures.Future` resolved by the event
 (a token per task pairs them). Dask delivers a worker's event before it reports the task
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.errors import PlaitError, UsageError
 from plait.run.remote import (
+    PickledSteps,
     cpu_count,
     describe,
     detach,
@@ -101,14 +103,16 @@ class _Flight:
     task: Task
     outer: cf.Future[TaskResult]
     started: float
-    executor: Dask
     token: str = ""
     deaths: int = 0
     futures: list[Any] = field(default_factory=list)
     values: list[Any] = field(default_factory=list)
+    launched: bool = False  # the futures above are set (an outcome may arrive before)
+    early: bytes | None = None  # an outcome that arrived before that
 
 
 _FLIGHTS: dict[str, _Flight] = {}  # token -> flight, for every Dask executor of the process
+_FLIGHTS_LOCK = threading.Lock()
 _SUBSCRIBED: set[str] = set()  # ids of the clients whose outcome events reach _on_outcome
 _SUBSCRIBING = threading.Lock()
 
@@ -122,13 +126,29 @@ def _deliver(flight: _Flight, result: TaskResult) -> None:
 def _on_outcome(event: tuple[float, Any]) -> None:
     """The client's event loop: a step reported its outcome (maybe another process's)."""
     message = event[1]
-    flight = _FLIGHTS.pop(message.get("token", ""), None) if isinstance(message, dict) else None
-    if flight is None:
+    if not isinstance(message, dict):
         return
+    with _FLIGHTS_LOCK:
+        flight = _FLIGHTS.pop(message.get("token", ""), None)
+        if flight is not None and not flight.launched:  # a very fast task: finish later
+            flight.early = message["outcome"]
+            return
+    if flight is not None:
+        _report(flight, message["outcome"])
+
+
+def _mark_launched(flight: _Flight) -> bytes | None:
+    """Let outcomes through; return one that came while the task was being submitted."""
+    with _FLIGHTS_LOCK:
+        flight.launched = True
+        return flight.early
+
+
+def _report(flight: _Flight, outcome: bytes) -> None:
     import cloudpickle
 
     try:
-        result: TaskResult = cloudpickle.loads(message["outcome"])
+        result: TaskResult = cloudpickle.loads(outcome)
     except Exception as exc:  # an error type this process cannot import, say
         _deliver(flight, failed(exc, flight.started, flight.deaths + 1))
         return
@@ -179,6 +199,7 @@ class Dask:
         self._client: Client | None = given if isinstance(given, distributed.Client) else None
         self._cluster: LocalCluster | None = None
         self._lock = threading.Lock()
+        self._pickled = PickledSteps()
 
     # -- connection ------------------------------------------------------------------
     @property
@@ -223,7 +244,7 @@ class Dask:
         Dask future per output."""
         client: Any = self.client
         outer: cf.Future[TaskResult] = cf.Future()
-        flight = _Flight(task, outer, time.time(), self)
+        flight = _Flight(task, outer, time.time())
         self._launch(client, flight)
         outer.add_done_callback(functools.partial(self._on_cancel, flight))
         return outer
@@ -234,14 +255,14 @@ class Dask:
         token = uuid.uuid4().hex
         name = task.step.name
         count = output_count(task)
-        flight.token = token
+        flight.token, flight.launched, flight.early = token, False, None
         _FLIGHTS[token] = flight
         try:
             run = client.submit(
                 run_on_dask,
                 token,
                 count,
-                task.step,
+                self._pickled(task.step),
                 task.run_id,
                 task.element,
                 task.ticket,
@@ -261,6 +282,9 @@ class Dask:
         else:
             flight.values = [run] if count else []
         flight.futures = [run, *flight.values] if count > 1 else [run]
+        early = _mark_launched(flight)
+        if early is not None:
+            _report(flight, early)
         run.add_done_callback(functools.partial(self._on_done, flight, token))
 
     def _on_done(self, flight: _Flight, token: str, run: Any) -> None:

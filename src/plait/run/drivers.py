@@ -45,6 +45,9 @@ def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
         return
     done: queue.SimpleQueue[tuple[Task, cf.Future[TaskResult]]] = queue.SimpleQueue()
     inflight: dict[cf.Future[TaskResult], Task] = {}
+    workers = getattr(executor, "max_workers", None)
+    if limit is None and isinstance(workers, int):
+        limit = 4 * workers  # keep the pool fed, not flooded: 10,000 queued futures cost
     # A lone ready task with nothing in flight cannot be overtaken by anything: an executor
     # that allows it (Threads) runs it right here and saves two thread hand-offs (chains).
     alone_inline = getattr(executor, "inline_when_alone", False)

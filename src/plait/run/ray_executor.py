@@ -29,6 +29,7 @@ from typing import Any
 
 from plait.errors import PlaitError, UsageError
 from plait.run.remote import (
+    PickledSteps,
     cpu_count,
     describe,
     detach,
@@ -56,10 +57,13 @@ def _ray() -> Any:
     return ray
 
 
-def run_on_ray(
-    count: int, item: Any, run_id: str, element: Any, ticket: Any, template: Any, *values: Any
-) -> Any:
-    """Worker side: run the task; return its description, then its ``count`` values."""
+def run_on_ray(payload: tuple[Any, ...], *values: Any) -> Any:
+    """Worker side: run the task; return its description, then its ``count`` values.
+
+    ``payload`` is ``(count, step, run_id, element, ticket, template)``: one argument, so
+    Ray serialises it once; ``values`` are the references' values, resolved by Ray.
+    """
+    count, item, run_id, element, ticket, template = payload
     result = run_task(item, run_id, element, ticket, template, *values)
     meta = describe(result)
     if count == 0:
@@ -106,21 +110,25 @@ class Ray:
         _ray()
         self.address = address
         self._function: Any = None
+        self._variants: dict[int, Any] = {}  # number of outputs -> the function's options
+        self._pickled = PickledSteps()
         self._started = False
         self._lock = threading.Lock()
 
     def _connect(self) -> Any:
         """The remote function, initialising Ray first if nobody did."""
+        ray = _ray()
         with self._lock:
+            if not ray.is_initialized():  # never, or shut down since by someone else
+                if self.address is None:
+                    ray.init(num_cpus=cpu_count(), include_dashboard=False)
+                else:
+                    ray.init(address=self.address)
+                self._started = True
+                self._function = None
             if self._function is None:
-                ray = _ray()
-                if not ray.is_initialized():
-                    if self.address is None:
-                        ray.init(num_cpus=cpu_count(), include_dashboard=False)
-                    else:
-                        ray.init(address=self.address)
-                    self._started = True
                 self._function = ray.remote(run_on_ray)
+                self._variants = {}
             return self._function
 
     @staticmethod
@@ -144,9 +152,19 @@ class Ray:
         task = flight.task
         template, refs = detach(task.kwargs, self._is_ref)
         count = output_count(task)
-        returned = function.options(num_returns=1 + count, max_retries=0, name=task.label).remote(
-            count, task.step, task.run_id, task.element, task.ticket, template, *refs
+        variant = self._variants.get(count)
+        if variant is None:  # made once: options() costs more than a submission
+            variant = function.options(num_returns=1 + count, max_retries=0)
+            self._variants[count] = variant
+        payload = (
+            count,
+            self._pickled(task.step),
+            task.run_id,
+            task.element,
+            task.ticket,
+            template,
         )
+        returned = variant.remote(payload, *refs)
         if count == 0:
             flight.meta, flight.values = returned, []
         else:

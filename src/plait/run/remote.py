@@ -39,6 +39,7 @@ from plait.run.task import Task, TaskResult, execute, split_outputs
 from plait.steps import MISSING, Step
 
 __all__ = [
+    "PickledSteps",
     "Slot",
     "attach",
     "cpu_count",
@@ -119,6 +120,31 @@ def resolve(
     return attach(template, tuple(get(refs)))["value"]
 
 
+class PickledSteps:
+    """Each step pickled once, not once per task (a map step sends it with every element).
+
+    Keyed by identity, holding the step so that its id is not reused while cached; a
+    step is not changed once a run has started.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._cache: dict[int, tuple[Step, bytes]] = {}
+
+    def __call__(self, item: Step) -> bytes:
+        """``item`` pickled (cloudpickle: closures and lambdas travel by value)."""
+        found = self._cache.get(id(item))
+        if found is not None and found[0] is item:
+            return found[1]
+        import cloudpickle
+
+        data = bytes(cloudpickle.dumps(item))
+        if len(self._cache) >= self.limit:
+            self._cache.clear()
+        self._cache[id(item)] = (item, data)
+        return data
+
+
 # -- the worker side ---------------------------------------------------------------------
 
 
@@ -138,13 +164,20 @@ def output_count(task: Task) -> int:
 
 
 def run_task(
-    item: Step, run_id: str, element: Any, ticket: Any, template: dict[str, Any], *values: Any
+    item: Step | bytes,
+    run_id: str,
+    element: Any,
+    ticket: Any,
+    template: dict[str, Any],
+    *values: Any,
 ) -> TaskResult:
     """Run a task on a worker; its inputs arrive as ``values`` for the template's slots.
 
-    One element of a map step with several outputs is split here, so each part stays on
-    the worker as an object of its own.
+    ``item`` may come pickled (see :class:`PickledSteps`). One element of a map step with
+    several outputs is split here, so each part stays on the worker as an object of its own.
     """
+    if isinstance(item, bytes):
+        item = _unpickle_step(item)
     kwargs = attach(template, values)
     result = execute(Task(item, kwargs, run_id, element, ticket))
     if result.ok and element is not MISSING and _splits_elements(item):
@@ -154,6 +187,15 @@ def run_task(
             result.ok, result.values, result.error = False, (), exc
             result.traceback = "".join(traceback.format_exception(exc))
     return result
+
+
+def _unpickle_step(data: bytes) -> Step:
+    """A fresh copy per task, as with worker processes: nothing a task does to its step
+    (a closure's state, a bound constant) leaks into the next one."""
+    import cloudpickle
+
+    item: Step = cloudpickle.loads(data)
+    return item
 
 
 def describe(result: TaskResult) -> TaskResult:

@@ -151,7 +151,7 @@ class ParquetSerializer:
 
         module = type(value).__module__.partition(".")[0]
         if module == "pandas":
-            table = pa.Table.from_pandas(value, preserve_index=True)
+            table = pa.Table.from_pandas(value, preserve_index=None)  # a RangeIndex as metadata
         elif module == "polars":
             table = value.to_arrow()
         else:
@@ -165,9 +165,10 @@ class ParquetSerializer:
 
     def loads(self, data: bytes) -> Any:
         """Read Parquet back into the library it came from."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(io.BytesIO(data))
+        table = pq.read_table(pa.BufferReader(data))
         kind = (table.schema.metadata or {}).get(b"plait.kind", b"pyarrow").decode()
         if kind == "pandas":
             return table.to_pandas()
