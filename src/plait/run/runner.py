@@ -193,13 +193,15 @@ def _step_end(hooks: HookSet, info: RunInfo) -> Any:
 
 
 def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
-    if run.owned:
-        run.executor.shutdown(wait=status != "cancelled")
     state = run.state
+    try:  # requested values come back (from remote workers too) before workers go away
+        outputs = state.outputs() if status != "cancelled" else {}
+        steps: dict[str, StepResult] = state.finish()
+    finally:
+        if run.owned:
+            run.executor.shutdown(wait=status != "cancelled")
     if status is None:
         status = "failed" if state.first_failure is not None else "succeeded"
-    outputs = state.outputs()
-    steps: dict[str, StepResult] = state.finish()
     result = RunResult(
         run_id=state.run_id,
         pipeline=run.pipeline.name,
