@@ -9,6 +9,10 @@ Steps may run in another process, so nothing here relies on shared memory: count
 timestamps and markers are files under ``tmp_path`` (appending one short line to a file
 is atomic on POSIX), and helpers take the directory as an argument.
 
+``"dask"`` and ``"ray"`` are real engines shared by the whole session (starting one takes
+seconds): a ``distributed.LocalCluster`` with two worker processes of one thread each, and
+a local Ray with two CPUs. They start on first use and stop when pytest ends.
+
 A test module uses the fixtures by binding them at module level (an assignment, so
 linters do not see an unused import)::
 
@@ -24,16 +28,21 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from plait import Pipeline, step
-from plait.executors import Processes, Sequential, Threads
+from plait.executors import Dask, Processes, Ray, Sequential, Threads
 
 #: One id per executor kind, spelled like the shortcut string for the same executor.
-EXECUTORS = ["sequential", "threads:4", "processes:2"]
+EXECUTORS = ["sequential", "threads:4", "processes:2", "dask", "ray"]
 #: Executors that run several steps at once.
-PARALLEL = ["threads:4", "processes:2"]
+PARALLEL = ["threads:4", "processes:2", "dask", "ray"]
+#: Executors whose steps run on an engine, outputs staying there as its references.
+REMOTE = ["dask", "ray"]
+#: The executors that are shared by the whole session (never shut down by a test).
+SHARED = ["processes:2", "dask", "ray"]
 #: Executors whose steps share the caller's memory (contextvars, in-process objects).
 IN_PROCESS = ["sequential", "threads:4"]
 
@@ -52,18 +61,89 @@ def _rendezvous(folder: str, me: str, other: str) -> str:
 _POOL: list[Processes] = []  # the one warm pool of the session, made on first use
 
 
+def _warm(executor: Any, folder: str) -> None:
+    """Run two steps that each wait for the other: both workers are up afterwards."""
+    warm = Pipeline(
+        [
+            step(_rendezvous, name="first", inputs={"me": "a", "other": "b"}),
+            step(_rendezvous, name="second", inputs={"me": "b", "other": "a"}),
+        ]
+    )
+    warm.run(params={"folder": folder, "a": "a", "b": "b"}, executor=executor)
+
+
 def _warm_pool(folder: str) -> Processes:
     if not _POOL:
         pool = Processes(2)
-        warm = Pipeline(
-            [
-                step(_rendezvous, name="first", inputs={"me": "a", "other": "b"}),
-                step(_rendezvous, name="second", inputs={"me": "b", "other": "a"}),
-            ]
-        )
-        warm.run(params={"folder": folder, "a": "a", "b": "b"}, executor=pool)
+        _warm(pool, folder)
         _POOL.append(pool)
     return _POOL[0]
+
+
+_ENGINES: dict[str, Any] = {}  # "dask" / "ray" -> the session's shared executor
+_BROKEN: dict[str, str] = {}  # "dask" / "ray" -> why it could not start (tried once)
+
+
+def _started_once(kind: str) -> None:
+    """Fail at once, with the first error, when an engine already failed to start."""
+    if kind in _BROKEN:
+        pytest.fail(f"the session's {kind} engine did not start: {_BROKEN[kind]}", pytrace=False)
+
+
+def shared_dask(request: pytest.FixtureRequest) -> Dask:
+    """The session's Dask executor, on a ``LocalCluster`` of two single-thread worker
+    processes; a worker that dies fails its task at once (``allowed-failures`` 0)."""
+    _started_once("dask")
+    if "dask" not in _ENGINES:
+        _BROKEN["dask"] = "its start raised (see the first test that needed it)"
+        import dask
+        from distributed import Client, LocalCluster
+
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            cluster = LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # never warn: 8787 taken
+            )
+        client = Client(cluster, set_as_default=False)
+
+        def close() -> None:
+            client.close()
+            cluster.close()
+
+        request.config.add_cleanup(close)
+        executor = Dask(client)
+        _warm(executor, str(request.getfixturevalue("tmp_path_factory").mktemp("warm")))
+        _ENGINES["dask"] = executor
+        del _BROKEN["dask"]
+    return _ENGINES["dask"]
+
+
+def shared_ray(request: pytest.FixtureRequest) -> Ray:
+    """The session's Ray executor, on a local Ray with two CPUs (whose workers can import
+    the test modules: Ray does not pass ``sys.path`` on)."""
+    _started_once("ray")
+    if "ray" not in _ENGINES:
+        _BROKEN["ray"] = "its start raised (see the first test that needed it)"
+        import ray
+
+        path = os.pathsep.join(
+            p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p
+        )
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": path}},
+        )
+        request.config.add_cleanup(ray.shutdown)
+        executor = Ray()
+        _warm(executor, str(request.getfixturevalue("tmp_path_factory").mktemp("warm")))
+        _ENGINES["ray"] = executor
+        del _BROKEN["ray"]
+    return _ENGINES["ray"]
 
 
 @pytest.fixture(scope="session")
@@ -88,15 +168,20 @@ def _make(kind: str, request: pytest.FixtureRequest):
         return Threads(4)
     if kind == "processes:2":
         return request.getfixturevalue("process_pool")
+    if kind == "dask":
+        return shared_dask(request)
+    if kind == "ray":
+        return shared_ray(request)
     raise AssertionError(f"unknown executor id {kind!r}")
 
 
 @pytest.fixture(params=EXECUTORS)
 def executor(request):
-    """An executor object of each kind (the process pool is shared and stays warm)."""
+    """An executor object of each kind (the process pool, Dask and Ray are shared and stay
+    warm)."""
     made = _make(request.param, request)
     yield made
-    if request.param != "processes:2":
+    if request.param not in SHARED:
         made.shutdown()
 
 
@@ -105,8 +190,14 @@ def parallel_executor(request):
     """Only the executors that run steps side by side."""
     made = _make(request.param, request)
     yield made
-    if request.param != "processes:2":
+    if request.param not in SHARED:
         made.shutdown()
+
+
+@pytest.fixture(params=REMOTE)
+def remote_executor(request):
+    """Only the executors whose steps run on an engine (Dask, Ray)."""
+    return _make(request.param, request)
 
 
 @pytest.fixture(params=IN_PROCESS)
@@ -125,6 +216,10 @@ def kind_of(executor) -> str:
         return "threads"
     if isinstance(executor, Processes):
         return "processes"
+    if isinstance(executor, Dask):
+        return "dask"
+    if isinstance(executor, Ray):
+        return "ray"
     raise AssertionError(f"unknown executor {executor!r}")
 
 
@@ -188,7 +283,7 @@ def ran_on(executor, place: str) -> bool:
     """Whether ``place`` (from :func:`where`) is where ``executor`` runs steps."""
     pid, _, thread = place.partition(":")
     kind = kind_of(executor)
-    if kind == "processes":
+    if kind in ("processes", "dask", "ray"):
         return int(pid) != os.getpid()
     if int(pid) != os.getpid():
         return False

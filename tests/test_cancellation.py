@@ -134,6 +134,8 @@ def _interrupt(tmp_path: Path, executor_name: str, kind: str) -> tuple[int, str,
         ("threads:4", "sync"),
         ("processes:2", "sync"),
         ("sequential", "async"),
+        ("dask", "sync"),  # starts its own LocalCluster in the child, closes it on Ctrl-C
+        ("ray", "sync"),  # starts Ray in the child, shuts it down on Ctrl-C
     ],
 )
 def test_ctrl_c_in_run_cancels_promptly_with_keyboard_interrupt(tmp_path, executor_name, kind):

@@ -58,8 +58,8 @@ class CacheAgent:
         versions: dict[str, str] = {}
         item = node.step
         for param, value in item.bound.items():
-            if param != skip:
-                versions[param] = data_version(value)
+            if param != skip:  # a dynamic step's inner binding may be a remote reference
+                versions[param] = data_version(self.state._local(value))
         for source in node.statics:
             if source.param != skip:
                 versions[source.param] = self._static_version(source)

@@ -42,6 +42,7 @@ from plait.run.remote import (
     cpu_count,
     describe,
     detach,
+    explain,
     failed,
     lost_worker,
     output_count,
@@ -245,7 +246,10 @@ class Dask:
         client: Any = self.client
         outer: cf.Future[TaskResult] = cf.Future()
         flight = _Flight(task, outer, time.time())
-        self._launch(client, flight)
+        try:
+            self._launch(client, flight)
+        except Exception as exc:  # Dask serialises the task here
+            raise explain(task, exc, self._is_ref) from exc
         outer.add_done_callback(functools.partial(self._on_cancel, flight))
         return outer
 
@@ -313,6 +317,7 @@ class Dask:
         from distributed import KilledWorker
 
         if not isinstance(error, KilledWorker):
+            error = explain(flight.task, error, self._is_ref)
             return failed(error, flight.started, flight.deaths + 1)
         lost = lost_worker(flight.task, error, "Dask", flight.started)
         options = flight.task.step.options

@@ -98,7 +98,8 @@ def finish(state: RunState, name: str) -> None:
     sinks = list(record.data_versions)
     record.data_versions = {}
     failed = [r for n, r in state.results.items() if n.startswith(prefix) and r.status == "failed"]
-    value = {s[len(prefix) :]: state.values.get(s) for s in sinks}
+    load = state.agent.load if state.agent is not None else state.values.get
+    value = {s[len(prefix) :]: (load(s) if s in state.values else None) for s in sinks}
     for sink in sinks:
         state._release(sink)
     result = TaskResult(

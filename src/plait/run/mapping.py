@@ -159,7 +159,8 @@ def finish(run: RunState, name: str) -> None:
         if record.ok and state.ticket is not None and not failed:
             from plait.store.cache import persist
 
-            record.artifacts = persist(state.ticket, item, record.values, MISSING)
+            values = tuple(run._local(v) for v in record.values)  # a remote executor's refs
+            record.artifacts = persist(state.ticket, item, values, MISSING)
     run._finish_step(name, record, failed, ticket=state.ticket)
     if total and state.cached == total:
         run.results[name].cached = True

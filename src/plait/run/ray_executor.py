@@ -33,6 +33,7 @@ from plait.run.remote import (
     cpu_count,
     describe,
     detach,
+    explain,
     failed,
     lost_worker,
     output_count,
@@ -144,7 +145,10 @@ class Ray:
         function = self._connect()
         outer: cf.Future[TaskResult] = cf.Future()
         flight = _Flight(task, outer, time.time())
-        self._launch(function, flight)
+        try:
+            self._launch(function, flight)
+        except Exception as exc:  # Ray serialises the arguments here
+            raise explain(task, exc, self._is_ref) from exc
         outer.add_done_callback(functools.partial(self._on_cancel, flight))
         return outer
 

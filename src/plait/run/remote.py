@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from plait.errors import OutputArityError, WorkerError
+from plait.errors import OutputArityError, SerializationError, WorkerError
 from plait.run.task import Task, TaskResult, execute, split_outputs
 from plait.steps import MISSING, Step
 
@@ -45,6 +45,7 @@ __all__ = [
     "cpu_count",
     "describe",
     "detach",
+    "explain",
     "failed",
     "lost_worker",
     "output_count",
@@ -245,6 +246,26 @@ def shape_values(task: Task, refs: list[Any]) -> tuple[Any, ...]:
     if task.element is not MISSING and _splits_elements(task.step):
         return (tuple(refs),)
     return tuple(refs)
+
+
+def explain(task: Task, error: BaseException, is_ref: Callable[[Any], bool]) -> BaseException:
+    """A :class:`SerializationError` naming the input that could not be pickled to reach
+    a worker, when that is why the engine refused the task; else ``error`` itself."""
+    import cloudpickle
+
+    template, _ = detach(task.kwargs, is_ref)
+    for name, value in template.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            failure = SerializationError(
+                f"step {task.label!r}: input {name!r} (a {type(value).__name__}) cannot be "
+                f"pickled to reach a worker: {exc}; pass something picklable",
+                step=task.step.name,
+            )
+            failure.__cause__ = error
+            return failure
+    return error
 
 
 def lost_worker(task: Task, error: BaseException, engine: str, started: float) -> TaskResult:

@@ -245,7 +245,7 @@ class RunState:
         if self.on_step_start is not None:
             self.on_step_start(item)
         if kwargs is None or self.fetch is not None:
-            kwargs = self._kwargs(node, policy)
+            kwargs = self._kwargs(node, policy, local=item.is_async)  # async: run on the driver
         task = Task(item, kwargs, self.run_id, ticket=ticket)
         if item.options.map is not None:
             return self._begin_map(name, task)
@@ -255,11 +255,14 @@ class RunState:
         """The arguments of a step that is about to execute (lazy values are loaded).
 
         With a remote executor, values are the engine's references and stay remote,
-        except when ``local`` (a ``when`` predicate) or for a receiving step, whose
-        outcome objects the engine cannot look into.
+        except when ``local`` (a ``when`` predicate, an ``async def`` step, which runs on
+        the driver's event loop) or for a receiving step, whose outcome objects the engine
+        cannot look into.
         """
         item = node.step
         kwargs = dict(item.bound) if item.bound else {}
+        if self.fetch is not None and local and kwargs:  # a dynamic step's inner bindings
+            kwargs = {param: self.fetch(value) for param, value in kwargs.items()}
         for source in node.statics:
             kwargs[source.param] = self._static_value(source)
         load = self.agent.load if self.agent is not None else self.values.__getitem__
@@ -341,7 +344,8 @@ class RunState:
             record.data_versions = self.agent.executed(node, result, ticket)
         else:  # computed on the driver: a map's list, a dynamic step's dict
             for output, value in zip(node.step.outputs, result.values, strict=False):
-                record.data_versions[output] = self.agent.version_value(output, value)
+                local = self._local(value)  # a remote executor's references: hash the data
+                record.data_versions[output] = self.agent.version_value(output, local)
         if record.fallback:
             record.reason += "; fallback value (not cached)"
 
