@@ -9,6 +9,7 @@ the builtin that fits it best, so callers can catch either::
     ├── UsageError(PlaitError, ValueError)                 a bad argument to run() and friends
     ├── OutputArityError(PlaitError, ValueError)           wrong number of outputs returned
     ├── SerializationError(PlaitError, TypeError)          a value cannot be shipped to a worker
+    ├── UnhashableValueError(PlaitError, TypeError)        .value_type: no data version possible
     ├── StepTimeoutError(PlaitError, TimeoutError)         an attempt ran past its timeout
     ├── MapFailed(PlaitError, RuntimeError)                too few map elements succeeded
     ├── UpstreamFailed(PlaitError, RuntimeError)           on_upstream="fail" met a failed input
@@ -36,6 +37,7 @@ __all__ = [
     "SerializationError",
     "StepDefinitionError",
     "StepTimeoutError",
+    "UnhashableValueError",
     "UpstreamFailed",
     "UsageError",
     "WorkerError",
@@ -135,6 +137,23 @@ class SerializationError(PlaitError, TypeError):
 
     def __init__(self, message: str, *, step: str) -> None:
         self.step = step
+        super().__init__(message)
+
+
+class UnhashableValueError(PlaitError, TypeError):
+    """A value has no data version: plait has no canonical hash for (a part of) it, no
+    hasher is registered for its type, and it cannot be pickled either.
+
+    Attributes:
+        value_type: The exact type of the part that could not be hashed.
+        cause: Why pickling it failed (also the ``__cause__``), or None.
+    """
+
+    def __init__(
+        self, message: str, *, value_type: type, cause: BaseException | None = None
+    ) -> None:
+        self.value_type = value_type
+        self.cause = cause
         super().__init__(message)
 
 
