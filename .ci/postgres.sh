@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Start a throwaway PostgreSQL server on loopback for the history tests.
+# Start a throwaway PostgreSQL server on loopback for the history tests (installed by
+# .ci/system.sh; this script installs nothing).
 # Prints the DSN to use; the data directory lives under $1 (default: a new temp dir).
 set -euo pipefail
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
-  bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  echo "PostgreSQL is not installed: run .ci/system.sh (Debian's postgresql package)" >&2
+  exit 1
 fi
 id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
 root=${1:-$(mktemp -d)}

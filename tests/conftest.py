@@ -130,7 +130,7 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(
             "the history tests need PostgreSQL: set PLAIT_TEST_POSTGRES to a postgresql:// URL "
-            f"or make .ci/postgres.sh work (exit {started.returncode}):\n{started.stderr}",
+            f"or install it with .ci/system.sh (exit {started.returncode}):\n{started.stderr}",
             pytrace=False,
         )
     try:

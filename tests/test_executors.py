@@ -11,6 +11,8 @@ import asyncio
 import contextvars
 import itertools
 import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -494,8 +496,10 @@ def test_a_step_error_is_recorded_with_its_traceback_on_every_executor(executor)
     result = Pipeline([plain_error]).run(executor=executor, on_error="continue")
     error = result.steps["plain_error"].error
     assert (error.type, error.message) == ("LookupError", "plain lookup failure")
-    # The traceback shows the step's own frame, wherever it ran.
-    assert "plain_error" in error.traceback, error.traceback
+    # The traceback shows the step's own frame, wherever it ran: the user's file and line
+    # (cloudpickle >= 3.1.3 renames code sent by value to "<dynamic-code>"; plait keeps it).
+    line = plain_error.__wrapped__.__code__.co_firstlineno + 2
+    assert f'File "{__file__}", line {line}, in plain_error' in error.traceback, error.traceback
     assert 'raise LookupError("plain lookup failure")' in error.traceback
 
 
@@ -534,3 +538,31 @@ def test_a_processes_shortcut_leaves_no_worker_processes_behind(process_pool):
     assert int(result["place"].split(":")[0]) != os.getpid()
     left_over = [p for p in multiprocessing.active_children() if p.pid not in before]
     assert left_over == []
+
+
+_MAIN_SCRIPT = '''
+from plait import Pipeline, step
+
+
+@step
+def broken(x: int) -> int:
+    return x // 0
+
+
+if __name__ == "__main__":
+    result = Pipeline([broken]).run(params={"x": 1}, executor="processes:1", on_error="continue")
+    print(result.steps["broken"].error.traceback)
+'''
+
+
+def test_a_worker_traceback_names_the_script_run_as_main(tmp_path):
+    # A step defined in the script being run (``__main__``) travels by value; its
+    # traceback from the worker process still names the script's file and line.
+    script = tmp_path / "job.py"
+    script.write_text(_MAIN_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert f'File "{script}", line 7, in broken' in done.stdout, done.stdout
+    assert "return x // 0" in done.stdout

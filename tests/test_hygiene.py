@@ -107,3 +107,20 @@ def test_running_prints_nothing(capfd):
     Pipeline([produce, consume, sink]).run(params={"n": 3})
     captured = capfd.readouterr()
     assert (captured.out, captured.err) == ("", "")
+
+
+def test_no_test_installs_system_packages():
+    # Debian packages come from .ci/system.sh (the README's test command runs it); a test
+    # that installed them itself would hide a missing install step.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    offenders = []
+    for folder, _, files in os.walk(os.path.join(root, "tests")):
+        for name in files:
+            if name.endswith((".py", ".sh")) and name != "test_hygiene.py":
+                with open(os.path.join(folder, name), encoding="utf-8") as source:
+                    text = source.read()
+                if "apt-get" in text or "system.sh\"" in text:
+                    offenders.append(name)
+    with open(os.path.join(root, ".ci", "postgres.sh"), encoding="utf-8") as script:
+        assert "apt-get" not in script.read(), ".ci/postgres.sh must only start the server"
+    assert offenders == []

@@ -1,8 +1,9 @@
 """The HTML report in a real headless browser (Debian's Chromium, driven by Playwright).
 
-Needs ``apt-get install chromium`` and ``pip install playwright`` (no browser download:
-Playwright drives the system's ``/usr/bin/chromium``). Checked: the page loads without a
-console error, the graph's SVG is visible, a failed step's error message is visible.
+Needs Debian's Chromium (``.ci/system.sh`` installs it) and ``pip install playwright`` (no
+browser download: Playwright drives the system's ``/usr/bin/chromium``). Checked: the page
+loads without a console error, the graph's SVG is visible, a failed step's error message is
+visible.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 def _ensure_chromium() -> None:
-    """Install Debian's Chromium (as .ci/run does) when it is missing."""
-    if os.path.exists(CHROMIUM):
-        return
-    script = Path(__file__).resolve().parent.parent / ".ci" / "chromium.sh"
-    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not os.path.exists(CHROMIUM):
-        pytest.fail(f"Chromium is needed at {CHROMIUM} (set PLAIT_TEST_CHROMIUM): {done.stderr}")
+    """Chromium comes from Debian (.ci/system.sh installs it); a test never installs it."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"Chromium is needed at {CHROMIUM}: run .ci/system.sh (Debian's chromium package) "
+            "or set PLAIT_TEST_CHROMIUM",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")

@@ -133,13 +133,14 @@ class PickledSteps:
         self._cache: dict[int, tuple[Step, bytes]] = {}
 
     def __call__(self, item: Step) -> bytes:
-        """``item`` pickled (cloudpickle: closures and lambdas travel by value)."""
+        """``item`` pickled (cloudpickle: closures and lambdas travel by value, with the
+        file names and lines of their code, so a worker's traceback names them)."""
         found = self._cache.get(id(item))
         if found is not None and found[0] is item:
             return found[1]
-        import cloudpickle
+        from plait.run.pickling import dumps
 
-        data = bytes(cloudpickle.dumps(item))
+        data = dumps(item)
         if len(self._cache) >= self.limit:
             self._cache.clear()
         self._cache[id(item)] = (item, data)
