@@ -256,8 +256,10 @@ class Processes:
 
 
 def _dumps(task: Task, cloudpickle: Any) -> bytes:
+    from plait.run.pickling import dumps
+
     try:
-        return bytes(cloudpickle.dumps(task))
+        return dumps(task)
     except Exception as exc:
         for name, value in task.kwargs.items():
             try:
