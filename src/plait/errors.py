@@ -15,6 +15,10 @@ the builtin that fits it best, so callers can catch either::
     ├── UpstreamFailed(PlaitError, RuntimeError)           on_upstream="fail" met a failed input
     ├── WorkerError(PlaitError, RuntimeError)              a worker's error that cannot be pickled
     └── RunFailed(PlaitError, RuntimeError)                .result, .step; __cause__ is the error
+
+Warnings (issued with :func:`warnings.warn`, never raised by plait)::
+
+    PlaitWarning(UserWarning)       .step, .name: it runs, but likely not as meant
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "OutputArityError",
     "PipelineValidationError",
     "PlaitError",
+    "PlaitWarning",
     "Problem",
     "RunFailed",
     "SerializationError",
@@ -198,6 +203,21 @@ class RunFailed(PlaitError, RuntimeError):
             f"step {step!r} failed: {type(error).__name__}: {error} "
             f"(run {result.run_id}; inspect RunFailed.result for everything computed)"
         )
+
+
+class PlaitWarning(UserWarning):
+    """Something plait can run but that probably does not do what was meant, such as a
+    cached step reading a global its fingerprint does not cover.
+
+    Attributes:
+        step: The step concerned, when there is one.
+        name: The name concerned (the global or closure variable), when there is one.
+    """
+
+    def __init__(self, message: str, *, step: str | None = None, name: str | None = None) -> None:
+        self.step = step
+        self.name = name
+        super().__init__(message)
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
