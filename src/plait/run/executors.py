@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextvars
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import threading
@@ -158,6 +159,24 @@ class Threads:
         return f"Threads({self.max_workers})"
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: end this worker as soon as the process that started it is gone.
+
+    A pool's workers outlive a parent killed with SIGKILL (no ``atexit``, no shutdown), and
+    one running a long step would go on for hours. A daemon thread waits on the parent's
+    sentinel (ready when the parent dies, however it died) and exits the worker at once.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="plait-parent-watch", daemon=True).start()
+
+
 def _run_pickled(payload: bytes) -> bytes:
     """Worker side of :class:`Processes`: unpickle a task, run it, pickle the result."""
     import cloudpickle
@@ -220,7 +239,9 @@ class Processes:
         payload = _dumps(task, cloudpickle)
         if self._pool is None:
             context = multiprocessing.get_context(self.start_method)
-            self._pool = cf.ProcessPoolExecutor(self.max_workers, mp_context=context)
+            self._pool = cf.ProcessPoolExecutor(
+                self.max_workers, mp_context=context, initializer=_die_with_parent
+            )
         inner = self._pool.submit(_run_pickled, payload)
         outer: cf.Future[TaskResult] = cf.Future()
 
