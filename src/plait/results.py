@@ -123,12 +123,16 @@ class StepResult:
         reason: Why the step ran, hit the cache, was skipped or was not run.
         fallback: True when the value came from ``on_failure``.
         duration: Seconds spent in the step (all attempts), 0 for a cache hit.
-        attempts: How many times the step's function was called.
+        attempts: How many times the step's function was called; for a map step, 1
+            when it ran (its elements are retried one by one, never the step as a whole)
+            and 0 when every element came from the cache.
         error: The recorded error (type, message, traceback) of a failed step.
         cache_key: The key the step's result is stored under, when a store is used.
         data_versions: Output name to content hash of the value, when known.
         metrics: Values logged with ``current().log_metric``.
         failed_elements: For map steps, index or key to the element's error.
+        element_attempts: For map steps, index or key to how many times the function was
+            called on that element (0 for an element loaded from the cache).
     """
 
     name: str
@@ -146,6 +150,7 @@ class StepResult:
     data_versions: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     failed_elements: dict[Any, ErrorInfo] = field(default_factory=dict)
+    element_attempts: dict[Any, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -185,6 +190,7 @@ class StepResult:
             "data_versions": dict(self.data_versions),
             "metrics": dict(self.metrics),
             "failed_elements": {str(k): str(v) for k, v in self.failed_elements.items()},
+            "element_attempts": {str(k): v for k, v in self.element_attempts.items()},
         }
 
     def __repr__(self) -> str:
@@ -259,6 +265,13 @@ class RunResult(Mapping[str, Any]):
             fix = f" (did you mean {' or '.join(map(repr, hint))}?)" if hint else ""
             return f"no value named {name!r} in run {self.run_id}{fix}"
         record = self.steps.get(producer)
+        if record is None and self._requested is not None and name not in self._requested:
+            wanted = ", ".join(repr(n) for n in [*sorted(self._requested), name])
+            return (
+                f"{name!r} was not requested in run {self.run_id}: outputs=[...] left out step "
+                f"{producer!r}, which makes it, so it did not run; request it with "
+                f"outputs=[{wanted}] (or outputs=None for every value)"
+            )
         if self._requested is not None and name not in self._requested:
             return (
                 f"{name!r} was not requested in run {self.run_id}: it was computed by step "

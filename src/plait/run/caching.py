@@ -6,7 +6,9 @@ in the store. A cache hit does not load anything: its outputs enter the run as
 hits costs one entry read per step. A value is loaded only when a step that actually
 executes needs it, or when the caller asked for it. If loading finds the artifact damaged,
 the step that produced it is recomputed on the spot (its own inputs are reloaded from
-their artifacts the same way) and the run goes on.
+their artifacts the same way) and the run goes on; that step's record then says so
+(``cached=False``, reason ``"artifact damaged, recomputed"``) and is handed to the
+state's ``revised`` listeners.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from plait.graph import Source
-from plait.results import Ok
+from plait.results import RELEASED, Ok, StepResult
 from plait.run.task import Task, TaskResult, execute
 from plait.steps import MISSING
 from plait.store.cache import Lazy, RunCache, Ticket, cache_key
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
     from plait.run.compiled import Node
     from plait.run.state import RunState
 
-__all__ = ["CacheAgent"]
+__all__ = ["DAMAGED_REASON", "CacheAgent"]
+
+DAMAGED_REASON = "artifact damaged, recomputed"
 
 _log = logging.getLogger("plait.store")
 
@@ -39,6 +43,7 @@ class CacheAgent:
         self.state = state
         self.versions: dict[str, str] = {}  # data name -> data version
         self.artifacts: dict[str, ArtifactRef] = {}  # data name -> where it is stored
+        self.damaged_elements: dict[str, int] = {}  # map step -> elements found damaged
         self._static: dict[str, str] = {}
 
     # -- versions ----------------------------------------------------------------
@@ -113,6 +118,7 @@ class CacheAgent:
         except CorruptArtifact as exc:
             _log.warning("%s", exc)
             self.cache.store.drop(key)
+            self.damaged_elements[item.name] = self.damaged_elements.get(item.name, 0) + 1
             return MISSING, ticket
 
     # -- results -------------------------------------------------------------------
@@ -220,10 +226,32 @@ class CacheAgent:
                 f"{data!r} was damaged in the store and recomputing step {producer!r} failed: "
                 f"{result.error}"
             ) from result.error
-        self.executed(node, result, ticket)
+        versions = self.executed(node, result, ticket)
         for output, value in zip(node.step.outputs, result.values, strict=False):
             if output in state.values:
                 state.values[output] = value
-            if record is not None and output == data and isinstance(record.outcome, Ok):
-                record.reason = "recomputed: its stored artifact was damaged"
+        if record is not None and isinstance(record.outcome, Ok):
+            self._revise(record, result, ticket.key, versions)
         return result.values[node.step.outputs.index(data)]
+
+    def _revise(
+        self, record: StepResult, result: TaskResult, key: str, versions: dict[str, str]
+    ) -> None:
+        """A hit that was recomputed is no hit: say so, and tell the ``revised`` listeners
+        (hooks saw the step end once already and are not told twice)."""
+        from plait.run.state import _outcome_value
+
+        item = self.state.nodes[record.name].step
+        values = self.state.values
+        record.outcome = Ok(
+            _outcome_value(item, tuple(values.get(o, RELEASED) for o in item.outputs))
+        )
+        record.cached = False
+        record.reason = DAMAGED_REASON
+        record.attempts = result.attempts
+        record.duration = result.duration
+        record.start_time, record.end_time = result.start, result.end
+        record.cache_key = key
+        record.data_versions.update(versions)
+        for listener in self.state.revised:
+            listener(record)

@@ -315,9 +315,12 @@ def make_executor(spec: Any) -> tuple[Executor, bool]:
         try:
             workers = int(count)
         except ValueError:
+            workers = 0
+        if workers < 1:
             raise UsageError(
-                f"executor {spec!r}: the part after ':' is a worker count, like 'threads:8'"
-            ) from None
+                f"executor {spec!r}: the part after ':' is a worker count of at least 1, "
+                f"like '{kind}:8'; got {count!r} (leave it out for the default)"
+            )
     if kind == "sequential":
         return Sequential(), True
     if kind == "threads":

@@ -38,7 +38,7 @@ class MapState:
     done: int = 0
     results: list[Any] = field(default_factory=list)
     errors: dict[Any, BaseException] = field(default_factory=dict)
-    attempts: int = 0
+    attempts: dict[Any, int] = field(default_factory=dict)  # element -> calls (0: cached)
     start: float = 0.0
     duration: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -94,6 +94,7 @@ def dispatch(run: RunState, name: str, tasks: list[Task], limit: int | None) -> 
             value, ticket = run.agent.check_element(node, state.base_versions, element)
             if value is not MISSING:
                 state.results[index] = value
+                state.attempts[key if state.is_dict else index] = 0
                 state.done += 1
                 state.cached += 1
                 if state.done == len(state.keys):
@@ -110,7 +111,7 @@ def complete_element(run: RunState, name: str, task: Task, result: TaskResult) -
     state = run.maps[name]
     state.inflight -= 1
     state.done += 1
-    state.attempts += result.attempts
+    state.attempts[task.element] = result.attempts
     state.duration += result.duration
     state.metrics.update(result.metrics)
     index = state.keys.index(task.element) if state.is_dict else task.element
@@ -127,9 +128,10 @@ def finish(run: RunState, name: str) -> None:
     item = run.nodes[name].step
     total = len(state.keys)
     ratio = 1.0 if total == 0 else (total - len(state.errors)) / total
+    cached = bool(total) and state.cached == total
     record = TaskResult(
         ok=True,
-        attempts=state.attempts,
+        attempts=0 if cached else 1,  # the step as a whole; its elements are counted apart
         start=state.start,
         end=time.time(),
         duration=state.duration,
@@ -155,15 +157,28 @@ def finish(run: RunState, name: str) -> None:
         except Exception as exc:
             record.ok, record.error = False, exc
     if run.agent is not None:
-        run.reasons[name] = f"{state.cached} of {total} elements from the cache"
+        run.reasons[name] = _reason(run, item, state.cached, total)
         if record.ok and state.ticket is not None and not failed:
             from plait.store.cache import persist
 
             values = tuple(run._local(v) for v in record.values)  # a remote executor's refs
             record.artifacts = persist(state.ticket, item, values, MISSING)
-    run._finish_step(name, record, failed, ticket=state.ticket)
-    if total and state.cached == total:
-        run.results[name].cached = True
+    keys = state.keys if state.is_dict else range(total)
+    attempts = {k: state.attempts[k] for k in keys if k in state.attempts}
+    run._finish_step(
+        name, record, failed, ticket=state.ticket, element_attempts=attempts, cached=cached
+    )
+
+
+def _reason(run: RunState, item: Step, cached: int, total: int) -> str:
+    """How many elements came from the cache, and why the others did not, if known."""
+    assert run.agent is not None
+    reason = f"{cached} of {total} elements from the cache"
+    damaged = run.agent.damaged_elements.pop(item.name, 0)
+    if damaged:
+        reason += f"; {damaged} damaged, recomputed"
+    note = run.agent.cache.index_note(item) if cached < total else ""
+    return f"{reason} ({note})" if note else reason
 
 
 def assemble(item: Step, keys: list[Any], results: list[Any], is_dict: bool) -> tuple[Any, ...]:

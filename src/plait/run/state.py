@@ -86,6 +86,8 @@ class RunState:
         self.listeners: list[Callable[[StepResult], None]] = []
         if on_step_end is not None:
             self.listeners.append(on_step_end)
+        # told when a finished step's record changes (a hit recomputed: artifact damaged)
+        self.revised: list[Callable[[StepResult], None]] = []
         compiled = getattr(plan, "compiled", None)
         if compiled is None:
             compiled = compile_plan(plan.order, plan.sources, plan.upstream)
@@ -355,7 +357,12 @@ class RunState:
         result: TaskResult,
         failed: dict[Any, ErrorInfo] | None = None,
         ticket: Ticket | None = None,
+        *,
+        element_attempts: dict[Any, int] | None = None,
+        cached: bool = False,
     ) -> None:
+        """Record a step's end (a map step's: with its elements' attempts, ``cached`` when
+        every element came from the cache)."""
         self.running.discard(name)
         item = self.nodes[name].step
         if result.ok:
@@ -365,6 +372,7 @@ class RunState:
                 name,
                 "ok",
                 outcome,
+                cached=cached,
                 reason="executed",
                 fallback=result.fallback,
                 duration=result.duration,
@@ -373,6 +381,7 @@ class RunState:
                 attempts=result.attempts,
                 metrics=result.metrics,
                 failed_elements=failed or {},
+                element_attempts=element_attempts or {},
             )
             self._versions(name, record, result, ticket)
             self._record(name, record, None)
@@ -392,6 +401,7 @@ class RunState:
                 error=ErrorInfo.from_exception(error, result.traceback),
                 metrics=result.metrics,
                 failed_elements=failed or {},
+                element_attempts=element_attempts or {},
             )
             self._record(name, record, error)
 

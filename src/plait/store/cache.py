@@ -15,7 +15,11 @@ identical data leaves its consumers' keys unchanged: they hit (early cutoff).
 When a key misses, the reason is found by comparing the key's parts with the parts the
 step had the last time it ran: ``"code changed"``, ``"input 'x' changed"``,
 ``"config.a changed"``, ``"file data.csv changed"``, ``"expired"``, ``"forced"``,
-``"no entry"``.
+``"no entry"``. A step that is never reused says so: ``"cache disabled (cache=False)"``,
+or for a sink (a step with no outputs, not cached unless ``cache=True``) ``"runs every
+time: a sink (no outputs) is not cached"``. When nothing changed but the entry is gone
+because the store's index was missing or damaged (and rebuilt empty), the reason names
+that: ``"no entry: the cache index was missing and has been rebuilt"``.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from plait.steps import MISSING, Step
 from plait.store.expiry import Expiry, Never
 from plait.store.fingerprint import function_fingerprint
 from plait.store.hashing import data_version, file_version
+from plait.store.index import RebuiltIndex
 from plait.store.store import SESSION, ArtifactRef, Entry, Store
 
-__all__ = ["Lazy", "RunCache", "Ticket", "cache_key", "persist"]
+__all__ = ["SINK_REASON", "Lazy", "RunCache", "Ticket", "cache_key", "persist"]
+
+SINK_REASON = "runs every time: a sink (no outputs) is not cached"
 
 _log = logging.getLogger("plait.store")
 _NEVER = Never()
@@ -179,7 +186,7 @@ class RunCache:
             return None, ""
         own_run = entry.run_id == self.run_id or entry.run_id in self.reuse_runs
         if not entry.reusable and not own_run:
-            return None, "cache disabled (cache=False)"
+            return None, _uncached(item)
         policy: Expiry = item.options.expire or _NEVER
         if not policy.fresh(
             entry.created, time.time(), same_run=own_run, same_session=entry.session == SESSION
@@ -191,6 +198,8 @@ class RunCache:
         """Why a step runs: ``known`` if the lookup said, else the first part that changed."""
         if known:
             return known
+        if not item.options.cache:
+            return _uncached(item)
         last = self.store.last_parts(self.pipeline, item.name)
         if last is None:
             return "no entry (first run)"
@@ -207,16 +216,32 @@ class RunCache:
                     if data.startswith("config"):
                         return f"{data} changed"
                     return f"{label} {data!r} changed"
-        if not item.options.cache:
-            return "cache disabled (cache=False)"
-        return "no entry (the last execution stored no result)"
+        return self.index_note(item, last) or "no entry (the last execution stored no result)"
+
+    def index_note(self, item: Step, last: Mapping[str, Any] | None = None) -> str:
+        """``"no entry: the cache index was missing and has been rebuilt"`` when the index
+        was rebuilt after the step's last execution (whose entry went with it), else ``""``.
+        """
+        rebuilt: RebuiltIndex | None = getattr(self.store.index, "rebuilt", None)
+        if rebuilt is None:
+            return ""
+        if last is None:
+            last = self.store.last_parts(self.pipeline, item.name)
+        if last is None or float(last.get("recorded_at", 0.0)) >= rebuilt.at:
+            return ""
+        return f"no entry: the cache index was {rebuilt.cause} and has been rebuilt"
 
     def remember(self, item: Step, parts: Mapping[str, Any]) -> None:
-        """Record the parts of an execution, for later explanations."""
+        """Record the parts of an execution (and when), for later explanations."""
         try:
-            self.store.record_parts(self.pipeline, item.name, parts)
+            self.store.record_parts(self.pipeline, item.name, {**parts, "recorded_at": time.time()})
         except OSError as exc:
             _log.warning("could not record why step %r ran: %s", item.name, exc)
+
+
+def _uncached(item: Step) -> str:
+    """Why a step with ``cache=False`` runs: a sink's default, or the step's own choice."""
+    return SINK_REASON if not item.outputs else "cache disabled (cache=False)"
 
 
 def _file_version(path: str) -> str:

@@ -4,19 +4,40 @@ A local store keeps them in one SQLite file (``index.db``, WAL mode): a hit is a
 query on an open connection instead of opening a file, which is what makes a fully
 cached step cost microseconds. A remote (fsspec) store keeps one object per entry under
 ``cache/``, since a database file cannot be shared over an object store.
+
+An index that is gone while the store around it was used (``index.db`` deleted beside
+``objects/`` and ``steps/``), or that is not a database any more, is rebuilt empty: a
+damaged file is set aside as ``index.db.damaged-<time>`` and never read again. Either way
+:attr:`SQLiteIndex.rebuilt` says so, so that a step that misses can say why (every entry
+written before the rebuild is lost; the artifacts are still there and are rewritten).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from plait.store.backends import Backend
 
-__all__ = ["FileIndex", "Index", "SQLiteIndex"]
+__all__ = ["FileIndex", "Index", "RebuiltIndex", "SQLiteIndex"]
+
+_log = logging.getLogger("plait.store")
+_DAMAGED = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+@dataclass(frozen=True, slots=True)
+class RebuiltIndex:
+    """An index that was found ``"missing"`` or ``"damaged"`` and rebuilt empty ``at``."""
+
+    cause: Literal["missing", "damaged"]
+    at: float
 
 
 class Index(Protocol):
@@ -41,6 +62,8 @@ class Index(Protocol):
 
 class FileIndex:
     """One object per entry, ``cache/ab/<key>.json``, through a backend."""
+
+    rebuilt: RebuiltIndex | None = None  # one object per entry: nothing to rebuild
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -83,23 +106,54 @@ class SQLiteIndex:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.rebuilt: RebuiltIndex | None = None  # set when found missing or damaged
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None or self._pid != os.getpid():
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            connection = sqlite3.connect(
-                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
-            )
+            root = os.path.dirname(self.path)
+            os.makedirs(root, exist_ok=True)
+            existed = os.path.exists(self.path)
+            try:
+                connection = self._open()
+            except sqlite3.DatabaseError as exc:
+                if getattr(exc, "sqlite_errorcode", None) not in _DAMAGED:
+                    raise  # locked, read-only, out of space...: not the file's fault
+                self._set_aside(exc)
+                connection = self._open()
+                self.rebuilt = RebuiltIndex("damaged", time.time())
+            else:
+                used = any(os.path.isdir(os.path.join(root, d)) for d in ("objects", "steps"))
+                if not existed and used:
+                    _log.warning("cache index %s was missing; rebuilt it empty", self.path)
+                    self.rebuilt = RebuiltIndex("missing", time.time())
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+        )
+        try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data BLOB NOT NULL)"
             )
-            self._connection, self._pid = connection, os.getpid()
-        return self._connection
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
+        return connection
+
+    def _set_aside(self, error: sqlite3.DatabaseError) -> None:
+        """Move a damaged index file away (another process may have done it already)."""
+        aside = f"{self.path}.damaged-{time.time_ns()}"
+        _log.warning("cache index %s is damaged (%s); set aside as %s", self.path, error, aside)
+        for suffix in ("-wal", "-shm", ""):  # its journal goes with it
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.path + suffix, aside + suffix)
 
     def get(self, key: str) -> bytes | None:
         """Point query by key."""
