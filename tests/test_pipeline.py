@@ -300,3 +300,97 @@ def test_fingerprint_changes_for_a_redefined_notebook_cell():
         return raw - 1
 
     assert Pipeline([clean]).fingerprint != first
+
+
+# -- selection ---------------------------------------------------------------------------------
+@step(tags=["report"])
+def summary(total, biggest):
+    return f"{total}/{biggest}"
+
+
+@step(tags=["report", "slow"])
+def chart(clean):
+    return len(clean)
+
+
+def _reporting() -> Pipeline:
+    return Pipeline([raw, clean, total, biggest, summary, chart], params={"unused_here": 1})
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        ({"from_steps": "clean"}, ["clean", "total", "biggest", "summary", "chart"]),
+        ({"from_steps": ["total", "biggest"]}, ["total", "biggest", "summary"]),
+        ({"to_steps": "total"}, ["raw", "clean", "total"]),
+        ({"to_steps": ["total", "chart"]}, ["raw", "clean", "total", "chart"]),
+        ({"tags": "report"}, ["summary", "chart"]),
+        ({"tags": ["slow"], "from_steps": "clean"}, ["chart"]),
+        ({"from_steps": "clean", "to_steps": "summary"}, ["clean", "total", "biggest", "summary"]),
+        ({"outputs": "total"}, ["raw", "clean", "total"]),
+        ({"from_steps": "clean", "outputs": ["total"]}, ["clean", "total"]),
+        ({}, ["raw", "clean", "total", "biggest", "summary", "chart"]),
+    ],
+)
+def test_select_keeps_the_steps_every_selector_picks(selection, expected):
+    selected = _reporting().select(**selection)
+    assert list(selected.steps) == expected
+
+
+def test_select_returns_a_new_pipeline_and_keeps_the_original():
+    whole = _reporting()
+    part = whole.select(to_steps="total")
+    assert part is not whole
+    assert len(whole) == 6
+    assert part.name == whole.name
+    assert part.run()["total"] == 6
+
+
+def test_values_from_left_out_steps_become_params_of_the_selection():
+    part = _reporting().select(from_steps="total", to_steps="total")
+    with pytest.raises(PipelineValidationError, match="input 'clean' comes from step 'clean'"):
+        part.run()
+    assert part.run(params={"clean": [1, 2]})["total"] == 3
+
+
+def test_a_param_only_left_out_steps_read_is_not_an_error():
+    @step
+    def source(n):
+        return list(range(n))
+
+    @step
+    def count(source):
+        return len(source)
+
+    part = Pipeline([source, count]).select(from_steps="count")
+    assert part.run(params={"source": [1], "n": 5})["count"] == 1
+
+
+def test_select_drops_ordering_on_left_out_steps():
+    @step
+    def first():
+        return 1
+
+    @step(after=[first])
+    def second():
+        return 2
+
+    assert Pipeline([first, second]).select(from_steps="second").run()["second"] == 2
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ({"from_steps": "claen"}, r"no step named 'claen' \(did you mean 'clean'\?\)"),
+        ({"to_steps": ["total", "nope"]}, r"no step named 'nope'"),
+        ({"tags": "reprot"}, r"no step is tagged 'reprot' \(did you mean 'report'\?\)"),
+        ({"outputs": "totl"}, r"no step produces 'totl' \(did you mean 'total'\?\)"),
+        ({"from_steps": "summary", "to_steps": "raw"}, r"selects no step"),
+        ({"tags": "slow", "outputs": "total"}, r"output 'total' is made by step 'total'"),
+    ],
+)
+def test_a_bad_selection_says_what_is_wrong(selection, message):
+    from plait.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        _reporting().select(**selection)

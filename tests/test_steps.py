@@ -390,3 +390,17 @@ def test_lambda_without_name_is_a_clear_error(factory):
 def test_lambda_with_a_name_is_a_step():
     inc = Step(lambda x: x + 1, name="inc")
     assert Pipeline([inc]).run(params={"x": 1})["inc"] == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("etl", ("etl",)), (["etl", "daily"], ("etl", "daily")), ((), ())],
+)
+def test_tags_are_normalised_to_a_tuple(given, expected):
+    tagged = Step(lambda x: x, name="t", tags=given)
+    assert tagged.options.tags == expected
+
+
+def test_a_tag_must_be_a_non_empty_string():
+    with pytest.raises(PlaitError, match="tags must be non-empty strings"):
+        Step(lambda x: x, name="t", tags=["ok", ""])

@@ -28,10 +28,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait.errors import CycleProblem, Problem, suggest
+from plait.errors import CycleProblem, Problem, UsageError, suggest
 from plait.steps import MISSING, Step
 
-__all__ = ["Graph", "Plan", "Source", "config_lookup", "resolve"]
+__all__ = ["Graph", "Plan", "Source", "config_lookup", "resolve", "select_steps"]
 
 # where a step input comes from
 FROM_STEP, FROM_PARAM, FROM_CONFIG, FROM_CONFIG_PATH, FROM_DEFAULT = range(5)
@@ -248,8 +248,15 @@ def resolve(
     config: Any,
     outputs: Sequence[str] | None,
     pipeline_name: str = "pipeline",
+    left_out: Mapping[str, str] | None = None,
+    outside_inputs: Iterable[str] = (),
 ) -> Plan:
-    """Resolve every input of the steps needed for ``outputs`` and collect every problem."""
+    """Resolve every input of the steps needed for ``outputs`` and collect every problem.
+
+    ``left_out`` maps data names to the steps that make them but were left out of a
+    selection (see ``Pipeline.select``): a missing input among them is reported as such.
+    Params read only by ``outside_inputs`` (inputs of left-out steps) are not unused.
+    """
     problems = list(graph.problems)
     order, requested = _prune(graph, outputs, problems, params)
     keys = config_keys(config)
@@ -259,6 +266,13 @@ def resolve(
         found = []
         for param, data in item.data_inputs.items():
             source = _source(item, param, data, graph, params, config, keys, problems)
+            if (
+                source is None
+                and left_out
+                and data in left_out
+                and problems[-1].kind == "missing_input"  # made only outside the selection
+            ):
+                problems[-1] = _left_out_problem(item, data, left_out[data])
             consumed.add(data)  # even when unresolved: one problem per name is enough
             if source is not None:
                 found.append(source)
@@ -274,6 +288,7 @@ def resolve(
             )
     pruned = set(graph.steps) - {s.name for s in order}
     pruned_inputs = {d for n in pruned for d in graph.steps[n].data_inputs.values()}
+    pruned_inputs.update(outside_inputs)
     for name in params:
         if name not in consumed and name not in graph.producers and name not in pruned_inputs:
             candidates = sorted(consumed | {d for s in order for d in s.data_inputs.values()})
@@ -361,6 +376,86 @@ def _source(
         )
     )
     return None
+
+
+def _left_out_problem(item: Step, data: str, producer: str) -> Problem:
+    return Problem(
+        "missing_input",
+        f"step {item.name!r}: input {data!r} comes from step {producer!r}, which is outside "
+        f"the selection; give the value as a param (params={{{data!r}: ...}}, on the "
+        f"command line --param {data}=...) or select step {producer!r} too",
+        item.name,
+    )
+
+
+# -- selection ------------------------------------------------------------------------------
+def select_steps(
+    graph: Graph,
+    *,
+    from_steps: Sequence[str] | None,
+    to_steps: Sequence[str] | None,
+    tags: Sequence[str] | None,
+    outputs: Sequence[str] | None,
+    pipeline: str = "pipeline",
+) -> set[str]:
+    """The names of the steps every given selector picks (see ``Pipeline.select``).
+
+    Raises:
+        UsageError: Listing every unknown step, tag or output, an empty selection, and
+            each output whose step the other selectors leave out.
+    """
+    errors: list[str] = []
+    picks: list[set[str]] = []
+    if from_steps is not None:
+        picks.append(graph.descendants(_known_steps(graph, from_steps, errors)))
+    if to_steps is not None:
+        picks.append(graph.ancestors(_known_steps(graph, to_steps, errors)))
+    if tags is not None:
+        picks.append(_tagged(graph, tags, errors))
+    makers: dict[str, str] = {}
+    if outputs is not None:
+        for name in outputs:
+            maker = graph.producers.get(name, name if name in graph.steps else None)
+            if maker is None:
+                known = dict.fromkeys([*graph.producers, *graph.steps])
+                errors.append(f"no step produces {name!r}{suggest(name, known)}")
+            else:
+                makers[name] = maker
+        picks.append(graph.ancestors(makers.values()))
+    chosen = set.intersection(*picks) if picks else set(graph.steps)
+    if not errors:
+        for name, maker in makers.items():
+            if maker not in chosen:
+                errors.append(
+                    f"output {name!r} is made by step {maker!r}, which the other selectors "
+                    "leave out; widen the selection or ask for another output"
+                )
+        if not chosen:
+            errors.append(f"the selection selects no step of pipeline {pipeline!r}")
+    if errors:
+        raise UsageError("; ".join(errors))
+    return chosen
+
+
+def _known_steps(graph: Graph, names: Sequence[str], errors: list[str]) -> list[str]:
+    for name in names:
+        if name not in graph.steps:
+            listed = f"; the steps are {', '.join(graph.steps)}" if len(graph.steps) <= 20 else ""
+            errors.append(f"no step named {name!r}{suggest(name, graph.steps)}{listed}")
+    return [name for name in names if name in graph.steps]
+
+
+def _tagged(graph: Graph, tags: Sequence[str], errors: list[str]) -> set[str]:
+    used = sorted({tag for item in graph.steps.values() for tag in item.options.tags})
+    for tag in tags:
+        if tag not in used:
+            where = "tags in use: " + ", ".join(used) if used else "no step has a tag"
+            errors.append(
+                f"no step is tagged {tag!r}{suggest(tag, used)}; {where} "
+                "(tag a step with @step(tags=[...]))"
+            )
+    wanted = set(tags)
+    return {item.name for item in graph.steps.values() if wanted.intersection(item.options.tags)}
 
 
 def _config_path_problem(item: Step, data: str, config: Any, path: list[str]) -> Problem:

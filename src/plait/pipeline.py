@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import PipelineValidationError, StepDefinitionError, suggest
-from plait.graph import Graph, Plan, resolve
+from plait.graph import Graph, Plan, resolve, select_steps
 from plait.steps import MISSING, Handle, Step
 
 if TYPE_CHECKING:
@@ -98,6 +98,8 @@ class Pipeline:
         self._declared: dict[str, ParamSpec] = {}
         self._graph: Graph | None = None
         self._plans: dict[tuple[Any, ...], Plan] = {}
+        self._left_out: dict[str, str] = {}  # data -> its producer left out by select()
+        self._outside: frozenset[str] = frozenset()  # inputs of steps select() left out
         self._token: contextvars.Token[Pipeline | None] | None = None
         for item in steps or ():
             self._add_one(item)
@@ -282,7 +284,67 @@ class Pipeline:
         needed = {d for s in plan.order for d in s.data_inputs.values()}
         sub.params = {k: v for k, v in self.params.items() if k in needed}
         sub._declared = {k: v for k, v in self._declared.items() if k in needed}
+        sub._left_out, sub._outside = dict(self._left_out), self._outside
         return sub
+
+    def select(
+        self,
+        *,
+        from_steps: str | Iterable[str] | None = None,
+        to_steps: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
+        outputs: str | Iterable[str] | None = None,
+    ) -> Pipeline:
+        """A new pipeline of the steps that every given selector picks (the intersection).
+
+        Values that selected steps read from steps left out become params of the new
+        pipeline: a run must give them (``params={name: ...}``), and validation names the
+        left-out step that would have made each one. Params only left-out steps read are
+        ignored, as with ``run(outputs=...)``.
+
+        Args:
+            from_steps: These steps and every step downstream of them.
+            to_steps: These steps and every step upstream of them (what they need).
+            tags: The steps tagged (``@step(tags=[...])``) with any of these tags.
+            outputs: The steps needed to compute these data names (or sink steps).
+
+        Returns:
+            A new pipeline with the same name, config, params, hooks and store.
+
+        Raises:
+            UsageError: For an unknown step, tag or output (with suggestions), a selection
+                that picks no step, or an output whose step another selector leaves out.
+
+        Example:
+            >>> p.select(from_steps="clean", tags=["report"])  # doctest: +SKIP
+        """
+        names = select_steps(
+            self.graph,
+            from_steps=_as_names(from_steps),
+            to_steps=_as_names(to_steps),
+            tags=_as_names(tags),
+            outputs=_as_names(outputs),
+            pipeline=self.name,
+        )
+        chosen = [item for item in self._steps.values() if item.name in names]
+        left = [item for item in self._steps.values() if item.name not in names]
+        new = Pipeline(
+            [_without_after(item, names) for item in chosen],
+            name=self.name,
+            config=self.config,
+            hooks=self.hooks,
+            store=self.store,
+        )
+        needed = {d for item in chosen for d in item.data_inputs.values()}
+        new.params = {k: v for k, v in self.params.items() if k in needed}
+        new._declared = {k: v for k, v in self._declared.items() if k in needed}
+        producers = self.graph.producers
+        new._left_out = dict(self._left_out)
+        new._left_out.update(
+            {d: producers[d] for d in needed if d in producers and producers[d] not in names}
+        )
+        new._outside = self._outside | {d for item in left for d in item.data_inputs.values()}
+        return new
 
     def as_step(
         self,
@@ -325,6 +387,8 @@ class Pipeline:
             config=self.config if config is None else config,
             outputs=outputs,
             pipeline_name=self.name,
+            left_out=self._left_out,
+            outside_inputs=self._outside,
         )
         if not check_params:
             plan.problems = [p for p in plan.problems if p.kind != "unused_param"]
@@ -347,15 +411,25 @@ class Pipeline:
     def validate(self, params: Mapping[str, Any] | None = None) -> Pipeline:
         """Raise :class:`PipelineValidationError` listing every problem; return self if none.
 
+        A valid pipeline may still get warnings: a :class:`~plait.errors.PlaitWarning`
+        (through :func:`warnings.warn`) for each value a cached step reads from a global or
+        a closure that its fingerprint does not cover (a DataFrame, an object...).
+
         Args:
             params: The run-time params to check against (as ``run`` would receive them);
                 inputs that only a run-time param would feed are missing without them.
         """
+        import warnings
+
+        from plait.store.fingerprint import read_warnings
+
         plan = self.plan(params)
         problems = list(plan.problems)
         problems.extend(self._param_problems(self.run_params(params), plan))
         if problems:
             raise PipelineValidationError(problems, self.name)
+        for warning in read_warnings(plan.order):
+            warnings.warn(warning, stacklevel=2)
         return self
 
     def _param_problems(self, params: Mapping[str, Any], plan: Plan) -> list[Any]:
@@ -544,6 +618,28 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.name!r}: {len(self._steps)} steps>"
+
+
+def _as_names(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """One name or several, as a tuple; None stays None."""
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _without_after(item: Step, kept: Iterable[str]) -> Step:
+    """``item`` without ``after=`` references to steps a selection left out."""
+    after = tuple(name for name in item.after if name in kept)
+    if after == item.after:
+        return item
+    return item._rewired(
+        name=item.name,
+        inputs=item.inputs,
+        extra_inputs=item.extra_inputs,
+        outputs=item.outputs,
+        after=after,
+        bound=item.bound,
+    )
 
 
 @dataclass(frozen=True, slots=True)
