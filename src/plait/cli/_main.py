@@ -127,7 +127,26 @@ def param_options(func: F) -> F:
     )(func)
 
 
+_PLANNED = {"ui": "the web UI"}  # commands announced but not in this release
+
+
+class _Group(click.Group):
+    """A group that says so when a command is planned but not yet here."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name in _PLANNED and self.get_command(ctx, name) is None:
+            raise CommandError(
+                f"plait {name} ({_PLANNED[name]}) is planned but not in this release",
+                "plait --help lists the commands there are",
+            )
+        return super().resolve_command(ctx, args)
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(package_name="plait", prog_name="plait")
@@ -197,27 +216,62 @@ def _failed(exc: Exception) -> int:
 
 # -- helpers shared by the commands -----------------------------------------------------------
 def prepare(
-    target: str, params: Sequence[str], config_file: str | None
+    target: str,
+    params: Sequence[str],
+    config_file: str | None,
+    select: Callable[[Pipeline], Pipeline] | None = None,
 ) -> tuple[Pipeline, dict[str, Any], Any]:
-    """Load the target and parse ``--param`` / ``--config`` for it."""
-    from plait.cli._target import load_pipeline
-    from plait.cli._values import load_config, merge_config, parse_params
+    """Load the target, cut it to a selection, and parse ``--param`` / ``--config`` for it.
 
-    pipeline = load_pipeline(target)
+    Params that only steps outside the selection read are dropped, with a note; config
+    keys are checked against the whole pipeline.
+    """
+    from plait.cli._target import load_pipeline
+    from plait.cli._values import check_config_keys, load_config, merge_config, parse_params
+
+    full = load_pipeline(target)
+    pipeline = full if select is None else select(full)
     values = parse_params(params, pipeline)
+    if pipeline is not full:
+        values = _drop_outside(values, full, pipeline)
     config = None
     if config_file:
-        config = merge_config(pipeline.config, load_config(config_file))
+        overrides = load_config(config_file)
+        check_config_keys(full, overrides, config_file)
+        config = merge_config(pipeline.config, overrides)
     return pipeline, values, config
 
 
-def split_names(text: str | None) -> list[str] | None:
+def _drop_outside(values: dict[str, Any], full: Pipeline, part: Pipeline) -> dict[str, Any]:
+    """``values`` without the params only steps outside the selection ``part`` read."""
+    inside = {d for item in part.steps.values() for d in item.data_inputs.values()}
+    outside = {
+        d
+        for item in full.steps.values()
+        if item.name not in part
+        for d in item.data_inputs.values()
+    }
+    kept = {}
+    for name, value in values.items():
+        if name in outside and name not in inside:
+            readers = [s.name for s in full.steps.values() if name in s.data_inputs.values()]
+            click.echo(
+                f"note: --param {name} is read only by steps outside the selection "
+                f"({', '.join(readers)}); ignored",
+                err=True,
+            )
+        else:
+            kept[name] = value
+    return kept
+
+
+def split_names(text: str | None, option: str = "--outputs") -> list[str] | None:
     """``"a, b"`` -> ``["a", "b"]``; None stays None."""
     if text is None:
         return None
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise CommandError(f"--outputs {text!r} names no output", "write --outputs a,b")
+        raise CommandError(f"{option} {text!r} names nothing", f"write {option} a,b")
     return names
 
 
@@ -245,8 +299,15 @@ def _close_stores() -> None:
 @click.argument("target")
 @param_options
 @click.option("--outputs", metavar="A,B", help="Compute only these outputs (and print them).")
+@click.option("--from-steps", metavar="A,B", help="Run only these steps and what follows them.")
+@click.option("--to-steps", metavar="A,B", help="Run only these steps and what they need.")
+@click.option("--tags", "step_tags", metavar="T1,T2", help="Run only the steps with these tags.")
 @click.option(
-    "-e", "--executor", default="sequential", show_default=True, help="E.g. threads:8, processes."
+    "-e",
+    "--executor",
+    default="sequential",
+    show_default=True,
+    help="sequential, threads[:N], processes[:N], dask[:ADDRESS], ray[:ADDRESS].",
 )
 @click.option(
     "--force",
@@ -275,6 +336,9 @@ def run_command(
     params: tuple[str, ...],
     config_file: str | None,
     outputs: str | None,
+    from_steps: str | None,
+    to_steps: str | None,
+    step_tags: str | None,
     executor: str,
     force: tuple[str, ...],
     store: str | None,
@@ -285,13 +349,27 @@ def run_command(
     as_json: bool,
     quiet: bool,
 ) -> int:
-    """Run the pipeline TARGET, with a live progress display on a terminal."""
-    from plait.cli._running import conclude, execute, hooks_for
+    """Run the pipeline TARGET, with a live progress display on a terminal.
 
-    pipeline, values, config = prepare(target, params, config_file)
+    It ends with the values of the outputs no step consumes (or of --outputs).
+    """
+    from plait.cli._running import conclude, execute, hooks_for
+    from plait.cli._target import select
+
     wanted = split_names(outputs)
+
+    def selected(full: Pipeline) -> Pipeline:
+        return select(
+            full,
+            from_steps=split_names(from_steps, "--from-steps"),
+            to_steps=split_names(to_steps, "--to-steps"),
+            tags=split_names(step_tags, "--tags"),
+            outputs=wanted,
+        )
+
+    pipeline, values, config = prepare(target, params, config_file, selected)
     forced: bool | list[str] = True if "*" in force else list(force)
-    total = _step_count(pipeline, values, wanted, config)
+    total, terminal = _planned(pipeline, values, wanted, config)
     chosen = open_store(store)
     result = execute(
         lambda: pipeline.run(
@@ -306,16 +384,27 @@ def run_command(
             config=config,
         )
     )
-    return conclude(result, outputs=wanted, as_json=as_json, report=report, profile=profile)
+    return conclude(
+        result,
+        outputs=wanted,
+        as_json=as_json,
+        report=report,
+        profile=profile,
+        terminal=terminal,
+        quiet=quiet,
+    )
 
 
-def _step_count(
+def _planned(
     pipeline: Pipeline, params: dict[str, Any], outputs: list[str] | None, config: Any
-) -> int | None:
+) -> tuple[int | None, list[str]]:
+    """How many steps the run has, and its terminal outputs (which no step of it reads)."""
     try:
-        return len(pipeline.plan(params, outputs, config).order)
+        plan = pipeline.plan(params, outputs, config)
     except Exception:  # the run itself reports what is wrong
-        return None
+        return None, []
+    terminal = [o for item in plan.order for o in item.outputs if o not in plan.consumed]
+    return len(plan.order), terminal
 
 
 @cli.command("show")
@@ -335,6 +424,7 @@ def show_command(target: str, fmt: str, output: str | None) -> int:
     from plait.cli._target import load_pipeline
 
     pipeline = load_pipeline(target)
+    _check_structure(pipeline)
     if fmt == "ascii":
         text = pipeline.to_ascii()
     elif fmt == "mermaid":
@@ -350,6 +440,22 @@ def show_command(target: str, fmt: str, output: str | None) -> int:
     else:
         click.echo(text)
     return EXIT_OK
+
+
+def _check_structure(pipeline: Pipeline) -> None:
+    """Stop on what makes the graph wrong whatever the params: cycles, clashes, types.
+
+    Missing params are not problems here: ``show`` takes none.
+    """
+    problems = pipeline.graph.problems
+    if problems:
+        lines = "\n".join(f"  - {problem.message}" for problem in problems)
+        count = len(problems)
+        raise CommandError(
+            f"pipeline {pipeline.name!r} is invalid ({count} problem"
+            f"{'s' if count != 1 else ''}), so it cannot be drawn:\n{lines}",
+            "fix these problems in the pipeline's code",
+        )
 
 
 def _svg(pipeline: Pipeline) -> str:

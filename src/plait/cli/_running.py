@@ -5,7 +5,7 @@ code)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,9 +15,10 @@ from plait.cli._errors import EXIT_FAILED, EXIT_OK, CommandError
 if TYPE_CHECKING:
     from plait.results import RunResult
 
-__all__ = ["conclude", "execute", "format_value", "hooks_for"]
+__all__ = ["conclude", "execute", "format_value", "hooks_for", "json_values", "short_value"]
 
-_VALUE_LIMIT = 2000
+_VALUE_LIMIT = 2000  # characters of a value shown in full (plait debug, --json)
+_SHORT_LIMIT = 120  # characters of a value on its ``name = repr`` line after a run
 
 
 def hooks_for(*, quiet: bool, profile: bool, total: int | None) -> list[Any]:
@@ -51,19 +52,39 @@ def conclude(
     as_json: bool,
     report: str | None,
     profile: bool = False,
+    terminal: Sequence[str] = (),
+    quiet: bool = False,
 ) -> int:
-    """Print what the run did and return the exit code (0 succeeded, 1 failed)."""
+    """Print what the run did and return the exit code (0 succeeded, 1 failed).
+
+    Args:
+        result: The run's result.
+        outputs: The outputs asked for with ``--outputs``: their values are printed.
+        as_json: Print the result as JSON (with a ``values`` object) instead of text.
+        report: Write the HTML report there.
+        profile: Print each step's memory figures.
+        terminal: The outputs no step of the run consumes: their values are printed
+            when ``outputs`` asks for none.
+        quiet: Print no values of terminal outputs (the summary and the values of
+            ``outputs`` still).
+    """
     if report:
         _write_report(result, report)
+    shown = [name for name in (outputs or terminal) if name in result.outputs]
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, default=repr))
+        data = result.to_dict()
+        data["values"], data["values_as_repr"] = json_values(result.outputs, shown)
+        click.echo(json.dumps(data, indent=2, default=repr))
     else:
         click.echo(result.summary())
         if profile:
             click.echo(_profile_table(result))
-        for name in outputs or ():
-            if name in result.outputs:
+        if outputs:  # asked for by name: printed in full (up to 2,000 characters)
+            for name in shown:
                 click.echo(f"{name} = {format_value(result.outputs[name])}")
+        elif not quiet:
+            for name in shown:
+                click.echo(f"{name} = {short_value(result.outputs[name])}")
     failed = [r for r in result.steps.values() if r.status == "failed"]
     for record in failed:
         if record.error is None:
@@ -76,7 +97,50 @@ def conclude(
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def json_values(
+    values: Mapping[str, Any], names: Sequence[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """``names`` -> value as JSON where possible, and the names shown as a repr instead.
+
+    A value that JSON cannot encode (NaN included), or whose JSON is over 2,000 characters,
+    is given as its (truncated) repr string.
+
+    >>> json_values({"a": 1, "b": {1}}, ["a", "b"])
+    ({'a': 1, 'b': '{1}'}, ['b'])
+    """
+    shown: dict[str, Any] = {}
+    as_repr: list[str] = []
+    for name in names:
+        value = values[name]
+        try:
+            encoded = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            encoded = None
+        if encoded is not None and len(encoded) <= _VALUE_LIMIT:
+            shown[name] = value
+        else:
+            shown[name] = short_value(value, limit=_VALUE_LIMIT)
+            as_repr.append(name)
+    return shown, as_repr
+
+
+def short_value(value: Any, *, limit: int = _SHORT_LIMIT) -> str:
+    """The repr of ``value`` on one line, cut to ``limit`` characters.
+
+    >>> short_value("abc")
+    "'abc'"
+    >>> short_value(list(range(100)), limit=12)
+    '[0, 1, 2, 3,… (390 characters)'
+    """
+    text = repr(value)
+    line = text.split("\n", 1)[0]
+    if len(line) > limit or line != text:
+        return f"{line[:limit]}… ({len(text)} characters)"
+    return text
+
+
 def format_value(value: Any) -> str:
+    """The repr of ``value``, cut after 2,000 characters."""
     text = repr(value)
     if len(text) > _VALUE_LIMIT:
         return f"{text[:_VALUE_LIMIT]}… ({len(text)} characters; use --json or a sink step)"

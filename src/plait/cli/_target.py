@@ -27,7 +27,7 @@ from plait.cli._errors import CommandError
 if TYPE_CHECKING:
     from plait.pipeline import Pipeline
 
-__all__ = ["load_pipeline"]
+__all__ = ["load_pipeline", "select"]
 
 _FORMS = "give FILE.py:NAME (e.g. pipeline.py:pipeline) or MODULE:NAME (e.g. myproject.flows:etl)"
 
@@ -77,7 +77,7 @@ def _import_file(path: str, target: str) -> types.ModuleType:
         sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise _import_failed(exc, target) from exc
+        raise _import_failed(exc, target, path) from exc
     if not importable:  # workers cannot import it by name: ship its code by value
         import cloudpickle
 
@@ -102,19 +102,41 @@ def _import_module(location: str, target: str) -> types.ModuleType:
         raise _import_failed(exc, target) from exc
 
 
-def _import_failed(exc: BaseException, target: str) -> CommandError:
-    """Importing the user's code raised: say where, without a traceback."""
-    frames = traceback.extract_tb(exc.__traceback__)
+def _import_failed(exc: BaseException, target: str, path: str | None = None) -> CommandError:
+    """Importing the user's code raised: say where in the user's code, without a traceback."""
     where = ""
     if isinstance(exc, SyntaxError) and exc.filename:
-        where = f" ({exc.filename}, line {exc.lineno})"
-    elif frames:
-        last = frames[-1]
-        where = f" ({last.filename}, line {last.lineno})"
+        where = f"\n  {_shown(exc.filename)}, line {exc.lineno}"
+    else:
+        frame = _user_frame(traceback.extract_tb(exc.__traceback__), path)
+        if frame is not None:
+            where = f"\n  {_shown(frame.filename)}, line {frame.lineno}"
+            if frame.line:
+                where += f": {frame.line.strip()}"
     return CommandError(
         f"importing target {target!r} raised {type(exc).__name__}: {exc}{where}",
         "fix the error in that file (plait --debug ... shows the whole traceback)",
     )
+
+
+def _user_frame(frames: traceback.StackSummary, path: str | None) -> traceback.FrameSummary | None:
+    """The innermost frame in the target file, else the innermost outside plait and importlib."""
+    if path is not None:
+        for frame in reversed(frames):
+            if os.path.abspath(frame.filename) == path:
+                return frame
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for frame in reversed(frames):
+        name = os.path.abspath(frame.filename)
+        if not name.startswith(package + os.sep) and "importlib" not in frame.filename:
+            return frame
+    return frames[-1] if frames else None
+
+
+def _shown(filename: str) -> str:
+    """A path relative to the current directory when it is inside it."""
+    relative = os.path.relpath(filename)
+    return filename if relative.startswith("..") else relative
 
 
 def _pipeline_from(module: types.ModuleType, name: str, target: str) -> Pipeline:
@@ -170,3 +192,30 @@ def _as_pipeline(value: Any, target: str) -> Pipeline:
         f"target {target!r} is {type(value).__name__} {value!r:.60}, not a pipeline",
         "name a Pipeline, a Step or a function taking no argument that returns a Pipeline",
     )
+
+
+def select(
+    pipeline: Pipeline,
+    *,
+    from_steps: list[str] | None,
+    to_steps: list[str] | None,
+    tags: list[str] | None,
+    outputs: list[str] | None,
+) -> Pipeline:
+    """``pipeline`` cut to ``--from-steps``, ``--to-steps`` and ``--tags`` (with ``--outputs``).
+
+    Raises:
+        CommandError: For an unknown step, tag or output, or an empty selection.
+    """
+    if from_steps is None and to_steps is None and tags is None:
+        return pipeline  # --outputs alone prunes in the run, as it always has
+    from plait.errors import UsageError
+
+    try:
+        return pipeline.select(from_steps=from_steps, to_steps=to_steps, tags=tags, outputs=outputs)
+    except UsageError as exc:
+        raise CommandError(
+            f"cannot select steps of pipeline {pipeline.name!r}: {exc}",
+            "--from-steps A,B: A, B and what follows; --to-steps C: C and what it needs; "
+            "--tags T: the steps tagged T; plait show TARGET draws the steps",
+        ) from exc

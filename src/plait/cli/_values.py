@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from plait.store.store import Store
 
 __all__ = [
+    "check_config_keys",
     "load_config",
     "merge_config",
     "open_store",
@@ -64,6 +65,7 @@ def parse_params(pairs: Sequence[str], pipeline: Pipeline) -> dict[str, Any]:
     """
     annotations = param_annotations(pipeline)
     params: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         name = name.strip()
@@ -71,6 +73,12 @@ def parse_params(pairs: Sequence[str], pipeline: Pipeline) -> dict[str, Any]:
             raise CommandError(
                 f"--param {pair!r} is not NAME=VALUE", "write it like --param seed=7"
             )
+        if name in given:
+            raise CommandError(
+                f"--param {name!r} is given twice ({given[name]!r} and {pair!r})",
+                f"give --param {name}=... once",
+            )
+        given[name] = pair
         known = annotations.get(name)
         if known is None:
             params[name] = _json_or_text(text)
@@ -237,6 +245,66 @@ def load_config(path: str) -> dict[str, Any]:
             "write the config as keys and values at the top level",
         )
     return loaded
+
+
+def check_config_keys(pipeline: Pipeline, overrides: Mapping[str, Any], path: str) -> None:
+    """Every key of a ``--config`` file must be read by a step of ``pipeline``.
+
+    A key is read when a step reads it (``"config.a.b"`` or a bare top-level name), a part
+    of it (``"config.a"`` reads every key under ``a``) or the whole config (``"config"``).
+    Pipelines with dynamic steps are not checked: what they read is known only as they run.
+
+    Raises:
+        CommandError: Listing every key no step reads, with suggestions.
+    """
+    reads = _config_reads(pipeline)
+    if reads is None:
+        return
+    unread = _unread_keys(overrides, (), reads)
+    if not unread:
+        return
+    from plait.errors import suggest
+
+    known = sorted(".".join(read) for read in reads)
+    described = [f"{key!r}{suggest(key, known)}" for key in unread]
+    raise CommandError(
+        f"--config {path!r} sets {', '.join(described)}, which no step reads",
+        "remove or rename the key; the config keys the steps read: " + (", ".join(known) or "none"),
+    )
+
+
+def _config_reads(pipeline: Pipeline) -> set[tuple[str, ...]] | None:
+    """The config paths the steps read; None when they read the whole config (or may)."""
+    producers = pipeline.producers
+    reads: set[tuple[str, ...]] = set()
+    for item in pipeline.steps.values():
+        if item.options.dynamic:
+            return None
+        for data in item.data_inputs.values():
+            if data == "config":
+                return None
+            if data.startswith("config."):
+                reads.add(tuple(data.split(".")[1:]))
+            elif data not in producers:
+                reads.add((data,))
+    return reads
+
+
+def _unread_keys(
+    values: Mapping[str, Any], prefix: tuple[str, ...], reads: set[tuple[str, ...]]
+) -> list[str]:
+    """Dotted keys of ``values`` (under ``prefix``) that no path in ``reads`` reaches."""
+    unread = []
+    for key, value in values.items():
+        here = (*prefix, str(key))
+        if any(here[: len(read)] == read for read in reads):
+            continue  # this key, or a table holding it, is read
+        deeper = [read for read in reads if read[: len(here)] == here]
+        if not deeper:
+            unread.append(".".join(here))
+        elif isinstance(value, Mapping):
+            unread.extend(_unread_keys(value, here, reads))
+    return unread
 
 
 def merge_config(base: Any, overrides: Mapping[str, Any]) -> Any:
