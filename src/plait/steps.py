@@ -515,7 +515,8 @@ def step(
     ``"receive"`` or ``"fail"``), ``optional`` (a failure neither fails the run nor
     raises), ``map`` (the parameter to map over), ``concurrency``, ``min_success_ratio``,
     ``dynamic`` (the step returns a Pipeline to run), ``input_files``, ``profile``,
-    ``tags``.
+    ``tags`` (a label or labels that pick steps: ``Pipeline.select(tags=...)``,
+    ``plait run --tags``).
 
     Example:
         >>> @step

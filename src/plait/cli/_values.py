@@ -269,7 +269,8 @@ def check_config_keys(pipeline: Pipeline, overrides: Mapping[str, Any], path: st
     described = [f"{key!r}{suggest(key, known)}" for key in unread]
     raise CommandError(
         f"--config {path!r} sets {', '.join(described)}, which no step reads",
-        "remove or rename the key; the config keys the steps read: " + (", ".join(known) or "none"),
+        "remove or rename the key; the config keys the steps can read: "
+        + (", ".join(known) or "none"),
     )
 
 
