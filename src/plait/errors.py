@@ -14,6 +14,7 @@ the builtin that fits it best, so callers can catch either::
     ├── MapFailed(PlaitError, RuntimeError)                too few map elements succeeded
     ├── UpstreamFailed(PlaitError, RuntimeError)           on_upstream="fail" met a failed input
     ├── WorkerError(PlaitError, RuntimeError)              a worker's error that cannot be pickled
+    ├── StoreSecretError(PlaitError, PermissionError)      a signed store opened without its secret
     └── RunFailed(PlaitError, RuntimeError)                .result, .step; __cause__ is the error
 
 Warnings (issued with :func:`warnings.warn`, never raised by plait)::
@@ -42,6 +43,7 @@ __all__ = [
     "SerializationError",
     "StepDefinitionError",
     "StepTimeoutError",
+    "StoreSecretError",
     "UnhashableValueError",
     "UpstreamFailed",
     "UsageError",
@@ -160,6 +162,14 @@ class UnhashableValueError(PlaitError, TypeError):
         self.value_type = value_type
         self.cause = cause
         super().__init__(message)
+
+
+class StoreSecretError(PlaitError, PermissionError):
+    """A store that was written with a secret (``PLAIT_SECRET``) was opened without one.
+
+    Its entries are signed; reading them unsigned would trust whatever a writer of the
+    store put there, so plait refuses. Set the same ``PLAIT_SECRET`` (or ``Store(secret=)``).
+    """
 
 
 class StepTimeoutError(PlaitError, TimeoutError):

@@ -9,17 +9,27 @@ Layout under the root (a directory or an fsspec URL)::
 An entry is written after its artifacts, so an entry never points at a missing object.
 Every artifact's size and xxh3 checksum are in its entry and verified on read: a damaged
 or truncated artifact is logged and treated as a miss (the step is recomputed), never
-returned. With a secret (``Store(secret=...)`` or ``PLAIT_SECRET``), pickled artifacts
-carry an HMAC in their entry and an artifact that does not match is refused.
+returned. Fields read from the store never reach a path unchecked: a data version is hex,
+a serializer name a short word (:class:`ArtifactRef` refuses anything else), so a crafted
+entry cannot read or delete a file outside the store.
+
+With a secret (``Store(secret=...)`` or ``PLAIT_SECRET``), every artifact and every entry
+is signed (:mod:`plait.store.signing`): an entry that is unsigned, signed with another key
+or edited is a miss, an artifact whose signature does not match is refused, and neither is
+ever deleted (two processes with different keys leave each other's work alone). A store
+written with a secret and opened without one is refused (:class:`StoreSecretError`). The
+secret never travels inside a pickled ``Store``: a worker reads ``PLAIT_SECRET`` from its
+own environment. Without a secret, whoever can write the store decides what a hit
+returns and can run code through a pickled artifact: see ``docs/trust.md``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -31,16 +41,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from plait.history import History
 
-from plait.errors import PlaitError
+from plait.errors import PlaitError, StoreSecretError
 from plait.store.backends import Backend, LocalBackend, open_backend
 from plait.store.index import FileIndex, Index, SQLiteIndex
 from plait.store.serializers import serializer_for, serializer_named
+from plait.store.signing import Signer
 
 __all__ = ["SESSION", "ArtifactRef", "CorruptArtifact", "Entry", "Store"]
 
 _log = logging.getLogger("plait.store")
 
 SESSION = uuid.uuid4().hex  # this process: for expire.session()
+
+_VERSION = re.compile(r"[0-9a-f]{8,128}")
+_SERIALIZER = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 class CorruptArtifact(PlaitError, OSError):
@@ -56,6 +70,14 @@ class ArtifactRef:
     checksum: str  # xxh3_64 of the bytes
     size: int
     signature: str | None = None
+
+    def __post_init__(self) -> None:
+        # The version and serializer become a path: refuse anything but the shapes plait
+        # writes, so a crafted entry or record never reaches a file outside the store.
+        if not isinstance(self.version, str) or not _VERSION.fullmatch(self.version):
+            raise ValueError(f"not a data version: {self.version!r}")
+        if not isinstance(self.serializer, str) or not _SERIALIZER.fullmatch(self.serializer):
+            raise ValueError(f"not a serializer name: {self.serializer!r}")
 
     @property
     def path(self) -> str:
@@ -179,7 +201,8 @@ class Store:
         self.url = os.fspath(url)
         self.backend: Backend = open_backend(self.url, **dict(storage_options or {}))
         secret = secret if secret is not None else os.environ.get("PLAIT_SECRET")
-        self._secret = secret.encode() if isinstance(secret, str) else secret
+        secret = secret.encode() if isinstance(secret, str) else secret
+        self._signer = Signer(secret) if secret else None
         self._history_url = history
         self._history: History | None = None
         self._index: Index | None = None
@@ -232,13 +255,19 @@ class Store:
         return f"Store({self.url!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_store, (self.url, self._secret, self._history_url))
+        # Never the secret: a worker reads PLAIT_SECRET from its own environment.
+        return (_rebuild_store, (self.url, self._history_url))
+
+    @property
+    def signed(self) -> bool:
+        """True when this store signs what it writes and checks what it reads."""
+        return self._signer is not None
 
     # -- artifacts -----------------------------------------------------------------
-    def _sign(self, data: bytes) -> str | None:
-        if self._secret is None:
+    def _artifact_signature(self, version: str, serializer: str, data: bytes) -> str | None:
+        if self._signer is None:
             return None
-        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()
+        return self._signer.sign("artifact", version.encode(), serializer.encode(), data)
 
     def put(self, value: Any, version: str) -> ArtifactRef:
         """Store ``value`` (whose data version is ``version``) and return its reference."""
@@ -250,13 +279,12 @@ class Store:
                 raise
             serializer = serializer_named("pickle")
             data = serializer.dumps(value)
-        signed = getattr(serializer, "signed", True)
         ref = ArtifactRef(
             version,
             serializer.name,
             _checksum(data),
             len(data),
-            self._sign(data) if signed else None,
+            self._artifact_signature(version, serializer.name, data),
         )
         if not self.backend.exists(ref.path):
             self.backend.write(ref.path, data)
@@ -273,21 +301,22 @@ class Store:
         except FileNotFoundError as exc:
             raise CorruptArtifact(f"artifact {ref.path} is missing from {self.url}") from exc
         if len(data) != ref.size or _checksum(data) != ref.checksum:
-            self.backend.delete(ref.path)  # so that the recomputed value is written again
+            # The ref is trusted (its entry was checked, and the path is a checked content
+            # address): the bytes are what is wrong. Delete so the recomputed value is
+            # written again.
+            self.backend.delete(ref.path)
             raise CorruptArtifact(
                 f"artifact {ref.path} in {self.url} is damaged ({len(data)} bytes, expected "
                 f"{ref.size}); it will be recomputed"
             )
-        serializer = serializer_named(ref.serializer)
-        if getattr(serializer, "signed", True) and self._secret is not None:
-            expected = self._sign(data)
-            if ref.signature is None or not hmac.compare_digest(ref.signature, expected or ""):
-                self.backend.delete(ref.path)
-                raise CorruptArtifact(
-                    f"artifact {ref.path} in {self.url} is not signed with this store's secret "
-                    "(PLAIT_SECRET): refusing to unpickle it; it will be recomputed"
-                )
-        return serializer.loads(data)
+        if self._signer is not None and not self._signer.verify(
+            ref.signature, "artifact", ref.version.encode(), ref.serializer.encode(), data
+        ):
+            raise CorruptArtifact(
+                f"artifact {ref.path} in {self.url} is not signed with this store's secret "
+                "(PLAIT_SECRET): refusing to load it; it will be recomputed"
+            )
+        return serializer_named(ref.serializer).loads(data)
 
     # -- cache entries ---------------------------------------------------------------
     @property
@@ -310,16 +339,51 @@ class Store:
         if data is None:
             return None
         try:
-            return Entry.from_json(data)
+            raw = json.loads(data)
+            if not isinstance(raw, dict):
+                raise TypeError(f"a JSON {type(raw).__name__}, not an object")
+            signature = raw.pop("signature", None)
+            if not self._trusted(key, raw, signature):
+                return None
+            entry = Entry.from_json(data)
         except (ValueError, KeyError, TypeError) as exc:
             _log.warning(
                 "cache entry %s in %s is damaged (%s); treating it as a miss", key, self.url, exc
             )
             return None
+        if entry.key != key:
+            _log.warning("cache entry %s in %s claims key %s: a miss", key, self.url, entry.key)
+            return None
+        return entry
+
+    def _trusted(self, key: str, raw: dict[str, Any], signature: object) -> bool:
+        """Check an entry's signature (with a secret) or refuse a signed store (without)."""
+        if self._signer is None:
+            if signature is not None:
+                raise StoreSecretError(
+                    f"store {self.url!r} was written with a secret: set the same PLAIT_SECRET "
+                    "(or Store(..., secret=...)) to use its cache; without it plait cannot "
+                    "tell its entries from planted ones"
+                )
+            return True
+        if self._signer.verify(signature, "entry", key.encode(), _canonical(raw)):
+            return True
+        _log.warning(
+            "cache entry %s in %s is %s this store's secret (PLAIT_SECRET): a miss, left in place",
+            key,
+            self.url,
+            "not signed with" if signature is None else "signed with another key than",
+        )
+        return False
 
     def save(self, entry: Entry) -> None:
         """Publish an entry (its artifacts must already be stored), atomically."""
-        self.index.put(entry.key, entry.to_json())
+        data = entry.to_json()
+        if self._signer is not None:
+            raw = json.loads(data)
+            raw["signature"] = self._signer.sign("entry", entry.key.encode(), _canonical(raw))
+            data = json.dumps(raw, separators=(",", ":")).encode()
+        self.index.put(entry.key, data)
 
     def drop(self, key: str) -> None:
         """Remove the entry under ``key``."""
@@ -428,8 +492,14 @@ class Store:
         return {str(key) for run_id, key in rows if run_id not in doomed}
 
 
-def _rebuild_store(url: str, secret: bytes | None, history: str | None) -> Store:
-    return Store(url, secret=secret, history=history)
+def _canonical(raw: Mapping[str, Any]) -> bytes:
+    """The bytes an entry's signature covers: its JSON with sorted keys, no signature."""
+    body = {k: v for k, v in raw.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _rebuild_store(url: str, history: str | bool | None) -> Store:
+    return Store(url, history=history)
 
 
 def as_store(value: Any) -> Store | None:
