@@ -470,3 +470,182 @@ def test_library_code_is_not_part_of_the_fingerprint(tmp_path):
     found = json.loads(completed.stdout)
     assert found["library-edited"] == found["base"]
     assert found["project-edited"] != found["base"]
+
+
+# -- module constants a step reads are part of the fingerprint, by value ---------------------
+
+CONSTANT_STEP = """
+import enum
+import re
+from plait import step
+
+class Mode(enum.Enum):
+    FAST = 1
+    SLOW = 2
+
+THRESHOLD = {value}
+UNRELATED = {unrelated}
+
+@step
+def compute(x):
+    return (x, THRESHOLD)
+"""
+
+CONSTANT_EDITS = {
+    "int": ("1", "2"),
+    "float": ("0.5", "0.25"),
+    "str": ("'a'", "'b'"),
+    "bytes": ("b'a'", "b'b'"),
+    "none-to-bool": ("None", "False"),
+    "bool-to-int": ("True", "1"),
+    "tuple": ("(1, 'a')", "(1, 'b')"),
+    "frozenset": ("frozenset({1, 2})", "frozenset({1, 3})"),
+    "list": ("[1, 2]", "[1, 2, 3]"),
+    "dict": ("{'a': (1, 2)}", "{'a': (1, 3)}"),
+    "enum-member": ("Mode.FAST", "Mode.SLOW"),
+    "regex": ("re.compile('a+')", "re.compile('a*')"),
+}
+
+
+def _constant_fingerprint(directory, value, unrelated="0"):
+    return _fingerprint(directory, CONSTANT_STEP.format(value=value, unrelated=unrelated))
+
+
+@pytest.mark.parametrize("kind", list(CONSTANT_EDITS), ids=list(CONSTANT_EDITS))
+def test_editing_a_module_constant_the_step_reads_changes_the_fingerprint(tmp_path, kind):
+    before, after = CONSTANT_EDITS[kind]
+    base = _constant_fingerprint(tmp_path / "base", before)
+    assert _constant_fingerprint(tmp_path / "same", before) == base
+    assert _constant_fingerprint(tmp_path / "edited", after) != base
+
+
+def test_editing_a_constant_the_step_does_not_read_keeps_the_fingerprint(tmp_path):
+    base = _constant_fingerprint(tmp_path / "base", "1", unrelated="0")
+    assert _constant_fingerprint(tmp_path / "other", "1", unrelated="9") == base
+
+
+def test_a_large_list_is_not_part_of_the_fingerprint(tmp_path):
+    # over 1,000 elements a list is data, not a setting: validate() warns about it instead
+    base = _constant_fingerprint(tmp_path / "base", "list(range(2000))")
+    assert _constant_fingerprint(tmp_path / "edited", "list(range(2001))") == base
+
+
+HELPER_CONSTANTS = """
+LIMIT = {limit}
+
+def helper(x):
+    return x * LIMIT
+"""
+
+STEP_READING_MODULE_CONSTANT = """
+from plait import step
+import fp_helpers
+
+@step
+def compute(x):
+    return x + fp_helpers.LIMIT
+"""
+
+
+@pytest.mark.parametrize(
+    "step_source",
+    [STEP_WITH_HELPER, STEP_READING_MODULE_CONSTANT],
+    ids=["read-by-helper", "module-attribute"],
+)
+def test_editing_a_constant_of_a_helper_module_changes_the_fingerprint(tmp_path, step_source):
+    def fingerprint(directory, limit):
+        helpers = HELPER_CONSTANTS.format(limit=limit)
+        return _fingerprint(directory, step_source, fp_helpers=helpers)
+
+    base = fingerprint(tmp_path / "base", 2)
+    assert fingerprint(tmp_path / "same", 2) == base
+    assert fingerprint(tmp_path / "edited", 3) != base
+
+
+def test_a_plain_closure_variable_is_part_of_the_fingerprint(tmp_path):
+    source = """
+from plait import step
+
+def make(factor):
+    @step(name="compute")
+    def scaled(x):
+        return x * factor
+    return scaled
+
+compute = make({factor})
+"""
+    base = _fingerprint(tmp_path / "a", source.format(factor=2))
+    assert _fingerprint(tmp_path / "b", source.format(factor=2)) == base
+    assert _fingerprint(tmp_path / "c", source.format(factor=3)) != base
+
+
+def test_a_mutated_closure_list_does_not_change_the_fingerprint_between_runs(tmp_path):
+    # a counter the step appends to is state, not a setting: the second run still hits
+    calls: list[int] = []
+
+    from plait import step
+
+    @step
+    def counted(x):
+        calls.append(x)
+        return x
+
+    store = tmp_path / "store"
+    with pytest.warns(UserWarning, match="closure variable 'calls'"):
+        Pipeline([counted], store=store).validate(params={"x": 1})
+    assert not Pipeline([counted], store=store).run(params={"x": 1}).steps["counted"].cached
+    assert Pipeline([counted], store=store).run(params={"x": 1}).steps["counted"].cached
+    assert calls == [1]
+
+
+def test_an_edited_module_constant_reruns_the_step_with_reason_code_changed(tmp_path):
+    store = tmp_path / "store"
+
+    def run(directory, value):
+        module = load_module(directory, "fp_steps", CONSTANT_STEP.format(value=value, unrelated=0))
+        return Pipeline([module.compute], store=store).run(params={"x": 1})
+
+    assert run(tmp_path / "a", 1)["compute"] == (1, 1)
+    assert run(tmp_path / "b", 1).steps["compute"].cached
+    edited = run(tmp_path / "c", 2)
+    assert not edited.steps["compute"].cached
+    assert edited.steps["compute"].reason == "code changed"
+    assert edited["compute"] == (1, 2)
+
+
+def test_a_class_from_an_unregistered_module_is_fingerprinted_from_its_file(tmp_path):
+    # tools that exec a file without entering it in sys.modules: helpers are still the
+    # project's, and a class's source is found in its file
+    import importlib.util
+
+    source = """
+from plait import step
+
+class Scaler:
+    def apply(self, x):
+        return x * {factor}
+
+def helper(x):
+    return Scaler().apply(x) + {offset}
+
+@step
+def compute(x):
+    return helper(x)
+"""
+
+    def fingerprint(directory, factor=2, offset=1):
+        directory.mkdir()
+        path = directory / "unregistered_flow.py"
+        path.write_text(source.format(factor=factor, offset=offset))
+        spec = importlib.util.spec_from_file_location("unregistered_flow", path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert "unregistered_flow" not in sys.modules
+        return Pipeline([module.compute]).fingerprint
+
+    base = fingerprint(tmp_path / "base")
+    assert fingerprint(tmp_path / "same") == base
+    assert fingerprint(tmp_path / "helper", offset=5) != base
+    assert fingerprint(tmp_path / "class", factor=3) != base

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import types
 import typing
+import warnings
 from typing import Any, Optional
 
 import pytest
 
 from plait import Pipeline, Step, step
-from plait.errors import PipelineValidationError, PlaitError, RunFailed
+from plait.errors import PipelineValidationError, PlaitError, PlaitWarning, RunFailed
 
 
 def _problems_text(error: PipelineValidationError) -> str:
@@ -440,10 +444,136 @@ def test_every_problem_is_reported_in_one_error(recorder):
 
 
 def test_validate_passes_quietly_for_a_valid_pipeline(recorder):
-    @step
+    # the counter is a side effect: cache=False, or validate() rightly warns that a cached
+    # step reads a closure variable its fingerprint does not cover
+    @step(cache=False)
     def counted():
         recorder.hit("counted")
         return 1
 
     Pipeline([counted, use.with_options(inputs={"load": "counted"})]).validate()
     assert recorder.calls == {}
+
+
+# -- warnings: values a cached step reads that its fingerprint does not cover --------------
+
+
+class Model:
+    """A user object held in a module global."""
+
+
+MODEL = Model()
+SETTINGS = types.SimpleNamespace(rate=0.1)
+LARGE = list(range(2_000))
+LIMIT = 3
+NAMES = ("a", "b")
+PATTERN = re.compile(r"\d+")
+LOG = logging.getLogger(__name__)
+SEEN: list[int] = []
+
+
+def uses_model(x):
+    return (MODEL, x)
+
+
+def double(x):
+    return 2 * x
+
+
+@pytest.mark.parametrize(
+    ("body", "name", "type_name"),
+    [
+        (lambda x: (MODEL, x), "MODEL", "Model"),
+        (lambda x: SETTINGS.rate * x, "SETTINGS", "SimpleNamespace"),
+        (lambda x: LARGE[x], "LARGE", "list"),
+    ],
+    ids=["object", "namespace", "large-list"],
+)
+def test_a_cached_step_reading_an_untracked_global_warns(body, name, type_name):
+    pipeline = Pipeline([Step(body, inputs=["x"], outputs=["y"], name="predict")])
+    with pytest.warns(PlaitWarning) as caught:
+        assert pipeline.validate(params={"x": 1}) is pipeline
+    [warning] = [w.message for w in caught]
+    assert isinstance(warning, PlaitWarning)
+    assert (warning.step, warning.name) == ("predict", name)
+    message = str(warning)
+    assert f"step 'predict' reads the global {name!r}, a {type_name}" in message
+    assert "not part of its fingerprint" in message
+    assert "make it an input or a param" in message
+
+
+def test_a_global_read_by_a_project_helper_warns_naming_the_helper():
+    @step
+    def predict(x):
+        return uses_model(x)
+
+    with pytest.warns(
+        PlaitWarning, match=r"step 'predict' reads the global 'MODEL' \(through 'uses_model'\)"
+    ):
+        Pipeline([predict]).validate(params={"x": 1})
+
+
+def test_a_closure_object_read_by_a_cached_step_warns():
+    seen: list[int] = []
+
+    @step
+    def remember(x):
+        seen.append(x)
+        return x
+
+    with pytest.warns(
+        PlaitWarning, match=r"step 'remember' reads the closure variable 'seen', a list"
+    ):
+        Pipeline([remember]).validate(params={"x": 1})
+
+
+def test_a_global_the_step_appends_to_warns():
+    @step
+    def remember(x):
+        SEEN.append(x)
+        return x
+
+    with pytest.warns(PlaitWarning, match=r"reads the global 'SEEN', a list"):
+        Pipeline([remember]).validate(params={"x": 1})
+
+
+def _quiet(pipeline: Pipeline, **params: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipeline.validate(params=params)
+
+
+def test_code_constants_and_machinery_never_warn():
+    factor = 2
+
+    @step
+    def tidy(x: Optional[int]) -> int:  # noqa: UP045 - typing object read at run time
+        LOG.debug("tidy %s", x)
+        value = typing.cast(int, x)
+        text = re.sub(PATTERN, "", str(value)) + "".join(NAMES)
+        return double(len(text)) + LIMIT * factor + abs(value)
+
+    _quiet(Pipeline([tidy]), x=1)
+
+
+def test_steps_that_are_not_cached_never_warn():
+    @step(cache=False)
+    def predict(x):
+        return (MODEL, x)
+
+    @step(inputs=["predict"], outputs=[])
+    def publish(predict):
+        SEEN.append(len(predict))
+
+    _quiet(Pipeline([predict, publish]), x=1)
+
+
+def test_an_invalid_pipeline_raises_before_any_warning():
+    @step
+    def predict(x, missing_input):
+        return (MODEL, x, missing_input)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(PipelineValidationError, match="missing_input"):
+            Pipeline([predict]).validate(params={"x": 1})
