@@ -226,43 +226,20 @@ def prepare(
     Params that only steps outside the selection read are dropped, with a note; config
     keys are checked against the whole pipeline.
     """
-    from plait.cli._target import load_pipeline
+    from plait.cli._target import drop_outside, load_pipeline
     from plait.cli._values import check_config_keys, load_config, merge_config, parse_params
 
     full = load_pipeline(target)
     pipeline = full if select is None else select(full)
     values = parse_params(params, pipeline)
     if pipeline is not full:
-        values = _drop_outside(values, full, pipeline)
+        values = drop_outside(values, full, pipeline)
     config = None
     if config_file:
         overrides = load_config(config_file)
         check_config_keys(full, overrides, config_file)
         config = merge_config(pipeline.config, overrides)
     return pipeline, values, config
-
-
-def _drop_outside(values: dict[str, Any], full: Pipeline, part: Pipeline) -> dict[str, Any]:
-    """``values`` without the params only steps outside the selection ``part`` read."""
-    inside = {d for item in part.steps.values() for d in item.data_inputs.values()}
-    outside = {
-        d
-        for item in full.steps.values()
-        if item.name not in part
-        for d in item.data_inputs.values()
-    }
-    kept = {}
-    for name, value in values.items():
-        if name in outside and name not in inside:
-            readers = [s.name for s in full.steps.values() if name in s.data_inputs.values()]
-            click.echo(
-                f"note: --param {name} is read only by steps outside the selection "
-                f"({', '.join(readers)}); ignored",
-                err=True,
-            )
-        else:
-            kept[name] = value
-    return kept
 
 
 def split_names(text: str | None, option: str = "--outputs") -> list[str] | None:
@@ -421,10 +398,10 @@ def _planned(
 @common
 def show_command(target: str, fmt: str, output: str | None) -> int:
     """Draw the pipeline TARGET (svg: plait's own drawing, as in HTML reports)."""
-    from plait.cli._target import load_pipeline
+    from plait.cli._target import check_structure, load_pipeline
 
     pipeline = load_pipeline(target)
-    _check_structure(pipeline)
+    check_structure(pipeline)
     if fmt == "ascii":
         text = pipeline.to_ascii()
     elif fmt == "mermaid":
@@ -440,22 +417,6 @@ def show_command(target: str, fmt: str, output: str | None) -> int:
     else:
         click.echo(text)
     return EXIT_OK
-
-
-def _check_structure(pipeline: Pipeline) -> None:
-    """Stop on what makes the graph wrong whatever the params: cycles, clashes, types.
-
-    Missing params are not problems here: ``show`` takes none.
-    """
-    problems = pipeline.graph.problems
-    if problems:
-        lines = "\n".join(f"  - {problem.message}" for problem in problems)
-        count = len(problems)
-        raise CommandError(
-            f"pipeline {pipeline.name!r} is invalid ({count} problem"
-            f"{'s' if count != 1 else ''}), so it cannot be drawn:\n{lines}",
-            "fix these problems in the pipeline's code",
-        )
 
 
 def _svg(pipeline: Pipeline) -> str:

@@ -9,6 +9,10 @@ is imported with the current directory first on ``sys.path``.
 The name may be omitted when the file or module defines exactly one pipeline. It may name
 a :class:`~plait.Pipeline`, a :class:`~plait.Step` (a one-step pipeline) or a function
 taking no argument that returns a pipeline.
+
+Once loaded, a pipeline may be cut to the steps ``--from-steps``, ``--to-steps`` and
+``--tags`` select (:func:`select`), or checked for problems no param can fix
+(:func:`check_structure`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import traceback
 import types
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from plait.cli._errors import CommandError
 
 if TYPE_CHECKING:
     from plait.pipeline import Pipeline
 
-__all__ = ["load_pipeline", "select"]
+__all__ = ["check_structure", "drop_outside", "load_pipeline", "select"]
 
 _FORMS = "give FILE.py:NAME (e.g. pipeline.py:pipeline) or MODULE:NAME (e.g. myproject.flows:etl)"
 
@@ -219,3 +225,42 @@ def select(
             "--from-steps A,B: A, B and what follows; --to-steps C: C and what it needs; "
             "--tags T: the steps tagged T; plait show TARGET draws the steps",
         ) from exc
+
+
+def drop_outside(values: dict[str, Any], full: Pipeline, part: Pipeline) -> dict[str, Any]:
+    """``values`` without the params only steps outside the selection ``part`` read."""
+    inside = {d for item in part.steps.values() for d in item.data_inputs.values()}
+    outside = {
+        d
+        for item in full.steps.values()
+        if item.name not in part
+        for d in item.data_inputs.values()
+    }
+    kept = {}
+    for name, value in values.items():
+        if name in outside and name not in inside:
+            readers = [s.name for s in full.steps.values() if name in s.data_inputs.values()]
+            click.echo(
+                f"note: --param {name} is read only by steps outside the selection "
+                f"({', '.join(readers)}); ignored",
+                err=True,
+            )
+        else:
+            kept[name] = value
+    return kept
+
+
+def check_structure(pipeline: Pipeline) -> None:
+    """Stop on what makes the graph wrong whatever the params: cycles, clashes, types.
+
+    Missing params are not problems here: ``show`` takes none.
+    """
+    problems = pipeline.graph.problems
+    if problems:
+        lines = "\n".join(f"  - {problem.message}" for problem in problems)
+        count = len(problems)
+        raise CommandError(
+            f"pipeline {pipeline.name!r} is invalid ({count} problem"
+            f"{'s' if count != 1 else ''}), so it cannot be drawn:\n{lines}",
+            "fix these problems in the pipeline's code",
+        )
