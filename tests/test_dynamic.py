@@ -244,3 +244,132 @@ def test_a_dynamic_pipeline_may_hold_async_steps(executor):
 
     result = Pipeline([with_async]).run(params={"seed": 1}, executor=executor)
     assert result["with_async"] == {"inner_async": 2}
+
+
+# -- map= with dynamic=True: one pipeline per element -------------------------------------------
+def _per_item(**options):
+    """A dynamic map step: per element, ``doubled`` -> ``labelled`` (the sink)."""
+
+    @step(map="items", dynamic=True, **options)
+    def per_item(items, folder):
+        bump(folder, "builder")
+
+        @step
+        def doubled(items, folder):
+            bump(folder, f"doubled-{items}")
+            if items < 0:
+                raise ValueError(f"negative: {items}")
+            return items * 2
+
+        @step
+        def labelled(doubled, folder):
+            bump(folder, f"labelled-{doubled}")
+            return f"#{doubled}"
+
+        return Pipeline([doubled, labelled])
+
+    return per_item
+
+
+@step
+def summary(per_item):
+    return per_item
+
+
+def test_a_dynamic_map_runs_one_pipeline_per_element(executor, tmp_path):
+    result = Pipeline([_per_item(), summary]).run(
+        params={"items": [3, 1, 2], "folder": str(tmp_path)}, executor=executor
+    )
+    assert result["per_item"] == [{"labelled": "#6"}, {"labelled": "#2"}, {"labelled": "#4"}]
+    assert result["summary"] == result["per_item"]
+    assert result["per_item[0].doubled"] == 6
+    for index in range(3):
+        for inner in ("doubled", "labelled"):
+            assert result.steps[f"per_item[{index}].{inner}"].status == "ok"
+    assert count(tmp_path, "builder") == 3
+    assert [count(tmp_path, f"doubled-{i}") for i in (3, 1, 2)] == [1, 1, 1]
+    record = result.steps["per_item"]
+    assert record.status == "ok"
+    assert record.element_attempts == {0: 1, 1: 1, 2: 1}
+
+
+def test_a_dynamic_map_over_a_dict_keeps_its_keys(executor, tmp_path):
+    result = Pipeline([_per_item()]).run(
+        params={"items": {"b": 2, "a": 1}, "folder": str(tmp_path)}, executor=executor
+    )
+    assert result["per_item"] == {"b": {"labelled": "#4"}, "a": {"labelled": "#2"}}
+    assert list(result["per_item"]) == ["b", "a"]
+    assert result.steps["per_item['a'].labelled"].status == "ok"
+
+
+def test_a_warm_dynamic_map_recomputes_nothing(tmp_path):
+    store, folder = tmp_path / "store", tmp_path / "calls"
+    folder.mkdir()
+    params = {"items": [1, 2, 3], "folder": str(folder)}
+    pipeline = Pipeline([_per_item(), summary])
+    first = pipeline.run(params=params, store=store)
+    warm = pipeline.run(params=params, store=store)
+    assert warm["per_item"] == first["per_item"]
+    assert [count(folder, f"doubled-{i}") for i in (1, 2, 3)] == [1, 1, 1]
+    assert [count(folder, f"labelled-{2 * i}") for i in (1, 2, 3)] == [1, 1, 1]
+    inner = [n for n in warm.steps if n.startswith("per_item[")]
+    assert len(inner) == 6
+    assert all(warm.steps[n].cached for n in inner)
+    assert all(warm.steps[n].reason == "cache hit" for n in inner)
+    assert warm.steps["summary"].cached  # same value, so its key is unchanged
+    grown = pipeline.run(params={**params, "items": [1, 2, 3, 4]}, store=store)
+    assert grown["per_item"][3] == {"labelled": "#8"}
+    assert [count(folder, f"doubled-{i}") for i in (1, 2, 3, 4)] == [1, 1, 1, 1]
+    assert not grown.steps["per_item[3].doubled"].cached
+    assert grown.steps["per_item[2].doubled"].cached
+
+
+def test_a_failed_element_pipeline_leaves_none_and_is_a_failed_element(executor, tmp_path):
+    result = Pipeline([_per_item(min_success_ratio=0.5)]).run(
+        params={"items": [1, -1, 2], "folder": str(tmp_path)}, executor=executor
+    )  # on_error="raise": a tolerated element does not stop the run
+    assert result.ok
+    assert result["per_item"] == [{"labelled": "#2"}, None, {"labelled": "#4"}]
+    record = result.steps["per_item"]
+    assert list(record.failed_elements) == [1]
+    assert record.failed_elements[1].type == "ValueError"
+    assert result.steps["per_item[1].doubled"].status == "failed"
+    assert result.steps["per_item[1].labelled"].status == "skipped"
+
+
+def test_a_failed_element_pipeline_fails_the_map_by_default(executor, tmp_path):
+    with pytest.raises(RunFailed) as caught:
+        Pipeline([_per_item(), summary]).run(
+            params={"items": [1, -1], "folder": str(tmp_path)}, executor=executor
+        )
+    result = caught.value.result
+    assert caught.value.step == "per_item"
+    assert result.steps["per_item"].error.type == "MapFailed"
+    assert result.steps["summary"].status == "not_run"  # the failed map stopped the run
+
+
+def test_an_element_builder_must_return_a_pipeline(executor):
+    @step(map="items", dynamic=True, min_success_ratio=0.5)
+    def builds(items):
+        return Pipeline([]) if items else "not a pipeline"
+
+    result = Pipeline([builds]).run(params={"items": [1, 0]}, executor=executor)
+    assert result["builds"] == [{}, None]
+    assert result.steps["builds"].failed_elements[1].type == "TypeError"
+
+
+def test_concurrency_counts_an_element_until_its_pipeline_ends(recorder):
+    @step(map="items", dynamic=True, concurrency=1)
+    def one_at_a_time(items):
+        recorder.hit(f"build-{items}")
+
+        @step
+        def work(items):
+            recorder.hit(f"work-{items}")
+            return items
+
+        return Pipeline([work])
+
+    result = Pipeline([one_at_a_time]).run(params={"items": [1, 2]}, executor="threads:4")
+    assert result["one_at_a_time"] == [{"work": 1}, {"work": 2}]
+    assert recorder.events == ["build-1", "work-1", "build-2", "work-2"]

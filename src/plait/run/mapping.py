@@ -68,7 +68,7 @@ def begin(run: RunState, name: str, task: Task) -> Task | None:
     run.maps[name] = MapState(
         keys, is_dict, pending, task.kwargs, results=[None] * len(keys), start=time.time()
     )
-    if run.agent is not None:
+    if run.agent is not None and not item.options.dynamic:  # dynamic: inner steps cache
         base = run.agent.input_versions(run.nodes[name], skip=mapped)
         run.maps[name].base_versions = base
         run.maps[name].ticket = task.ticket
@@ -156,7 +156,9 @@ def finish(run: RunState, name: str) -> None:
             record.values = _split_map(item, value, state.keys, state.is_dict)
         except Exception as exc:
             record.ok, record.error = False, exc
-    if run.agent is not None:
+    if run.agent is not None and item.options.dynamic:
+        run.reasons[name] = f"{total} element pipelines built (their steps are cached apart)"
+    elif run.agent is not None:
         run.reasons[name] = _reason(run, item, state.cached, total)
         if record.ok and state.ticket is not None and not failed:
             from plait.store.cache import persist
@@ -189,7 +191,7 @@ def assemble(item: Step, keys: list[Any], results: list[Any], is_dict: bool) -> 
 
 def _split_map(item: Step, value: Any, keys: list[Any], is_dict: bool) -> tuple[Any, ...]:
     """Outputs of a map step: one list (or dict) per declared output."""
-    if item.single_output or not item.outputs:
+    if item.single_output or item.options.dynamic or not item.outputs:
         return (value,) if item.outputs else ()
     elements = value.values() if is_dict else value
     columns: list[list[Any]] = [[] for _ in item.outputs]

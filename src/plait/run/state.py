@@ -51,6 +51,7 @@ from plait.results import (
 from plait.run import dynamic, mapping
 from plait.run.caching import CacheAgent
 from plait.run.compiled import Compiled, Node, compile_plan
+from plait.run.dynamic import Expansion
 from plait.run.mapping import MapState
 from plait.run.task import Task, TaskResult
 from plait.steps import MISSING, Step
@@ -104,8 +105,7 @@ class RunState:
         self.results: dict[str, StepResult] = {}
         self.running: set[str] = set()
         self.maps: dict[str, MapState] = {}
-        self.dynamic_waiting: dict[str, set[str]] = {}
-        self.dynamic_value: dict[str, StepResult] = {}
+        self.expansions: dict[str, Expansion] = {}  # namespace -> a dynamic pipeline running
         self.first_failure: tuple[str, BaseException] | None = None
         self.stopped = False
         self.reasons: dict[str, str] = {}
@@ -185,10 +185,10 @@ class RunState:
     def complete(self, task: Task, result: TaskResult) -> None:
         """Record the result of a dispatched task and release what it unblocks."""
         name = task.step.name
+        if result.ok and task.step.options.dynamic and self._expand_dynamic(name, task, result):
+            return  # it ends when the pipeline it returned does (run/dynamic.py)
         if task.element is not MISSING:
             self._complete_element(name, task, result)
-            return
-        if result.ok and task.step.options.dynamic and self._expand_dynamic(name, task, result):
             return
         self._finish_step(name, result, ticket=task.ticket)
 
@@ -328,8 +328,8 @@ class RunState:
     def _expand_dynamic(self, name: str, task: Task, result: TaskResult) -> bool:
         return dynamic.expand(self, name, task, result)
 
-    def _finish_dynamic(self, name: str) -> None:
-        dynamic.finish(self, name)
+    def _finish_dynamic(self, prefix: str) -> None:
+        dynamic.finish(self, prefix)
 
     # -- finishing -------------------------------------------------------------------
     def _versions(
@@ -428,7 +428,12 @@ class RunState:
             self.seen[name] = Skipped(f"optional step {name!r} failed")
         elif isinstance(record.outcome, Err | Skipped):
             self.seen[name] = record.outcome
-        if record.status == "failed" and not node.step.options.optional:
+        parent = node.dynamic_parent
+        expansion = self.expansions.get(parent) if parent is not None else None
+        if record.status == "failed" and expansion is not None:
+            expansion.failed.append(record)
+        tolerated = node.step.options.optional or (expansion is not None and expansion.tolerant)
+        if record.status == "failed" and not tolerated:  # tolerant: a map element's failure
             if self.first_failure is None and error is not None:
                 self.first_failure = (name, error)
             if self.stop_on_error:
@@ -439,10 +444,9 @@ class RunState:
             self.waiting[child] -= 1
             if self.waiting[child] == 0:
                 self.ready.append(child)
-        parent = node.dynamic_parent
-        if parent is not None and parent in self.dynamic_waiting:
-            self.dynamic_waiting[parent].discard(name)
-            if not self.dynamic_waiting[parent]:
+        if expansion is not None and parent is not None:
+            expansion.waiting.discard(name)
+            if not expansion.waiting:
                 self._finish_dynamic(parent)
 
     def _release(self, data: str) -> None:
