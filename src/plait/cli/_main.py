@@ -303,10 +303,14 @@ def _close_stores() -> None:
     help="Stop at the first failure, or run every branch that does not depend on it.",
 )
 @click.option("--report", metavar="FILE.html", help="Write a self-contained HTML report.")
-@click.option("--tag", "tags", multiple=True, help="A label recorded with the run. Repeat.")
+@click.option(
+    "--tag", "tags", multiple=True, help="A label recorded with the run (not --tags). Repeat."
+)
 @click.option("--profile", is_flag=True, help="Measure each step's peak memory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress display, no values of terminal outputs."
+)
 @common
 def run_command(
     target: str,
