@@ -79,11 +79,15 @@ def runs_list(
     chosen = open_store(store, must_exist=True)
     records = chosen.history.runs(pipeline=pipeline, status=status, limit=limit)
     if as_json:
-        click.echo(record_json(records))
+        click.echo(record_json([r.to_dict(steps=False) for r in records]))
     elif records:
         click.echo(runs_text(records))
     else:
-        click.echo(f"no runs recorded in {chosen.url}")
+        filters = [f"--{n} {v}" for n, v in (("pipeline", pipeline), ("status", status)) if v]
+        if filters:
+            click.echo(f"no run matched {' '.join(filters)} in {chosen.url}")
+        else:
+            click.echo(f"no runs recorded in {chosen.url}")
     return EXIT_OK
 
 
@@ -91,23 +95,39 @@ def runs_list(
 @click.argument("run_id", metavar="RUN")
 @click.option("--html", "html_path", metavar="FILE", help="Write a self-contained HTML report.")
 @click.option(
-    "-t", "--target", help="The pipeline the run was made with (draws the report's edges)."
+    "--logs",
+    "logs",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[STEP]",
+    help="Print the steps' log lines (only STEP's when given).",
+)
+@click.option(
+    "-t",
+    "--target",
+    help="Draw the report's edges from this pipeline (for runs recorded without structure).",
 )
 @click.option("--json", "as_json", is_flag=True)
 @store_option
 @common
 def runs_show(
-    run_id: str, html_path: str | None, target: str | None, as_json: bool, store: str | None
+    run_id: str,
+    html_path: str | None,
+    logs: str | None,
+    target: str | None,
+    as_json: bool,
+    store: str | None,
 ) -> int:
     """One run: its params, its steps and the errors of failed steps."""
-    from plait.cli._records import as_run, record_json, run_text
+    from plait.cli._records import as_run, logs_text, record_json, run_text
 
     chosen = open_store(store, must_exist=True)
     record = chosen.history.run(resolve_run(chosen, run_id))
     if html_path:
         from plait.viz import run_to_html
 
-        pipeline = None
+        pipeline: Any = record.structure
         if target:
             from plait.cli._target import load_pipeline
 
@@ -115,8 +135,17 @@ def runs_show(
         with open(html_path, "w", encoding="utf-8") as handle:
             handle.write(run_to_html(as_run(record, pipeline)))
         click.echo(f"report written to {html_path}", err=True)
-    if as_json:
-        click.echo(record_json(record))
+    if logs is not None:
+        if logs and logs not in record.steps:
+            from plait.errors import suggest
+
+            raise CommandError(
+                f"run {record.run_id} has no step {logs!r}{suggest(logs, record.steps)}",
+                f"its steps are listed by: plait runs show {record.run_id}",
+            )
+        click.echo(logs_text(record, logs or None))
+    elif as_json:
+        click.echo(record_json(record.to_dict()))
     elif not html_path:
         click.echo(run_text(record))
     return EXIT_OK
@@ -129,7 +158,8 @@ def runs_show(
 @store_option
 @common
 def runs_compare(run_a: str, run_b: str, as_json: bool, store: str | None) -> int:
-    """What differs between runs A and B: params, code, each step's status and output."""
+    """What differs between runs A and B: params, config, code, each step's status and
+    output (steps in pipeline order)."""
     from plait.cli._records import compare_text, record_json
 
     chosen = open_store(store, must_exist=True)

@@ -24,6 +24,7 @@ __all__ = [
     "compare_text",
     "entries_text",
     "lineage_text",
+    "logs_text",
     "record_json",
     "run_text",
     "runs_text",
@@ -110,8 +111,9 @@ def run_text(record: RunRecord) -> str:
         f"{record.python_version}",
     ]
     if record.params:
-        shown = ", ".join(f"{k}={_short(v, 40)}" for k, v in record.params.items())
-        lines.append(f"  params: {shown}")
+        lines.append(f"  params: {_pairs(record.params, 40)}")
+    if record.config:
+        lines.append(f"  config: {_pairs(record.config, 40)}")
     if record.tags:
         lines.append(f"  tags: {', '.join(map(str, record.tags))}")
     if record.origin_run_id:
@@ -144,6 +146,10 @@ def run_text(record: RunRecord) -> str:
         for name, values in metrics:
             shown = ", ".join(f"{k}={_short(v, 30)}" for k, v in values.items())
             lines.append(f"  {name}: {shown}")
+    logged = [s for s in record.steps.values() if s.logs]
+    if logged:
+        counts = ", ".join(f"{s.name} ({_plural(len(s.logs), 'line')})" for s in logged)
+        lines.append(f"logs: {counts}; print them with: plait runs show {record.run_id} --logs")
     for step in record.steps.values():
         if step.error and step.error.get("traceback"):
             lines.append(f"\nstep {step.name!r} failed:")
@@ -151,10 +157,43 @@ def run_text(record: RunRecord) -> str:
     return "\n".join(lines)
 
 
+def _pairs(values: Mapping[str, Any], limit: int) -> str:
+    return ", ".join(f"{k}={_short(v, limit)}" for k, v in values.items())
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def logs_text(record: RunRecord, step: str | None = None) -> str:
+    """``plait runs show RUN --logs [STEP]``: each step's log lines, in run order."""
+    chosen = [record.steps[step]] if step is not None else list(record.steps.values())
+    lines: list[str] = []
+    for item in chosen:
+        if step is None and not item.logs:
+            continue
+        lines.append(f"== {item.name} ({item.status})")
+        if item.logs_dropped:
+            lines.append(
+                f"   ... {_plural(item.logs_dropped, 'earlier line')} not kept "
+                "(the last 1000 lines / 64 KiB of a step are)"
+            )
+        lines.extend(f"   {line}" for line in item.logs)
+        if not item.logs:
+            lines.append("   (no log lines)")
+    if not lines:
+        return f"no step of run {record.run_id} logged anything at INFO or above"
+    return "\n".join(lines)
+
+
 def record_json(value: Any) -> str:
     """A record (or a dict of records) as indented JSON."""
 
+    from plait.history import RunRecord
+
     def default(obj: Any) -> Any:
+        if isinstance(obj, RunRecord):
+            return obj.to_dict()
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             return dataclasses.asdict(obj)
         return repr(obj)
@@ -172,12 +211,14 @@ def compare_text(diff: Mapping[str, Any]) -> str:
         f"B = run {run_b} ({status_b})",
         "code: " + ("same" if fingerprint_a == fingerprint_b else "changed (fingerprints differ)"),
     ]
-    if diff["params"]:
-        lines.append("params that differ:")
-        for key, (left, right) in diff["params"].items():
-            lines.append(f"  {key}: {_short(left, 30)} -> {_short(right, 30)}")
-    else:
-        lines.append("params: same")
+    for part in ("params", "config"):
+        changed = diff.get(part) or {}
+        if changed:
+            lines.append(f"{part} that differ:")
+            for key, (left, right) in changed.items():
+                lines.append(f"  {key}: {_short(left, 30)} -> {_short(right, 30)}")
+        else:
+            lines.append(f"{part}: same")
     rows = [("STEP", "STATUS A", "STATUS B", "CACHED A/B", "DURATION A", "DURATION B", "OUTPUT")]
     for name, step in diff["steps"].items():
         left, right = step["status"]
@@ -211,7 +252,10 @@ def lineage_text(version: str, upstream: Sequence[StepRecord], users: Sequence[S
             outputs = ", ".join(f"{k}={v[:12]}" for k, v in record.data_versions.items())
             inputs = ", ".join(f"{k}={v[:12]}" for k, v in record.input_versions.items())
             cached = " (cache hit)" if record.cached else ""
-            lines.append(f"  {record.run_id}  {record.name}{cached}: {outputs} <- {inputs or '-'}")
+            params = f" · params {_pairs(record.params, 30)}" if record.params else ""
+            lines.append(
+                f"  {record.run_id}  {record.name}{cached}: {outputs} <- {inputs or '-'}{params}"
+            )
     else:
         lines.append("made by: no recorded step produced it")
     if users:
@@ -265,6 +309,8 @@ class _Step:
     metrics: Mapping[str, Any]
     fallback: bool = False
     failed_elements: Mapping[Any, _Error] = field(default_factory=dict)
+    logs: tuple[str, ...] = ()
+    logs_dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +326,8 @@ class _Run:
 
 
 def as_run(record: RunRecord, pipeline: Any = None) -> _Run:
-    """A recorded run as the HTML report reads runs (``pipeline`` draws the edges)."""
+    """A recorded run as the HTML report reads runs; the edges come from ``pipeline``, else
+    from the structure recorded with the run."""
     steps = {}
     for name, step in record.steps.items():
         error = None
@@ -302,6 +349,8 @@ def as_run(record: RunRecord, pipeline: Any = None) -> _Run:
             data_versions=step.data_versions,
             metrics=step.metrics,
             fallback="fallback" in step.reason,
+            logs=step.logs,
+            logs_dropped=step.logs_dropped,
         )
     return _Run(
         record.run_id,
@@ -311,5 +360,5 @@ def as_run(record: RunRecord, pipeline: Any = None) -> _Run:
         record.start_time,
         steps,
         record.params,
-        pipeline,
+        pipeline if pipeline is not None else record.structure,
     )

@@ -1,6 +1,13 @@
 """Run history and lineage (SQLite by default; PostgreSQL and DuckDB)."""
 
 from plait.history.history import History, RunRecorder
-from plait.history.records import RunRecord, StepRecord
+from plait.history.records import RecordedPipeline, RecordedStep, RunRecord, StepRecord
 
-__all__ = ["History", "RunRecord", "RunRecorder", "StepRecord"]
+__all__ = [
+    "History",
+    "RecordedPipeline",
+    "RecordedStep",
+    "RunRecord",
+    "RunRecorder",
+    "StepRecord",
+]

@@ -7,8 +7,15 @@ The schema and every query are written once, in portable SQL with ``?`` placehol
 ``sqlite:///path.db``, ``duckdb:///path.db``, ``postgresql://user@host/db``; a plain
 path means SQLite.
 
-Schema versions live in the ``meta`` table; :data:`MIGRATIONS` lists the statements
-that take a database from one version to the next, applied in order on connect.
+Schema versions live in the ``meta`` table. :func:`_schema` is the newest schema, which a
+new database gets whole; :data:`MIGRATIONS` lists the columns and tables that take an
+existing database from one version to the next, applied in order on connect. A migration
+only adds (columns, tables, indexes) and is idempotent: a column that is already there is
+left alone, so two processes opening one old database at once both succeed.
+
+Versions: 1, the first schema; 2 adds ``runs.structure`` (the id of the pipeline's
+structure, kept once per distinct structure in ``structures``), ``steps.params`` (the
+param values a step received, defaults included) and ``steps.logs`` (its log lines).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 
 from plait.errors import PlaitError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Database", "connect"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "AddColumn", "Database", "connect"]
 
 
 def _schema(blob: str) -> list[str]:
@@ -31,14 +38,15 @@ def _schema(blob: str) -> list[str]:
             params TEXT, config TEXT, tags TEXT, started_at DOUBLE PRECISION,
             finished_at DOUBLE PRECISION, duration DOUBLE PRECISION, host TEXT,
             plait_version TEXT, python_version TEXT, origin_run_id TEXT, executor TEXT,
-            error TEXT, inputs {blob})""",
+            error TEXT, inputs {blob}, structure TEXT)""",
         """CREATE TABLE IF NOT EXISTS steps (
             run_id TEXT, name TEXT, status TEXT, cached INTEGER, reason TEXT,
             attempts INTEGER, started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,
             duration DOUBLE PRECISION, cache_key TEXT, input_versions TEXT,
             data_versions TEXT, error_type TEXT, error_message TEXT, error_traceback TEXT,
-            metrics TEXT, peak_memory BIGINT, fingerprint TEXT,
+            metrics TEXT, peak_memory BIGINT, fingerprint TEXT, params TEXT, logs TEXT,
             PRIMARY KEY (run_id, name))""",
+        "CREATE TABLE IF NOT EXISTS structures (id TEXT PRIMARY KEY, body TEXT)",
         """CREATE TABLE IF NOT EXISTS data (
             version TEXT, run_id TEXT, step TEXT, name TEXT, role TEXT)""",
         "CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at)",
@@ -49,9 +57,28 @@ def _schema(blob: str) -> list[str]:
     ]
 
 
-SCHEMA_VERSION = 1
-# version n -> statements taking a database from n-1 to n (version 1 is the schema itself)
-MIGRATIONS: dict[int, list[str]] = {}
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class AddColumn:
+    """A migration step: add ``column`` (of SQL ``kind``) to ``table`` unless it exists."""
+
+    table: str
+    column: str
+    kind: str
+
+
+# version n -> what takes a database from n-1 to n: statements (idempotent, such as
+# ``CREATE TABLE IF NOT EXISTS``) and added columns
+MIGRATIONS: dict[int, list[str | AddColumn]] = {
+    2: [
+        "CREATE TABLE IF NOT EXISTS structures (id TEXT PRIMARY KEY, body TEXT)",
+        AddColumn("runs", "structure", "TEXT"),
+        AddColumn("steps", "params", "TEXT"),
+        AddColumn("steps", "logs", "TEXT"),
+    ],
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +177,36 @@ class Database:
         with self.lock:
             self.connection.close()
 
+    def columns(self, table: str) -> set[str]:
+        """The names of ``table``'s columns."""
+        with self.lock:
+            cursor = self.connection.cursor()
+            try:
+                cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+                names = {str(column[0]).lower() for column in cursor.description or ()}
+                if cursor.description:
+                    cursor.fetchall()
+                self.connection.commit()
+                return names
+            except BaseException:
+                self.connection.rollback()
+                raise
+            finally:
+                cursor.close()
+
+    def _apply(self, change: str | AddColumn) -> None:
+        if isinstance(change, str):
+            self.execute(change)
+        elif change.column not in self.columns(change.table):
+            try:
+                self.execute(f"ALTER TABLE {change.table} ADD COLUMN {change.column} {change.kind}")
+            except Exception:
+                if change.column not in self.columns(change.table):
+                    raise  # not another process adding it at the same moment
+
     def migrate(self) -> None:
         """Create the schema, or bring an older one up to :data:`SCHEMA_VERSION`."""
-        statements = [(s, [()]) for s in _schema(self.dialect.blob)]
-        self.execute_many(statements)
+        self.execute_many((s, [()]) for s in _schema(self.dialect.blob))
         rows = self.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         current = int(rows[0][0]) if rows else 0
         if current > SCHEMA_VERSION:
@@ -161,8 +214,11 @@ class Database:
                 f"history database {self.url} has schema version {current}, newer than this "
                 f"plait understands ({SCHEMA_VERSION}); upgrade plait"
             )
+        # a new database already has the newest schema; its (idempotent) migrations are
+        # no-ops, and running them covers a version-1 database whose version row is missing
         for version in range(max(current, 1) + 1, SCHEMA_VERSION + 1):
-            self.execute_many((s, [()]) for s in MIGRATIONS[version])
+            for change in MIGRATIONS[version]:
+                self._apply(change)
         self.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -7,6 +7,10 @@ chain of steps costs one transaction per batch, and a killed run still keeps eve
 that finished more than a few milliseconds before the kill (what it computed is in the
 store in any case, so resume loses nothing).
 
+Structure. Each run names the structure of the pipeline it executed (steps, inputs,
+outputs, ``after`` edges), kept once per distinct structure in the ``structures`` table
+under the hash of its JSON, so a report drawn from the record has the pipeline's edges.
+
 Lineage. Each step execution adds one row per output (role ``out``) and per input (role
 ``in``) to the ``data`` table, keyed by data version, so "who produced this value", "who
 consumed it" and "how did it come to be" are index lookups, across runs.
@@ -14,33 +18,25 @@ consumed it" and "how did it come to be" are index lookups, across runs.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import platform
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.errors import PlaitError, suggest
 from plait.history.db import Database, connect
-from plait.history.records import RunRecord, StepRecord
+from plait.history.records import RecordedPipeline, RunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from plait.run.context import StepLogs
 
 __all__ = ["History", "RunRecorder"]
-
-_STEP_SQL = (
-    f"INSERT INTO steps ({StepRecord.COLUMNS}) VALUES ({', '.join(['?'] * 18)}) "
-    "ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, "
-    "cached = excluded.cached, reason = excluded.reason, attempts = excluded.attempts, "
-    "started_at = excluded.started_at, finished_at = excluded.finished_at, "
-    "duration = excluded.duration, cache_key = excluded.cache_key, "
-    "input_versions = excluded.input_versions, data_versions = excluded.data_versions, "
-    "error_type = excluded.error_type, error_message = excluded.error_message, "
-    "error_traceback = excluded.error_traceback, metrics = excluded.metrics, "
-    "peak_memory = excluded.peak_memory, fingerprint = excluded.fingerprint"
-)
-_DATA_SQL = "INSERT INTO data (version, run_id, step, name, role) VALUES (?, ?, ?, ?, ?)"
-
 
 _ENCODER = json.JSONEncoder(default=repr, separators=(",", ":"))
 
@@ -105,12 +101,15 @@ class History:
         executor: str,
         origin_run_id: str | None,
         inputs: bytes | None,
+        structure: RecordedPipeline | None = None,
     ) -> RunRecorder:
         """Record a run as started and return the recorder of its steps."""
         from plait import __version__
 
+        structure_id = self._keep_structure(structure) if structure is not None else None
         self.db.execute(
-            f"INSERT INTO runs ({RunRecord.COLUMNS}, inputs) VALUES ({', '.join(['?'] * 17)})",
+            f"INSERT INTO runs ({RunRecord.COLUMNS}, inputs, structure) "
+            f"VALUES ({', '.join(['?'] * 18)})",
             [
                 run_id,
                 pipeline,
@@ -129,9 +128,20 @@ class History:
                 executor,
                 None,
                 inputs,
+                structure_id,
             ],
         )
         return RunRecorder(self.db, run_id)
+
+    def _keep_structure(self, structure: RecordedPipeline) -> str:
+        """Store a pipeline structure once; return its id (the hash of its JSON)."""
+        body = structure.to_json()
+        key = hashlib.sha256(body.encode()).hexdigest()[:32]
+        self.db.execute(
+            "INSERT INTO structures (id, body) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+            [key, body],
+        )
+        return key
 
     # -- reading ------------------------------------------------------------------
     def resolve(self, run_id: str) -> str:
@@ -177,21 +187,40 @@ class History:
         sql += " ORDER BY started_at DESC, run_id DESC"
         if limit is not None and not wanted:
             sql += f" LIMIT {int(limit)}"
-        records = [RunRecord.from_row(row) for row in self.db.execute(sql, args)]
+        records = [
+            RunRecord.from_row(row, load=functools.partial(self._details, str(row[0])))
+            for row in self.db.execute(sql, args)
+        ]
         if wanted:
             records = [r for r in records if all(t in r.tags for t in wanted)][:limit]
         return records
 
     def run(self, run_id: str) -> RunRecord:
-        """One run with its step records (``run_id`` may be a unique prefix)."""
+        """One run with its step records and structure (``run_id`` may be a unique prefix).
+
+        Raises:
+            KeyError: When no run, or more than one, matches ``run_id``.
+        """
         full = self.resolve(run_id)
         rows = self.db.execute(f"SELECT {RunRecord.COLUMNS} FROM runs WHERE run_id = ?", [full])
+        return RunRecord.from_row(rows[0], *self._details(full))
+
+    def _details(self, run_id: str) -> tuple[dict[str, StepRecord], RecordedPipeline | None]:
+        """A run's step records (in the order they started) and its structure."""
+        found = self.db.execute(
+            "SELECT r.run_id, s.body FROM runs r LEFT JOIN structures s ON s.id = r.structure "
+            "WHERE r.run_id = ?",
+            [run_id],
+        )
+        if not found:
+            raise KeyError(f"run {run_id!r} is no longer in {self.url}")
         steps = self.db.execute(
             f"SELECT {StepRecord.COLUMNS} FROM steps WHERE run_id = ? ORDER BY started_at, name",
-            [full],
+            [run_id],
         )
         records = {row[1]: StepRecord.from_row(row) for row in steps}
-        return RunRecord.from_row(rows[0], records)
+        body = found[0][1]
+        return records, RecordedPipeline.from_json(body) if body else None
 
     def run_inputs(self, run_id: str) -> bytes | None:
         """The pickled params and config a run was started with (for resume)."""
@@ -250,10 +279,14 @@ class History:
         return list(found.values())
 
     def compare(self, run_a: str, run_b: str) -> dict[str, Any]:
-        """What differs between two runs: params, fingerprints and each step."""
+        """What differs between two runs: params, config, fingerprints and each step.
+
+        Steps are listed in pipeline order (the recorded structure of B, then A's), steps
+        no structure lists after them in the order they started.
+        """
         a, b = self.run(run_a), self.run(run_b)
         steps = {}
-        for name in sorted(set(a.steps) | set(b.steps)):
+        for name in _step_order(a, b):
             left, right = a.steps.get(name), b.steps.get(name)
             steps[name] = {
                 "status": (left and left.status, right and right.status),
@@ -263,14 +296,10 @@ class History:
                 "metrics": (left and left.metrics, right and right.metrics),
                 "same_output": bool(left and right and left.data_versions == right.data_versions),
             }
-        changed = {
-            k: (a.params.get(k), b.params.get(k))
-            for k in sorted(set(a.params) | set(b.params))
-            if a.params.get(k) != b.params.get(k)
-        }
         return {
             "runs": (a.run_id, b.run_id),
-            "params": changed,
+            "params": _changed(a.params, b.params),
+            "config": _changed(a.config, b.config),
             "fingerprint": (a.fingerprint, b.fingerprint),
             "status": (a.status, b.status),
             "steps": steps,
@@ -293,6 +322,39 @@ class History:
         return {str(row[0]) for row in rows}
 
 
+def _changed(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ (None on the side a key is missing from)."""
+    return {
+        key: (a.get(key), b.get(key))
+        for key in sorted(set(a) | set(b))
+        if key not in a or key not in b or a[key] != b[key]
+    }
+
+
+def _step_order(a: RunRecord, b: RunRecord) -> list[str]:
+    """The steps of either run, in pipeline order where a structure was recorded."""
+    ran = set(a.steps) | set(b.steps)
+    ordered: dict[str, None] = {}
+    for record in (b, a):
+        if record.structure is not None:
+            ordered.update((s.name, None) for s in record.structure.order if s.name in ran)
+    for record in (a, b):
+        ordered.update((name, None) for name in record.steps)
+    return list(ordered)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A finished step's record, waiting in the recorder's buffer."""
+
+    record: Any  # a StepResult
+    input_versions: dict[str, str]
+    fingerprint: str | None
+    peak_memory: int | None
+    params: Mapping[str, Any] | None
+    logs: StepLogs | None
+
+
 class RunRecorder:
     """Records one run's steps: buffered, and committed before the next step executes.
 
@@ -306,7 +368,7 @@ class RunRecorder:
     def __init__(self, db: Database, run_id: str) -> None:
         self.db = db
         self.run_id = run_id
-        self._buffer: list[tuple[Any, dict[str, str], str | None, int | None]] = []
+        self._buffer: list[_Pending] = []
         self._lock = threading.Lock()
 
     @property
@@ -320,15 +382,20 @@ class RunRecorder:
         input_versions: Mapping[str, str],
         fingerprint: str | None = None,
         peak_memory: int | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        logs: StepLogs | None = None,
     ) -> None:
-        """Buffer a finished step's record (a :class:`~plait.StepResult`)."""
-        self._buffer.append((record, dict(input_versions), fingerprint, peak_memory))
+        """Buffer a finished step's record (a :class:`~plait.StepResult`), with the values
+        it received from params or defaults and its log lines."""
+        self._buffer.append(
+            _Pending(record, dict(input_versions), fingerprint, peak_memory, params, logs)
+        )
 
-    def _rows(
-        self, item: tuple[Any, dict[str, str], str | None, int | None]
-    ) -> tuple[list[Any], list[list[Any]]]:
-        record, input_versions, fingerprint, peak_memory = item
+    def _rows(self, item: _Pending) -> tuple[list[Any], list[list[Any]]]:
+        record = item.record
         error = record.error
+        logs = item.logs
         row = [
             self.run_id,
             record.name,
@@ -340,17 +407,20 @@ class RunRecorder:
             record.end_time,
             record.duration,
             record.cache_key,
-            _dumps(dict(input_versions)),
+            _dumps(item.input_versions),
             _dumps(record.data_versions),
             error.type if error else None,
             error.message if error else None,
             error.traceback if error else None,
             _dumps(display(record.metrics)) if record.metrics else "{}",
-            peak_memory,
-            fingerprint,
+            item.peak_memory,
+            item.fingerprint,
+            _dumps(display(item.params)) if item.params else "{}",
+            _dumps({"lines": list(logs.lines), "dropped": logs.dropped}) if logs else None,
         ]
-        lineage = [[v, self.run_id, record.name, n, "out"] for n, v in record.data_versions.items()]
-        lineage += [[v, self.run_id, record.name, n, "in"] for n, v in input_versions.items()]
+        versions = record.data_versions.items()
+        lineage = [[v, self.run_id, record.name, n, "out"] for n, v in versions]
+        lineage += [[v, self.run_id, record.name, n, "in"] for n, v in item.input_versions.items()]
         return row, lineage
 
     def flush(self) -> None:

@@ -1,13 +1,23 @@
-"""Run and step records, as read back from the history."""
+"""Run and step records, as read back from the history.
+
+A :class:`RunRecord` read with ``history.run(run_id)`` carries its steps and its pipeline's
+structure. One from a listing (``history.runs()``) carries neither yet: it loads both,
+with one query, the first time ``steps`` or ``structure`` is read (``steps_loaded`` tells
+which), through its :class:`~plait.history.History` (which reopens its connection if it
+was closed). A listed run deleted in the meantime raises ``KeyError`` then, rather than
+pretending it had no steps.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["RunRecord", "StepRecord"]
+__all__ = ["RecordedPipeline", "RecordedStep", "RunRecord", "StepRecord"]
 
 
 def _moment(seconds: float | None) -> datetime | None:
@@ -28,7 +38,11 @@ class StepRecord:
     """One step execution as recorded.
 
     Attributes mirror :class:`~plait.StepResult`; ``input_versions`` maps each input's data
-    name to its data version, ``data_versions`` each output's.
+    name to its data version, ``data_versions`` each output's. ``params`` holds the values
+    the step received from params or from its own defaults (``seed=42`` when ``seed`` was
+    not given and ``def f(seed=42)``). ``logs`` holds its log lines (``"INFO message"``,
+    and ``"[stdout] text"`` / ``"[stderr] text"`` when output was captured), the last
+    ones kept when there were too many; ``logs_dropped`` counts the lines left out.
     """
 
     run_id: str
@@ -47,6 +61,9 @@ class StepRecord:
     metrics: dict[str, Any]
     peak_memory: int | None = None
     fingerprint: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    logs: tuple[str, ...] = ()
+    logs_dropped: int = 0
 
     @property
     def started_at(self) -> datetime | None:
@@ -61,7 +78,7 @@ class StepRecord:
     COLUMNS = (
         "run_id, name, status, cached, reason, attempts, started_at, finished_at, duration, "
         "cache_key, input_versions, data_versions, error_type, error_message, "
-        "error_traceback, metrics, peak_memory, fingerprint"
+        "error_traceback, metrics, peak_memory, fingerprint, params, logs"
     )
 
     @classmethod
@@ -70,6 +87,7 @@ class StepRecord:
         error = None
         if row[12]:
             error = {"type": row[12], "message": row[13] or "", "traceback": row[14] or ""}
+        logs = _json(row[19], {})
         return cls(
             row[0],
             row[1],
@@ -87,12 +105,124 @@ class StepRecord:
             _json(row[15], {}),
             row[16],
             row[17],
+            _json(row[18], {}),
+            tuple(str(line) for line in logs.get("lines", ())),
+            int(logs.get("dropped", 0)),
         )
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedStep:
+    """One step of a recorded pipeline structure: how it is wired and drawn.
+
+    Fits the protocol the drawings read (``plait.viz``), like :class:`plait.Step`.
+    """
+
+    name: str
+    data_inputs: dict[str, str]  # parameter -> data name
+    outputs: tuple[str, ...]
+    after: tuple[str, ...] = ()
+    is_async: bool = False
+    map: str | None = None
+    dynamic: bool = False
+    optional: bool = False
+
+    @property
+    def options(self) -> RecordedStep:
+        """The options the drawings read (``map``, ``dynamic``, ``optional``): these."""
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form kept in the history."""
+        return {
+            "name": self.name,
+            "inputs": self.data_inputs,
+            "outputs": list(self.outputs),
+            "after": list(self.after),
+            "async": self.is_async,
+            "map": self.map,
+            "dynamic": self.dynamic,
+            "optional": self.optional,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecordedStep:
+        """Read the JSON form back."""
+        return cls(
+            str(data["name"]),
+            {str(k): str(v) for k, v in dict(data.get("inputs") or {}).items()},
+            tuple(data.get("outputs") or ()),
+            tuple(data.get("after") or ()),
+            bool(data.get("async")),
+            data.get("map"),
+            bool(data.get("dynamic")),
+            bool(data.get("optional")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedPipeline:
+    """The structure of the pipeline a run executed: its steps in pipeline order.
+
+    Fits the protocol the drawings read, so a recorded run's report draws its edges.
+    """
+
+    name: str
+    order: tuple[RecordedStep, ...]
+
+    @property
+    def producers(self) -> dict[str, str]:
+        """Data name -> the step producing it."""
+        return {output: s.name for s in self.order for output in s.outputs}
+
+    def to_json(self) -> str:
+        """The JSON text kept in the history (stable: equal structures, equal text)."""
+        steps = [s.to_dict() for s in self.order]
+        return json.dumps({"name": self.name, "steps": steps}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> RecordedPipeline:
+        """Read :meth:`to_json` back."""
+        data = json.loads(text)
+        return cls(str(data["name"]), tuple(RecordedStep.from_dict(s) for s in data["steps"]))
+
+
+_Details = tuple[dict[str, StepRecord], RecordedPipeline | None]
+
+
+class _Loader:
+    """A listed run's steps and structure: loaded once, on first use."""
+
+    __slots__ = ("_load", "_lock", "value")
+
+    def __init__(self, load: Callable[[], _Details], value: _Details | None) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self.value = value
+
+    def get(self) -> _Details:
+        value = self.value
+        if value is None:
+            with self._lock:
+                value = self.value
+                if value is None:
+                    value = self._load()
+                    self.value = value
+        return value
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One run as recorded, with its steps when read with ``history.run(run_id)``."""
+    """One run as recorded.
+
+    ``steps`` (step name -> :class:`StepRecord`, in the order the steps started) and
+    ``structure`` (the pipeline's steps and wiring, None for runs recorded before plait
+    kept it) come with a record read by ``history.run(run_id)``; a record from
+    ``history.runs()`` loads them on first access (see the module docstring).
+    ``params`` holds the params given to the run, plus the defaults of step parameters
+    no param or config fed (under the parameter's name, or ``"step.param"`` where steps
+    default the same name to different values).
+    """
 
     run_id: str
     pipeline: str
@@ -110,7 +240,22 @@ class RunRecord:
     origin_run_id: str | None
     executor: str
     error: str | None
-    steps: dict[str, StepRecord] = field(default_factory=dict)
+    _details: _Loader = field(repr=False, compare=False)
+
+    @property
+    def steps(self) -> dict[str, StepRecord]:
+        """Step name -> record, in the order the steps started (loaded on first use)."""
+        return self._details.get()[0]
+
+    @property
+    def structure(self) -> RecordedPipeline | None:
+        """The pipeline's structure as recorded with the run (loaded on first use)."""
+        return self._details.get()[1]
+
+    @property
+    def steps_loaded(self) -> bool:
+        """True once ``steps`` and ``structure`` are in memory."""
+        return self._details.value is not None
 
     @property
     def started_at(self) -> datetime:
@@ -122,6 +267,15 @@ class RunRecord:
         """When the run finished (UTC), None while running or after a kill."""
         return _moment(self.end_time)
 
+    def to_dict(self, *, steps: bool = True) -> dict[str, Any]:
+        """A JSON-friendly description, with the step records unless ``steps=False``."""
+        data: dict[str, Any] = {
+            name: getattr(self, name) for name in self.__dataclass_fields__ if name != "_details"
+        }
+        if steps:
+            data["steps"] = self.steps
+        return data
+
     COLUMNS = (
         "run_id, pipeline, fingerprint, status, params, config, tags, started_at, "
         "finished_at, duration, host, plait_version, python_version, origin_run_id, "
@@ -130,9 +284,17 @@ class RunRecord:
 
     @classmethod
     def from_row(
-        cls, row: tuple[Any, ...], steps: dict[str, StepRecord] | None = None
+        cls,
+        row: tuple[Any, ...],
+        steps: dict[str, StepRecord] | None = None,
+        structure: RecordedPipeline | None = None,
+        *,
+        load: Callable[[], _Details] | None = None,
     ) -> RunRecord:
-        """Build from a row of :attr:`COLUMNS`."""
+        """Build from a row of :attr:`COLUMNS`, with its steps and structure, or with
+        ``load``, which reads them when first needed."""
+        loaded = (steps or {}, structure)
+        details = _Loader(load, None) if load is not None else _Loader(lambda: loaded, loaded)
         return cls(
             row[0],
             row[1],
@@ -150,5 +312,5 @@ class RunRecord:
             row[13],
             row[14] or "",
             row[15],
-            steps or {},
+            details,
         )

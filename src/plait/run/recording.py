@@ -1,5 +1,11 @@
 """Recording a run in the store's history: the run record at start, step records as
-steps end, the final status at the end."""
+steps end, the final status at the end.
+
+What a record says a step received is what it received: the params it read, and the
+defaults of the parameters nothing fed (``def f(seed=42)`` run without ``seed`` records
+``seed=42``, for the run and for the step). The pipeline's structure goes with the run
+record, so its report draws the edges without the pipeline's code.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,18 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from plait.graph import FROM_CONFIG, FROM_CONFIG_PATH
+from plait.graph import FROM_CONFIG, FROM_CONFIG_PATH, FROM_PARAM
+from plait.history.records import RecordedPipeline, RecordedStep
 from plait.results import StepResult
+from plait.run.context import logs_of
 from plait.store.fingerprint import pipeline_fingerprint
 
 if TYPE_CHECKING:
     from plait.history.history import RunRecorder
     from plait.pipeline import Pipeline
+    from plait.run.compiled import Node
     from plait.run.state import RunState
+    from plait.steps import Step
     from plait.store.cache import RunCache
 
 __all__ = ["start_recording"]
@@ -33,6 +43,69 @@ def _config_read(state: RunState) -> dict[str, Any]:
             elif source.data == "config":
                 read["config"] = repr(state.config)
     return read
+
+
+def _defaulted(node: Node) -> dict[str, Any]:
+    """The parameters of a step that nothing feeds, with the defaults they run with."""
+    item = node.step
+    fed = set(item.bound)
+    fed.update(source.param for source in node.statics)
+    fed.update(param for param, _, _ in node.inputs)
+    return {p: v for p, v in item.signature.defaults.items() if p not in fed}
+
+
+def step_params(state: RunState, node: Node) -> dict[str, Any]:
+    """The values a step receives from params and from its own defaults, by parameter."""
+    received = {
+        source.param: state._static_value(source)
+        for source in node.statics
+        if source.kind == FROM_PARAM
+    }
+    received.update(_defaulted(node))
+    return received
+
+
+def run_params(state: RunState) -> dict[str, Any]:
+    """The run's params and the defaults its steps ran with (``"step.param"`` where steps
+    default one name to different values)."""
+    shown = dict(state.params)
+    defaults: dict[str, dict[str, Any]] = {}
+    for name, node in state.nodes.items():
+        for param, value in _defaulted(node).items():
+            defaults.setdefault(param, {})[name] = value
+    for param, by_step in defaults.items():
+        values = list(by_step.values())
+        if param not in shown and all(_same(v, values[0]) for v in values):
+            shown[param] = values[0]
+        else:
+            shown.update({f"{name}.{param}": v for name, v in by_step.items()})
+    return shown
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a is b or (type(a) is type(b) and a == b))
+    except Exception:  # an object whose == does not give a truth value (arrays)
+        return False
+
+
+def structure(pipeline: Pipeline) -> RecordedPipeline:
+    """The pipeline's steps and wiring, as kept with each run."""
+    return RecordedPipeline(pipeline.name, tuple(_shape(s) for s in pipeline.order))
+
+
+def _shape(item: Step) -> RecordedStep:
+    options = item.options
+    return RecordedStep(
+        item.name,
+        dict(item.data_inputs),
+        tuple(item.outputs),
+        tuple(item.after),
+        item.is_async,
+        options.map,
+        options.dynamic,
+        options.optional,
+    )
 
 
 def _inputs_blob(
@@ -74,13 +147,14 @@ def start_recording(
         run_id=state.run_id,
         pipeline=pipeline.name,
         fingerprint=pipeline_fingerprint(pipeline.graph.steps.values(), cache.code),
-        params=state.params,
+        params=run_params(state),
         config=_config_read(state),
         tags=tags,
         started_at=time.time(),
         executor=executor,
         origin_run_id=origin,
         inputs=_inputs_blob(state.params, state.config, outputs),
+        structure=structure(pipeline),
     )
 
     def record(result: StepResult) -> None:
@@ -88,7 +162,15 @@ def start_recording(
         sources = parts.get("sources", {})
         by_data = {sources.get(p, p): v for p, v in parts.get("inputs", {}).items()}
         peak = result.metrics.get("peak_memory_bytes")  # from ProfileHook, which runs first
-        recorder.step(result, by_data, parts.get("code"), peak if isinstance(peak, int) else None)
+        node = state.nodes.get(result.name)
+        recorder.step(
+            result,
+            by_data,
+            parts.get("code"),
+            peak if isinstance(peak, int) else None,
+            params=step_params(state, node) if node is not None else None,
+            logs=logs_of(result.metrics),
+        )
 
     state.listeners.append(record)
     state.before_execute = recorder.flush

@@ -252,8 +252,10 @@ _Row = tuple[str, StepResultLike, float, float]  # name, record, start, end
 
 
 def _timed(result: RunLike) -> list[_Row]:
+    # a bar is as long as the step's measured ``duration``, the number the step table
+    # shows: ``end_time`` is taken before the outputs are stored, so it may fall short
     rows = [
-        (name, record, record.start_time, record.end_time or record.start_time)
+        (name, record, record.start_time, record.start_time + record.duration)
         for name, record in result.steps.items()
         if record.start_time is not None
     ]
@@ -262,7 +264,8 @@ def _timed(result: RunLike) -> list[_Row]:
 
 
 def draw_timeline(result: RunLike) -> str:
-    """A Gantt chart of the steps' start and end times, relative to the run's start."""
+    """A Gantt chart of the steps: each starts at its start time, relative to the run's
+    start, and lasts its ``duration`` (the same number the step table shows)."""
     rows = _timed(result)
     if not rows:
         return '<p class="plait-note">No step timing was recorded.</p>'

@@ -251,7 +251,37 @@ def _table(result: RunLike, graph: Graph, prefix: str) -> str:
                 f'<tr class="plait-error-row"><td colspan="{len(_COLUMNS)}">'
                 f"{_error_details(record.error, open_=True)}</td></tr>"
             )
+        logs = _logs(name, record)
+        if logs:
+            rows.append(
+                f'<tr class="plait-logs-row"><td colspan="{len(_COLUMNS)}">{logs}</td></tr>'
+            )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _step_logs(record: StepResultLike) -> tuple[tuple[str, ...], int]:
+    """A step's log lines and how many earlier ones were not kept: a recorded step has
+    ``logs`` and ``logs_dropped``; a live :class:`~plait.StepResult` carries them with
+    its metrics (``metrics.logs``, see :mod:`plait.run.context`)."""
+    if hasattr(record, "logs_dropped"):
+        return tuple(getattr(record, "logs", ())), int(record.logs_dropped)
+    carried = getattr(record.metrics, "logs", None)
+    if carried is None:
+        return (), 0
+    return tuple(carried.lines), int(carried.dropped)
+
+
+def _logs(name: str, record: StepResultLike) -> str:
+    lines, dropped = _step_logs(record)
+    if not lines and not dropped:
+        return ""
+    note = f"{dropped} earlier lines not kept\n" if dropped else ""
+    summary = f"Logs of <code>{_esc(name)}</code> ({_plural(len(lines), 'line')})"
+    opened = " open" if record.error is not None else ""
+    return (
+        f'<details class="plait-logs"{opened}><summary>{summary}</summary>'
+        f"<pre>{_esc(note + chr(10).join(lines))}</pre></details>"
+    )
 
 
 def _row(name: str, record: StepResultLike, anchor: str) -> str:
