@@ -540,7 +540,7 @@ def test_a_processes_shortcut_leaves_no_worker_processes_behind(process_pool):
     assert left_over == []
 
 
-_MAIN_SCRIPT = '''
+_MAIN_SCRIPT = """
 from plait import Pipeline, step
 
 
@@ -552,7 +552,7 @@ def broken(x: int) -> int:
 if __name__ == "__main__":
     result = Pipeline([broken]).run(params={"x": 1}, executor="processes:1", on_error="continue")
     print(result.steps["broken"].error.traceback)
-'''
+"""
 
 
 def test_a_worker_traceback_names_the_script_run_as_main(tmp_path):
@@ -566,3 +566,33 @@ def test_a_worker_traceback_names_the_script_run_as_main(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f'File "{script}", line 7, in broken' in done.stdout, done.stdout
     assert "return x // 0" in done.stdout
+
+
+def test_sequential_takes_no_worker_count():
+    from plait.errors import UsageError
+
+    @step
+    def one() -> int:
+        return 1
+
+    with pytest.raises(UsageError, match=r"'sequential:3'.*takes no worker count"):
+        Pipeline([one]).run(executor="sequential:3")
+
+
+@pytest.mark.parametrize("spec", ["threads:-1", "processes:0", "sequential:2"])
+def test_a_bad_worker_count_is_a_usage_error_on_the_command_line(tmp_path, spec):
+    (tmp_path / "flow.py").write_text(
+        "from plait import Pipeline, step\n\n@step\ndef one() -> int:\n    return 1\n\n"
+        "p = Pipeline([one])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "plait", "run", "flow.py:p", "-e", spec],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert spec in done.stderr
+    assert "Traceback" not in done.stderr

@@ -322,6 +322,11 @@ def make_executor(spec: Any) -> tuple[Executor, bool]:
                 f"like '{kind}:8'; got {count!r} (leave it out for the default)"
             )
     if kind == "sequential":
+        if count:
+            raise UsageError(
+                f"executor {spec!r}: 'sequential' runs one step at a time and takes no worker "
+                "count; use 'threads:N' or 'processes:N' for N at a time"
+            )
         return Sequential(), True
     if kind == "threads":
         return Threads(workers), True
