@@ -134,8 +134,8 @@ def test_a_sink_cached_on_purpose_hits_like_any_step(tmp_path):
     assert result.steps["once"].reason == "cache hit"
 
 
-def test_plait_why_says_a_sink_runs_every_time(tmp_path):
-    (tmp_path / "flow.py").write_text(
+def _flow(folder: Path) -> None:
+    (folder / "flow.py").write_text(
         textwrap.dedent(
             """
             from plait import Pipeline, step
@@ -152,6 +152,10 @@ def test_plait_why_says_a_sink_runs_every_time(tmp_path):
             """
         )
     )
+
+
+def test_plait_why_says_a_sink_runs_every_time(tmp_path):
+    _flow(tmp_path)
     ran = _plait("run", "flow.py", "-p", "n=3", "-q", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     why = _plait("why", "flow.py", "show", "-p", "n=3", cwd=tmp_path)
@@ -204,6 +208,21 @@ def test_a_missing_cache_index_is_named_as_the_reason(tmp_path):
     assert reason in _shown(second, store)["base"]
     third = _run(store)
     assert all(third.steps[name].reason == "cache hit" for name in ("base", "grown", "total"))
+
+
+def test_plait_why_names_a_missing_index_and_leaves_it_missing(tmp_path):
+    _flow(tmp_path)
+    ran = _plait("run", "flow.py", "-p", "n=3", "-q", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    _drop_index(tmp_path / ".plait")
+    why = _plait("why", "flow.py", "numbers", "-p", "n=3", cwd=tmp_path)
+    assert why.returncode == 0, why.stderr
+    reason = "no entry: the cache index was missing and has been rebuilt"
+    assert why.stdout.startswith(f"step 'numbers' would run: {reason}")
+    assert not (tmp_path / ".plait" / "index.db").exists()  # a read-only command
+    again = _plait("run", "flow.py", "-p", "n=3", "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / ".plait" / "index.db").exists()
 
 
 def test_a_missing_index_does_not_hide_a_real_change(tmp_path):

@@ -111,11 +111,28 @@ class SQLiteIndex:
         self._pid = 0
         self._lock = threading.Lock()
 
+    def _absent(self) -> bool:
+        """True while there is no database file yet: a read needs none (and creates none,
+        so that a read-only command leaves a store as it found it)."""
+        if self._connection is not None and self._pid == os.getpid():
+            return False
+        if os.path.exists(self.path):
+            return False
+        self._note_missing()
+        return True
+
+    def _note_missing(self) -> None:
+        root = os.path.dirname(self.path)
+        used = any(os.path.isdir(os.path.join(root, d)) for d in ("objects", "steps"))
+        if used and self.rebuilt is None:
+            _log.warning("cache index %s is missing; it is rebuilt empty", self.path)
+            self.rebuilt = RebuiltIndex("missing", time.time())
+
     def _db(self) -> sqlite3.Connection:
         if self._connection is None or self._pid != os.getpid():
-            root = os.path.dirname(self.path)
-            os.makedirs(root, exist_ok=True)
-            existed = os.path.exists(self.path)
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            if not os.path.exists(self.path):
+                self._note_missing()
             try:
                 connection = self._open()
             except sqlite3.DatabaseError as exc:
@@ -124,11 +141,6 @@ class SQLiteIndex:
                 self._set_aside(exc)
                 connection = self._open()
                 self.rebuilt = RebuiltIndex("damaged", time.time())
-            else:
-                used = any(os.path.isdir(os.path.join(root, d)) for d in ("objects", "steps"))
-                if not existed and used:
-                    _log.warning("cache index %s was missing; rebuilt it empty", self.path)
-                    self.rebuilt = RebuiltIndex("missing", time.time())
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
@@ -158,6 +170,8 @@ class SQLiteIndex:
     def get(self, key: str) -> bytes | None:
         """Point query by key."""
         with self._lock:
+            if self._absent():
+                return None
             row = self._db().execute("SELECT data FROM entries WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -173,11 +187,15 @@ class SQLiteIndex:
     def delete(self, key: str) -> None:
         """Delete by key."""
         with self._lock:
+            if self._absent():
+                return
             self._db().execute("DELETE FROM entries WHERE key = ?", (key,))
 
     def values(self) -> Iterator[bytes]:
         """Every entry (read at once, so the caller may modify the index meanwhile)."""
         with self._lock:
+            if self._absent():
+                return
             rows = self._db().execute("SELECT data FROM entries").fetchall()
         for row in rows:
             yield bytes(row[0])
