@@ -562,6 +562,13 @@ def test_editing_a_constant_of_a_helper_module_changes_the_fingerprint(tmp_path,
     assert fingerprint(tmp_path / "edited", 3) != base
 
 
+def test_a_module_level_set_is_state_not_part_of_the_fingerprint(tmp_path):
+    # a set is a registry far more often than a setting (which steps to fail, which ids
+    # were seen): toggling it must not change the code; validate() warns about it instead
+    base = _constant_fingerprint(tmp_path / "base", "set()")
+    assert _constant_fingerprint(tmp_path / "edited", "{'compute'}") == base
+
+
 def test_a_plain_closure_variable_is_part_of_the_fingerprint(tmp_path):
     source = """
 from plait import step

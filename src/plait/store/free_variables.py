@@ -12,9 +12,10 @@ than ``co_names`` keeps attribute names (``df.data``) from passing for globals.
 :func:`constant_text` decides whether a value is *plain data* that a fingerprint can
 include by value, and returns its canonical text: ``None``, booleans, numbers, strings,
 bytes, enum members, paths, compiled regular expressions, dates and times, and tuples,
-frozensets, lists, sets and dicts of those, up to :data:`MAX_ELEMENTS` elements in all.
-Mutable containers count only where the caller allows them (module globals, not closure
-cells, which are how counters and accumulators are usually kept). The text never holds
+frozensets, lists and dicts of those, up to :data:`MAX_ELEMENTS` elements in all. Lists
+and dicts count only where the caller allows them (module globals, not closure cells,
+which are how counters and accumulators are usually kept); sets never do: a mutable set
+is a registry of state far more often than a setting. The text never holds
 a module name or an ``id``: the same value gives the same text in every process and
 however its module was loaded.
 
@@ -146,7 +147,7 @@ def constant_text(value: object, *, mutable: bool) -> str | None:
 
     Args:
         value: The value read by a function.
-        mutable: Whether lists, sets and dicts count (they do for module globals).
+        mutable: Whether lists and dicts count (they do for module globals).
 
     >>> constant_text((1, "a", None), mutable=False)
     "tuple(int:1,str:'a',NoneType:None)"
@@ -182,9 +183,9 @@ def _text(value: object, mutable: bool, budget: list[int], depth: int) -> str:
     if isinstance(value, tuple) and (kind is tuple or hasattr(value, "_fields")):
         items = ",".join(_text(item, mutable, budget, depth + 1) for item in value)
         return f"{kind.__qualname__}({items})"
-    if isinstance(value, frozenset | set) and (kind is frozenset or (mutable and kind is set)):
+    if kind is frozenset and isinstance(value, frozenset):
         members = sorted(_text(item, mutable, budget, depth + 1) for item in value)
-        return f"{kind.__name__}({','.join(members)})"
+        return f"frozenset({','.join(members)})"
     if mutable and kind is list and isinstance(value, list):
         return "list(" + ",".join(_text(item, mutable, budget, depth + 1) for item in value) + ")"
     if mutable and kind is dict and isinstance(value, dict):
