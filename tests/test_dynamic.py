@@ -302,13 +302,13 @@ def test_a_dynamic_map_over_a_dict_keeps_its_keys(executor, tmp_path):
     assert result.steps["per_item['a'].labelled"].status == "ok"
 
 
-def test_a_warm_dynamic_map_recomputes_nothing(tmp_path):
+def test_a_warm_dynamic_map_recomputes_nothing(executor, tmp_path):
     store, folder = tmp_path / "store", tmp_path / "calls"
     folder.mkdir()
     params = {"items": [1, 2, 3], "folder": str(folder)}
     pipeline = Pipeline([_per_item(), summary])
-    first = pipeline.run(params=params, store=store)
-    warm = pipeline.run(params=params, store=store)
+    first = pipeline.run(params=params, store=store, executor=executor)
+    warm = pipeline.run(params=params, store=store, executor=executor)
     assert warm["per_item"] == first["per_item"]
     assert [count(folder, f"doubled-{i}") for i in (1, 2, 3)] == [1, 1, 1]
     assert [count(folder, f"labelled-{2 * i}") for i in (1, 2, 3)] == [1, 1, 1]
@@ -317,7 +317,7 @@ def test_a_warm_dynamic_map_recomputes_nothing(tmp_path):
     assert all(warm.steps[n].cached for n in inner)
     assert all(warm.steps[n].reason == "cache hit" for n in inner)
     assert warm.steps["summary"].cached  # same value, so its key is unchanged
-    grown = pipeline.run(params={**params, "items": [1, 2, 3, 4]}, store=store)
+    grown = pipeline.run(params={**params, "items": [1, 2, 3, 4]}, store=store, executor=executor)
     assert grown["per_item"][3] == {"labelled": "#8"}
     assert [count(folder, f"doubled-{i}") for i in (1, 2, 3, 4)] == [1, 1, 1, 1]
     assert not grown.steps["per_item[3].doubled"].cached
