@@ -574,3 +574,210 @@ def test_several_processes_share_one_sqlite_history(tmp_path):
         assert len(store.history.step_history("s14", limit=100)) == 18
     finally:
         store.history.close()
+
+
+# -- schema version 1 databases (before structure, step params and logs) -------------------
+
+V1_SCHEMA = [  # plait's schema version 1, verbatim ({blob}: BLOB, or BYTEA on PostgreSQL)
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY, pipeline TEXT, fingerprint TEXT, status TEXT,
+        params TEXT, config TEXT, tags TEXT, started_at DOUBLE PRECISION,
+        finished_at DOUBLE PRECISION, duration DOUBLE PRECISION, host TEXT,
+        plait_version TEXT, python_version TEXT, origin_run_id TEXT, executor TEXT,
+        error TEXT, inputs {blob})""",
+    """CREATE TABLE IF NOT EXISTS steps (
+        run_id TEXT, name TEXT, status TEXT, cached INTEGER, reason TEXT,
+        attempts INTEGER, started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,
+        duration DOUBLE PRECISION, cache_key TEXT, input_versions TEXT,
+        data_versions TEXT, error_type TEXT, error_message TEXT, error_traceback TEXT,
+        metrics TEXT, peak_memory BIGINT, fingerprint TEXT,
+        PRIMARY KEY (run_id, name))""",
+    """CREATE TABLE IF NOT EXISTS data (
+        version TEXT, run_id TEXT, step TEXT, name TEXT, role TEXT)""",
+    "CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at)",
+    "CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, started_at)",
+    "CREATE INDEX IF NOT EXISTS steps_by_name ON steps (name, started_at)",
+    "CREATE INDEX IF NOT EXISTS data_by_version ON data (version, role)",
+    "CREATE INDEX IF NOT EXISTS data_by_run ON data (run_id)",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '1')",
+    "INSERT INTO runs VALUES ('01old', 'records', 'f', 'succeeded', '{\"n\":2}', '{}', '[]', "
+    "1000.0, 1001.0, 1.0, 'host', '0.1', '3.11', NULL, 'sequential', NULL, NULL)",
+    "INSERT INTO steps VALUES ('01old', 'source', 'ok', 0, 'executed', 1, 1000.0, 1000.5, "
+    "0.5, 'k', '{}', '{\"source\":\"v\"}', NULL, NULL, NULL, '{}', NULL, NULL)",
+]
+
+
+def _raw_connection(url: str):
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        return sqlite3.connect(url.removeprefix("sqlite:///")), "BLOB"
+    if url.startswith("duckdb:///"):
+        import duckdb
+
+        return duckdb.connect(url.removeprefix("duckdb:///")), "BLOB"
+    import psycopg
+
+    return psycopg.connect(url), "BYTEA"
+
+
+def test_a_version_1_database_opens_migrates_and_keeps_its_records(open_store, history_url):
+    connection, blob = _raw_connection(history_url)
+    cursor = connection.cursor()
+    for statement in V1_SCHEMA:
+        cursor.execute(statement.replace("{blob}", blob))
+    connection.commit()
+    connection.close()
+    store = open_store()
+    old = store.history.run("01old")
+    assert old.params == {"n": 2}
+    assert old.structure is None
+    assert old.steps["source"].params == {}
+    assert old.steps["source"].logs == ()
+    assert old.steps["source"].data_versions == {"source": "v"}
+    from plait.history.db import SCHEMA_VERSION
+
+    rows = store.history.db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+    assert rows == [(str(SCHEMA_VERSION),)]
+    assert SCHEMA_VERSION == 2
+    result = _pipeline().run(params={"n": 2}, store=store)
+    new = store.history.run(result.run_id)
+    assert new.structure is not None
+    assert [s.name for s in new.structure.order] == ["source", "scaled", "total"]
+    # opening it again (a second process, say) finds nothing left to migrate
+    store.history.close()
+    again = open_store()
+    assert [r.run_id for r in again.history.runs()] == [result.run_id, "01old"]
+
+
+# -- listed records load their steps when asked ------------------------------------------------
+
+
+def test_listed_records_load_their_steps_on_first_access(open_store):
+    store = open_store()
+    first = _pipeline().run(params={"n": 2}, store=store)
+    second = _pipeline().run(params={"n": 3}, store=store)
+    listed = store.history.runs()
+    assert [r.run_id for r in listed] == [second.run_id, first.run_id]
+    assert not any(r.steps_loaded for r in listed)
+    store.history.close()  # loading reopens the connection
+    assert list(listed[1].steps) == ["source", "scaled", "total"]
+    assert listed[1].steps_loaded
+    assert listed[1].steps == store.history.run(first.run_id).steps
+    assert listed[1].structure == store.history.run(first.run_id).structure
+    assert not listed[0].steps_loaded
+    assert listed[1] == store.history.run(first.run_id)
+
+
+def test_a_listed_run_deleted_before_its_steps_load_raises(open_store):
+    store = open_store()
+    result = _pipeline().run(params={"n": 2}, store=store)
+    (listed,) = store.history.runs()
+    store.history.delete_runs([result.run_id])
+    with pytest.raises(KeyError, match=r"no longer in"):
+        _ = listed.steps
+
+
+# -- params the steps received -----------------------------------------------------------------
+
+
+@step
+def seeded(source, seed: int = 42, label="x"):
+    return [value + seed for value in source]
+
+
+@step
+def reseeded(seeded, seed: int = 7):
+    return seeded
+
+
+def test_defaults_a_step_ran_with_are_recorded_for_the_run_and_the_step(open_store):
+    store = open_store()
+    result = _pipeline(seeded).run(params={"n": 2}, store=store)
+    record = store.history.run(result.run_id)
+    assert record.params == {"n": 2, "seed": 42, "label": "x"}
+    assert record.steps["seeded"].params == {"seed": 42, "label": "x"}
+    assert record.steps["source"].params == {"n": 2}
+    assert record.steps["scaled"].params == {}  # fed by a step and the config only
+    given = _pipeline(seeded).run(params={"n": 2, "seed": 5}, store=store)
+    assert store.history.run(given.run_id).steps["seeded"].params == {"seed": 5, "label": "x"}
+    diff = store.history.compare(result.run_id, given.run_id)
+    assert diff["params"] == {"seed": (42, 5)}
+
+
+def test_steps_defaulting_one_name_differently_are_recorded_per_step(open_store):
+    store = open_store()
+    result = _pipeline(seeded, reseeded).run(params={"n": 2}, store=store)
+    record = store.history.run(result.run_id)
+    assert record.params == {"n": 2, "label": "x", "seeded.seed": 42, "reseeded.seed": 7}
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+
+@step
+def talker(n):
+    current().logger.info("talker got %d", n)
+    with current().capture_output():
+        for i in range(3):
+            print(f"talker says {i}")
+    return n
+
+
+@step
+def other_talker(n):
+    current().logger.warning("other got %d", n)
+    with current().capture_output():
+        for i in range(3):
+            print(f"other says {i}")
+    return n
+
+
+@pytest.mark.parametrize("executor", ["sequential", "threads:4", "processes:2"])
+def test_log_lines_are_recorded_with_the_step_that_logged_them(open_store, executor, capsys):
+    store = open_store()
+    result = Pipeline([talker, other_talker], name="talk").run(
+        params={"n": 3}, store=store, executor=executor
+    )
+    record = store.history.run(result.run_id)
+    assert record.steps["talker"].logs == (
+        "INFO talker got 3",
+        "[stdout] talker says 0",
+        "[stdout] talker says 1",
+        "[stdout] talker says 2",
+    )
+    assert record.steps["other_talker"].logs == (
+        "WARNING other got 3",
+        "[stdout] other says 0",
+        "[stdout] other says 1",
+        "[stdout] other says 2",
+    )
+    assert record.steps["talker"].logs_dropped == 0
+    assert "says" not in capsys.readouterr().out
+    assert result.steps["talker"].metrics == {}  # the logs ride along, not as a metric
+
+
+def test_concurrent_steps_in_threads_keep_their_own_printed_lines(open_store):
+    barrier = threading.Barrier(2, timeout=10)
+
+    def speaker(name):
+        @step(name=name)
+        def speak(n):
+            with current().capture_output():
+                barrier.wait()
+                for i in range(200):
+                    print(f"{name} {i}")
+            return n
+
+        return speak
+
+    store = open_store()
+    before = sys.stdout, sys.stderr
+    result = Pipeline([speaker("left"), speaker("right")], name="speakers").run(
+        params={"n": 1}, store=store, executor="threads:2"
+    )
+    record = store.history.run(result.run_id)
+    for name in ("left", "right"):
+        assert record.steps[name].logs == tuple(f"[stdout] {name} {i}" for i in range(200))
+    assert (sys.stdout, sys.stderr) == before  # the redirection is gone with the last step

@@ -149,3 +149,60 @@ def test_the_report_of_a_recorded_run_renders(browser, tmp_path):
     assert page.locator("svg.plait-graph .plait-edge").count() >= 1
     assert page.get_by_text("second cannot use 3").first.is_visible()
     assert errors == []
+
+
+def test_a_recorded_runs_report_shows_its_edges_and_logs_without_the_code(browser, tmp_path):
+    (tmp_path / "flow.py").write_text(
+        textwrap.dedent(
+            """
+            from plait import Pipeline, current, step
+
+            @step
+            def first(n: int) -> int:
+                current().logger.info("first got %d", n)
+                return n
+
+            @step
+            def second(first: int) -> int:
+                with current().capture_output():
+                    print("second printed this")
+                raise RuntimeError(f"second cannot use {first}")
+
+            pipeline = Pipeline([first, second], name="recorded")
+            """
+        ),
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
+    command = [sys.executable, "-m", "plait"]
+    ran = subprocess.run(
+        [*command, "run", "flow.py", "-p", "n=3", "-q", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=90,
+    )
+    assert ran.returncode == 1, ran.stderr
+    run_id = ran.stdout.split('"run_id": "', 1)[1].split('"', 1)[0]
+    (tmp_path / "flow.py").unlink()  # the record alone draws the report
+    shown = subprocess.run(
+        [*command, "runs", "show", run_id, "--html", "run.html"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=90,
+    )
+    assert shown.returncode == 0, shown.stderr
+    page, errors = open_page(browser, tmp_path / "run.html")
+    assert page.locator("svg.plait-graph .plait-edge").count() >= 2  # n -> first -> second
+    assert page.locator("svg.plait-graph .plait-edge title").first.text_content()
+    # a failed step's logs are open; another's open with a click
+    assert page.get_by_text("[stdout] second printed this").is_visible()
+    assert not page.get_by_text("INFO first got 3").is_visible()
+    page.get_by_text("Logs of first").click()
+    assert page.get_by_text("INFO first got 3").is_visible()
+    assert errors == []

@@ -526,3 +526,48 @@ def test_drawings_are_deterministic_across_hash_seeds():
     }
     assert len(outputs) == 1
     assert "subgraph" in outputs.pop()
+
+
+# -- one clock for the timeline and the table ---------------------------------------------------
+def _took(page: str) -> dict[str, str]:
+    return dict(
+        re.findall(r"<title>([^<:]+): [a-z ]+, started at \+[^,]+, took ([^<]+)</title>", page)
+    )
+
+
+def _table_durations(page: str) -> dict[str, str]:
+    rows = re.findall(
+        r'<tr id="[^"]*" class="plait-[a-z_]+"><td[^>]*><code>([^<]+)</code></td>'
+        r'.*?<td class="plait-num">\d+</td><td class="plait-num">([^<]+)</td>',
+        page,
+    )
+    return dict(rows)
+
+
+@step
+def bulky(size: int) -> bytes:
+    return os.urandom(size)  # stored after the function returns: that time counts too
+
+
+@step
+def measured(bulky: bytes) -> int:
+    current().logger.info("measured %d bytes", len(bulky))
+    return len(bulky)
+
+
+def test_the_timeline_and_the_table_show_the_same_durations(tmp_path):
+    result = Pipeline([bulky, measured]).run(params={"size": 40_000_000}, store=Store(tmp_path))
+    page = result.to_html()
+    took, table = _took(page), _table_durations(page)
+    assert set(took) == set(table) == {"bulky", "measured"}
+    assert took == table
+
+
+def test_the_report_shows_each_steps_log_lines(tmp_path):
+    result = Pipeline([bulky, measured]).run(params={"size": 10}, store=Store(tmp_path))
+    page = result.to_html()
+    check_html(page)
+    logs = page.split('<tr class="plait-logs-row">', 1)[1].split("</tr>", 1)[0]
+    assert "Logs of <code>measured</code> (1 line)" in logs
+    assert "INFO measured 10 bytes" in logs
+    assert page.count('<tr class="plait-logs-row">') == 1
