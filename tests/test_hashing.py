@@ -28,6 +28,7 @@ TESTS = Path(__file__).parent
 
 # -- pinned encodings -------------------------------------------------------------------
 # A change to any of these hashes invalidates every user's cache: it must be deliberate.
+# (Issue 11 changed datetimes and times, which now hash their fold and tzinfo itself.)
 PINNED = {
     "none": (None, "626d368fe0e74b4f1a038927df1311d6"),
     "true": (True, "710e1beec5564dbbaa6c0213f9ffc508"),
@@ -58,13 +59,13 @@ PINNED = {
     "set": ({1, 2, 3}, "64a0b963c93f75c077fba485cfac99ee"),
     "frozenset": (frozenset({"x"}), "f77101c569d8cd23b12df77e52e38795"),
     "nested": ({"k": [(1, "a"), {"z": {1.5, 2.5}}]}, "c1f6c05495d3e85f720f8473b9096c3b"),
-    "datetime": (dt.datetime(2024, 1, 2, 3, 4, 5, 6), "d33eff2de300f9cd696726faa66340dd"),
+    "datetime": (dt.datetime(2024, 1, 2, 3, 4, 5, 6), "94454ef549f3abd8524b7aeae4e76d1d"),
     "datetime_utc": (
         dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
-        "36e07d9aaedbc4283cb4b829cc9eaf5e",
+        "6e8c1ca8c2f12f8530a8c6402be68ae9",
     ),
     "date": (dt.date(2024, 1, 2), "a8a2413a891c1aa7cdf8275e78cb41aa"),
-    "time": (dt.time(12, 30), "cc90ebda7f24350463ee9fcf9a8afdce"),
+    "time": (dt.time(12, 30), "4089f3654c05167f4cc739efb9ab512d"),
     "timedelta": (dt.timedelta(days=1, seconds=2), "08e807262a7f95cebea219c39a88d54f"),
     "decimal": (decimal.Decimal("1.10"), "c57f6dccad06d6d5b53319c1f20d2a45"),
     "uuid": (uuid.UUID(int=1), "e013f27f9d76539f03fc21c76ceafd74"),
@@ -114,6 +115,50 @@ def test_data_versions_are_stable_across_processes_and_hash_seeds():
     for seed in ["0", "1", "4242", "random"]:
         assert _versions_in_subprocess(seed) == here, f"PYTHONHASHSEED={seed} differs"
     assert len(set(here)) == len(here)
+
+
+NEW_FAMILIES_SCRIPT = """
+import collections, datetime as dt, json, zoneinfo
+import numpy as np, pandas as pd, pyarrow as pa
+from plait.store.hashing import data_version
+
+def scale(k):
+    return lambda x: x * k + len(("a", "b"))
+
+loop = {"name": "n", "tags": frozenset({"p", "q", "r"})}
+loop["self"] = loop
+values = [
+    collections.OrderedDict([("b", {"x", "y"}), ("a", 1)]),
+    collections.defaultdict(list, {"k": ["v"], "j": []}),
+    dt.datetime(2024, 1, 2, 12, tzinfo=zoneinfo.ZoneInfo("Europe/London"), fold=1),
+    pd.DataFrame({"o": pd.Series([None, "a", float("nan")], dtype=object)}).rename_axis(
+        columns="fields"
+    ),
+    pa.Table.from_pandas(pd.DataFrame({"c": pd.Categorical(["s", "t", "s"])})),
+    np.ma.array([1.0, 2.0], mask=[True, False]),
+    scale(3),
+    loop,
+]
+print(json.dumps([data_version(v) for v in values]))
+"""
+
+
+def test_new_families_are_stable_across_processes_and_hash_seeds():
+    def run(seed):
+        completed = subprocess.run(
+            [sys.executable, "-c", NEW_FAMILIES_SCRIPT],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+            timeout=60,
+        )
+        return json.loads(completed.stdout)
+
+    first = run("0")
+    assert len(set(first)) == len(first)
+    for seed in ["1", "4242"]:
+        assert run(seed) == first, f"PYTHONHASHSEED={seed} differs"
 
 
 # -- canonical form -------------------------------------------------------------------------

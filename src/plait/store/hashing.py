@@ -2,39 +2,74 @@
 
 A data version is a 128-bit xxh3 digest (32 hex digits) of a canonical, type-tagged
 encoding of the value, so it is the same in every process and under every
-``PYTHONHASHSEED``:
+``PYTHONHASHSEED``. The contract: two values get the same data version exactly when they
+are *the same value* — the same exact type (``1``, ``1.0`` and ``True`` differ; so do a
+``list`` and its subclass) and equal, including everything that makes them behave
+differently although ``==`` may ignore it:
 
-- scalars are tagged by type: ``1``, ``1.0`` and ``True`` differ; floats hash exactly;
-- dicts and sets are order-free (their items' digests are sorted), lists and tuples are
-  ordered and differ from each other;
-- numpy arrays hash dtype, shape and raw bytes (large buffers go straight to xxh3, at
-  memory speed); pandas frames and series hash column names, dtypes, index and each
-  column's buffers; pyarrow tables and polars frames hash their schema and buffers;
-- datetimes, dates, paths, enums, decimals, UUIDs, dataclasses and pydantic models have
-  their own encodings;
-- anything else: a registered hasher (:func:`register_hasher`), else its pickled state
-  under its class name — never a constant, so two different objects never collide by
-  construction.
+- scalars by type and exact content (floats bit for bit: ``0.0`` and ``-0.0`` differ,
+  a NaN equals itself);
+- lists and tuples ordered; plain dicts and sets order-free (``{'a': 1, 'b': 2} ==
+  {'b': 2, 'a': 1}`` in Python, so they share a version); ``OrderedDict`` ordered (its
+  ``==`` is); ``defaultdict`` with its ``default_factory``; subclasses by exact type;
+- datetimes and times with their ``tzinfo`` (``UTC`` differs from ``Europe/London`` in
+  winter, at the same offset) and ``fold``;
+- numpy arrays by exact type (``matrix``, ``recarray``, masked arrays with their mask and
+  fill value), dtype, shape and bytes — large buffers go straight to xxh3, at memory
+  speed; pandas objects by type, index and column names and levels, dtypes, categories,
+  timezones and the kind of each null in object columns; pyarrow tables and polars frames
+  by schema and content, dictionaries, lists and structs included;
+- enums, paths, decimals, UUIDs, dataclasses and pydantic models by their own encodings;
+  functions by value: their cloudpickle bytes (code, defaults, closure values, referenced
+  globals), never their address;
+- anything else: a registered hasher (:func:`register_hasher`), else its pickle state
+  (``__reduce_ex__``) hashed structurally, else its cloudpickle bytes. A value that has
+  none of these raises :class:`~plait.errors.UnhashableValueError`: plait never falls back
+  to ``repr`` or ``id``, which would collide once an address is reused.
 
-Optional libraries are only imported when a value of theirs is hashed.
+Where the encoding errs, it errs towards a spurious cache miss, never a collision: equal
+values may still differ when their bytes do (two NaNs with different payloads, padding
+bytes of aligned structured dtypes, pickles of sets whose order depends on the process).
+
+Design note: values are walked depth-first with an explicit stack of encoders (see
+:mod:`plait.store._hash_core`), so a 100,000-deep nesting costs no Python stack. An
+object met again while it is still being encoded (a reference cycle) is hashed as a
+back-reference marker with its distance up the stack, so equal cyclic structures share
+a version. Optional libraries are only imported when a value of theirs is hashed.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import decimal
 import enum
 import pathlib
-import pickle
-import struct
+import types
 import uuid
-from collections.abc import Callable, Mapping
+import zoneinfo
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+
+from plait.errors import UnhashableValueError
+from plait.store._hash_arrays import LIBRARIES
+from plait.store._hash_core import (
+    LEAF,
+    Encoder,
+    Hasher,
+    Into,
+    new_hasher,
+    qualified_name,
+    size,
+    tag,
+)
 
 __all__ = ["data_version", "file_version", "register_hasher"]
 
-_Hasher = Any  # an xxhash.xxh3_128 object
+MAX_DEPTH = 100_000
+"""Nesting deeper than this is refused (an object graph that unfolds without end)."""
+
 _CUSTOM: dict[type, Callable[[Any], Any]] = {}
 
 
@@ -58,60 +93,105 @@ def register_hasher(cls: type, function: Callable[[Any], Any] | None = None) -> 
     return register(function) if function is not None else register
 
 
-def _new() -> _Hasher:
-    import xxhash
-
-    return xxhash.xxh3_128()
-
-
 def data_version(value: Any) -> str:
-    """The content hash of ``value`` (32 hex digits), stable across processes."""
-    hasher = _new()
-    _update(hasher, value)
+    """The content hash of ``value`` (32 hex digits), stable across processes.
+
+    Raises:
+        UnhashableValueError: A part of ``value`` has no canonical hash, no registered
+            hasher and cannot be pickled (a lock, a generator, an open socket...).
+    """
+    hasher = new_hasher()
+    try:
+        _encode(hasher, value)
+    except UnhashableValueError as error:
+        if error.value_type is type(value):
+            raise
+        raise UnhashableValueError(
+            f"{error} (inside a {qualified_name(type(value))})",
+            value_type=error.value_type,
+            cause=error.cause,
+        ) from error.cause
     return str(hasher.hexdigest())
 
 
 def file_version(path: str | pathlib.Path) -> str:
     """The content hash of a file's bytes (read in 8 MiB blocks)."""
-    hasher = _new()
+    hasher = new_hasher()
     with open(path, "rb") as handle:
         while block := handle.read(8 << 20):
             hasher.update(block)
     return str(hasher.hexdigest())
 
 
-def _tag(hasher: _Hasher, tag: bytes, payload: bytes) -> None:
-    hasher.update(tag)
-    hasher.update(struct.pack("<Q", len(payload)))
-    hasher.update(payload)
+# -- the traversal ---------------------------------------------------------------------------
+
+_Frame = tuple[Iterator[Any], Hasher, int]  # operations, their hasher, id of the value
 
 
-def _digest_of(value: Any) -> bytes:
-    hasher = _new()
-    _update(hasher, value)
-    return bytes(hasher.digest())
+def _encode(hasher: Hasher, root: Any) -> None:
+    """Feed ``root``'s encoding to ``hasher``: depth-first, with an explicit stack."""
+    stack: list[_Frame] = []
+    on_path: dict[int, int] = {}  # id of each value being encoded -> its depth
+    simple = _SIMPLE
+    if not _enter(root, hasher, stack, on_path):
+        return
+    while stack:
+        operations, own, key = stack[-1]
+        for operation in operations:  # until one needs a frame of its own
+            target, value = own, operation
+            if type(operation) is Into:
+                target, value = operation.hasher, operation.value
+            writer = simple.get(type(value))
+            if writer is not None:
+                writer(target, value)
+            elif _enter(value, target, stack, on_path):
+                break  # resumed here, where it left off, once the new frame is done
+        else:
+            stack.pop()
+            del on_path[key]
 
 
-def _update(hasher: _Hasher, value: Any) -> None:
-    kind = type(value)
-    simple = _SIMPLE.get(kind)
+def _enter(value: Any, hasher: Hasher, stack: list[_Frame], on_path: dict[int, int]) -> bool:
+    """Encode ``value`` at once if it can be (True when a frame was pushed instead)."""
+    simple = _SIMPLE.get(type(value))
     if simple is not None:
         simple(hasher, value)
-        return
+        return False
+    if _write_flat(hasher, value):
+        return False
+    key = id(value)
+    depth = on_path.get(key)
+    if depth is not None:  # a reference cycle: where up the stack the value is
+        hasher.update(b"@" + size(len(stack) - depth))
+        return False
+    if len(stack) >= MAX_DEPTH:
+        raise UnhashableValueError(
+            f"cannot hash a {qualified_name(type(value))}: nested deeper than "
+            f"{MAX_DEPTH} levels; register a hasher for the type that unfolds without end",
+            value_type=type(value),
+        )
+    operations = _encoder_for(value)(hasher, value)
+    if operations is LEAF:
+        return False
+    on_path[key] = len(stack)
+    stack.append((iter(operations), hasher, key))
+    return True
+
+
+def _encoder_for(value: Any) -> Encoder:
+    kind = type(value)
+    encoder = _EXACT.get(kind)
+    if encoder is not None:
+        return encoder
     custom = _find_custom(kind)
     if custom is not None:
-        hasher.update(b"X" + _qualname(kind).encode())
-        replacement = custom(value)
-        if isinstance(replacement, bytes | bytearray | memoryview):
-            _tag(hasher, b"Y", bytes(replacement))
-        else:
-            _update(hasher, replacement)
-        return
-    module = kind.__module__.partition(".")[0]
-    special = _BY_MODULE.get(module)
-    if special is not None and special(hasher, value):
-        return
-    _structured(hasher, value)
+        return _custom_encoder(custom)
+    for base in kind.__mro__[:-1]:  # library types and their subclasses
+        select = LIBRARIES.get(base.__module__.partition(".")[0])
+        found = select(value) if select is not None else None
+        if found is not None:
+            return found
+    return _structured(value)
 
 
 def _find_custom(kind: type) -> Callable[[Any], Any] | None:
@@ -123,297 +203,296 @@ def _find_custom(kind: type) -> Callable[[Any], Any] | None:
     return None
 
 
-def _qualname(kind: type) -> str:
-    return f"{kind.__module__}.{kind.__qualname__}"
+def _custom_encoder(function: Callable[[Any], Any]) -> Encoder:
+    def encode(hasher: Hasher, value: Any) -> Iterable[Any]:
+        hasher.update(b"X" + qualified_name(type(value)).encode())
+        replacement = function(value)
+        if isinstance(replacement, bytes | bytearray | memoryview):
+            tag(hasher, b"Y", bytes(replacement))
+            return LEAF
+        return (replacement,)
+
+    return encode
 
 
-def _hash_sequence(tag: bytes) -> Callable[[_Hasher, Any], None]:
-    def update(hasher: _Hasher, value: Any) -> None:
-        hasher.update(tag + struct.pack("<Q", len(value)))
-        for item in value:
-            _update(hasher, item)
-
-    return update
+# -- Python values ---------------------------------------------------------------------------
 
 
-def _hash_unordered(tag: bytes) -> Callable[[_Hasher, Any], None]:
-    def update(hasher: _Hasher, value: Any) -> None:
-        hasher.update(tag + struct.pack("<Q", len(value)))
-        for digest in sorted(_digest_of(item) for item in value):
+def _int(hasher: Hasher, value: int) -> None:
+    tag(hasher, b"I", value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True))
+
+
+def _complex(hasher: Hasher, value: complex) -> None:
+    tag(hasher, b"C", f"{value.real.hex()},{value.imag.hex()}".encode())
+
+
+def _timedelta(hasher: Hasher, value: dt.timedelta) -> None:
+    tag(hasher, b"r", repr((value.days, value.seconds, value.microseconds)).encode())
+
+
+_SIMPLE: dict[type, Callable[[Hasher, Any], None]] = {
+    type(None): lambda h, v: h.update(b"N"),
+    bool: lambda h, v: h.update(b"B1" if v else b"B0"),
+    int: _int,
+    float: lambda h, v: tag(h, b"F", v.hex().encode()),
+    complex: _complex,
+    str: lambda h, v: tag(h, b"S", v.encode("utf-8", "surrogatepass")),
+    bytes: lambda h, v: tag(h, b"Y", v),
+    bytearray: lambda h, v: tag(h, b"y", bytes(v)),
+    dt.date: lambda h, v: tag(h, b"d", v.isoformat().encode()),
+    dt.timedelta: _timedelta,
+    decimal.Decimal: lambda h, v: tag(h, b"M", str(v).encode()),
+    uuid.UUID: lambda h, v: tag(h, b"U", v.bytes),
+    range: lambda h, v: tag(h, b"R", repr((v.start, v.stop, v.step)).encode()),
+}
+"""Exact types written at once: values that cannot contain anything else."""
+
+
+def _write_flat(hasher: Hasher, value: Any) -> bool:
+    """Write a list or tuple of scalars at once (no encoder frame); False for others."""
+    label = _FLAT.get(type(value))
+    if label is None:
+        return False
+    simple = _SIMPLE
+    for item in value:
+        if type(item) not in simple:
+            return False
+    hasher.update(label + size(len(value)))
+    for item in value:
+        simple[type(item)](hasher, item)
+    return True
+
+
+_FLAT: dict[type, bytes] = {list: b"L", tuple: b"T"}
+
+
+def _sequence(label: bytes) -> Encoder:
+    def encode(hasher: Hasher, value: Any) -> Iterable[Any]:
+        hasher.update(label + size(len(value)))
+        items: Iterable[Any] = value  # each item is an operation: encoded in place
+        return items
+
+    return encode
+
+
+def _digests(items: Iterable[Any], digests: list[bytes]) -> Iterator[Any]:
+    """Append the digest of each item to ``digests`` (scalars at once)."""
+    for item in items:
+        sub = new_hasher()
+        simple = _SIMPLE.get(type(item))
+        if simple is not None:
+            simple(sub, item)
+        elif not _write_flat(sub, item):
+            yield Into(item, sub)
+        digests.append(sub.digest())
+
+
+def _unordered(label: bytes) -> Encoder:
+    def encode(hasher: Hasher, value: Any) -> Iterator[Any]:
+        hasher.update(label + size(len(value)))
+        digests: list[bytes] = []
+        yield from _digests(value, digests)
+        for digest in sorted(digests):
             hasher.update(digest)
 
-    return update
+    return encode
 
 
-def _hash_mapping(hasher: _Hasher, value: Mapping[Any, Any]) -> None:
-    hasher.update(b"D" + struct.pack("<Q", len(value)))
-    for digest in sorted(_digest_of((k, v)) for k, v in value.items()):
+def _mapping(hasher: Hasher, value: Mapping[Any, Any]) -> Iterator[Any]:
+    """Order-free: the sorted digests of its ``(key, value)`` pairs (encoded as tuples)."""
+    hasher.update(b"D" + size(len(value)))
+    digests: list[bytes] = []
+    for pair in value.items():
+        sub = new_hasher()
+        sub.update(b"T" + size(2))
+        for part in pair:
+            simple = _SIMPLE.get(type(part))
+            if simple is not None:
+                simple(sub, part)
+            elif not _write_flat(sub, part):
+                yield Into(part, sub)
+        digests.append(sub.digest())
+    for digest in sorted(digests):
         hasher.update(digest)
 
 
-_SIMPLE: dict[type, Callable[[_Hasher, Any], None]] = {
-    type(None): lambda h, v: h.update(b"N"),
-    bool: lambda h, v: h.update(b"B1" if v else b"B0"),
-    int: lambda h, v: _tag(h, b"I", v.to_bytes(v.bit_length() // 8 + 1, "little", signed=True)),
-    float: lambda h, v: _tag(h, b"F", v.hex().encode()),
-    complex: lambda h, v: _tag(h, b"C", f"{v.real.hex()},{v.imag.hex()}".encode()),
-    str: lambda h, v: _tag(h, b"S", v.encode("utf-8", "surrogatepass")),
-    bytes: lambda h, v: _tag(h, b"Y", v),
-    bytearray: lambda h, v: _tag(h, b"y", bytes(v)),
-    list: _hash_sequence(b"L"),
-    tuple: _hash_sequence(b"T"),
-    dict: _hash_mapping,
-    set: _hash_unordered(b"E"),
-    frozenset: _hash_unordered(b"e"),
-    dt.datetime: lambda h, v: _tag(h, b"t", v.isoformat().encode()),
-    dt.date: lambda h, v: _tag(h, b"d", v.isoformat().encode()),
-    dt.time: lambda h, v: _tag(h, b"h", v.isoformat().encode()),
-    dt.timedelta: lambda h, v: _tag(h, b"r", repr((v.days, v.seconds, v.microseconds)).encode()),
-    decimal.Decimal: lambda h, v: _tag(h, b"M", str(v).encode()),
-    uuid.UUID: lambda h, v: _tag(h, b"U", v.bytes),
-    range: lambda h, v: _tag(h, b"R", repr((v.start, v.stop, v.step)).encode()),
+def _ordered_mapping(hasher: Hasher, value: Mapping[Any, Any]) -> Iterator[Any]:
+    hasher.update(b"Z" + size(len(value)))
+    for key, item in value.items():
+        yield key
+        yield item
+
+
+def _instance_state(value: Any) -> dict[str, Any] | None:
+    """Attributes a subclass of a builtin container carries beside its items, if any."""
+    return getattr(value, "__dict__", None) or None
+
+
+def _subclassed_container(label: bytes, items: Encoder) -> Encoder:
+    def encode(hasher: Hasher, value: Any) -> Iterator[Any]:
+        tag(hasher, label, qualified_name(type(value)).encode())
+        if isinstance(value, collections.defaultdict):
+            yield value.default_factory
+        yield from items(hasher, value)
+        yield _instance_state(value)
+
+    return encode
+
+
+def _datetime(hasher: Hasher, value: dt.datetime | dt.time) -> Iterable[Any]:
+    """The wall time, ``fold`` and the ``tzinfo`` itself (not just today's offset)."""
+    label = b"t" if isinstance(value, dt.datetime) else b"h"
+    wall = value.replace(tzinfo=None, fold=0).isoformat()
+    tag(hasher, label, f"{wall}|{value.fold}".encode())
+    if value.tzinfo is None:
+        hasher.update(b"N")
+        return LEAF
+    return (value.tzinfo,)
+
+
+def _timezone(hasher: Hasher, value: dt.timezone) -> Iterable[Any]:
+    tag(hasher, b"z", f"{value.utcoffset(None)}|{value.tzname(None)}".encode())
+    return LEAF
+
+
+def _zone(hasher: Hasher, value: zoneinfo.ZoneInfo) -> Iterable[Any]:
+    key: str | None = value.key
+    if key is None:  # built from a file: no name, and its pickle fails, so say so
+        return _object(hasher, value)
+    tag(hasher, b"Z", key.encode())
+    return LEAF
+
+
+_EXACT: dict[type, Encoder] = {
+    list: _sequence(b"L"),
+    tuple: _sequence(b"T"),
+    dict: _mapping,
+    set: _unordered(b"E"),
+    frozenset: _unordered(b"e"),
+    collections.OrderedDict: _subclassed_container(b"m", _ordered_mapping),
+    collections.defaultdict: _subclassed_container(b"m", _mapping),
+    dt.datetime: _datetime,
+    dt.time: _datetime,
+    dt.timezone: _timezone,
+    zoneinfo.ZoneInfo: _zone,
 }
+"""Exact types that contain other values (or a tzinfo), before any registered hasher."""
 
 
-def _structured(hasher: _Hasher, value: Any) -> None:
-    kind = type(value)
-    name = _qualname(kind).encode()
+def _structured(value: Any) -> Encoder:
+    """The encoder of a value that is not of an exact builtin or library type."""
     if isinstance(value, enum.Enum):
-        _tag(hasher, b"n", name)
-        _update(hasher, value.value)
-    elif isinstance(value, pathlib.PurePath):
-        _tag(hasher, b"P", name + b":" + str(value).encode())
-    elif isinstance(value, Mapping):
-        _tag(hasher, b"m", name)
-        _hash_mapping(hasher, value)
-    elif isinstance(value, list | tuple):  # subclasses (namedtuples...)
-        _tag(hasher, b"l", name)
-        _hash_sequence(b"L")(hasher, value)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        _tag(hasher, b"c", name)
-        for field in dataclasses.fields(value):
-            _update(hasher, field.name)
-            _update(hasher, getattr(value, field.name))
-    elif hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
-        _tag(hasher, b"p", name)
-        _update(hasher, value.model_dump(mode="python"))
-    elif isinstance(value, type):
-        _tag(hasher, b"k", name + b":" + _qualname(value).encode())
-    else:
-        _fallback(hasher, value, name)
+        return _enum
+    if isinstance(value, pathlib.PurePath):
+        return _path
+    if isinstance(value, collections.OrderedDict):
+        return _subclassed_container(b"m", _ordered_mapping)
+    if isinstance(value, Mapping):
+        return _subclassed_container(b"m", _mapping)
+    if isinstance(value, list | tuple):  # subclasses (namedtuples...)
+        return _subclassed_container(b"l", _sequence(b"L"))
+    if isinstance(value, set | frozenset):
+        return _subclassed_container(b"s", _unordered(b"E"))
+    if isinstance(value, types.FunctionType):
+        return _function
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _dataclass
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
+        return _pydantic
+    if isinstance(value, type):
+        return _type
+    return _object
 
 
-def _fallback(hasher: _Hasher, value: Any, name: bytes) -> None:
-    """Objects: their state (``__getstate__``/``__dict__``/slots), else their pickle."""
-    _tag(hasher, b"o", name)
-    state = None
+def _enum(hasher: Hasher, value: enum.Enum) -> Iterable[Any]:
+    tag(hasher, b"n", qualified_name(type(value)).encode())
+    return (value.value,)
+
+
+def _path(hasher: Hasher, value: pathlib.PurePath) -> Iterable[Any]:
+    tag(hasher, b"P", f"{qualified_name(type(value))}:{value}".encode())
+    return LEAF
+
+
+def _type(hasher: Hasher, value: type) -> Iterable[Any]:
+    name = f"{qualified_name(type(value))}:{qualified_name(value)}"
+    tag(hasher, b"k", name.encode())
+    return LEAF
+
+
+def _dataclass(hasher: Hasher, value: Any) -> Iterator[Any]:
+    tag(hasher, b"c", qualified_name(type(value)).encode())
+    names = set()
+    for field in dataclasses.fields(value):
+        names.add(field.name)
+        yield field.name
+        yield getattr(value, field.name)
+    extra = {k: v for k, v in getattr(value, "__dict__", {}).items() if k not in names}
+    yield extra or None
+
+
+def _pydantic(hasher: Hasher, value: Any) -> Iterable[Any]:
+    tag(hasher, b"p", qualified_name(type(value)).encode())
+    return (value.model_dump(mode="python"),)
+
+
+def _function(hasher: Hasher, value: types.FunctionType) -> Iterable[Any]:
+    """A function by value: cloudpickle bytes of a copy (an importable function itself
+    would be pickled by reference, its name only)."""
+    copy = types.FunctionType(
+        value.__code__, value.__globals__, value.__name__, value.__defaults__, value.__closure__
+    )
+    copy.__kwdefaults__ = value.__kwdefaults__
+    copy.__qualname__ = value.__qualname__
+    copy.__module__ = value.__module__
+    copy.__dict__.update(value.__dict__)
+    tag(hasher, b"f", qualified_name(type(value)).encode())
+    tag(hasher, b"Y", _pickled(copy, type(value)))
+    return LEAF
+
+
+def _object(hasher: Hasher, value: Any) -> Iterable[Any]:
+    """Its pickle recipe (``__reduce_ex__``) hashed structurally, else its pickle."""
+    tag(hasher, b"o", qualified_name(type(value)).encode())
     try:
         reduced = value.__reduce_ex__(4)
-    except Exception:
+    except Exception:  # not picklable this way: cloudpickle may know better
         reduced = None
-    if isinstance(reduced, tuple) and len(reduced) >= 3 and reduced[2] is not None:
-        state = reduced[2]
-        _update(hasher, reduced[1] if isinstance(reduced[1], tuple) else ())
-        _update(hasher, state)
-        return
+    if isinstance(reduced, tuple) and len(reduced) >= 2:
+        recipe = (*reduced, None, None, None)[:5]
+        build, arguments, state, items, pairs = recipe
+        hasher.update(b"r")
+        tag(hasher, b"S", _callable_name(build).encode())
+        return (
+            arguments if isinstance(arguments, tuple) else (arguments,),
+            state,
+            None if items is None else list(items),
+            None if pairs is None else list(pairs),
+        )
+    tag(hasher, b"Y", _pickled(value, type(value)))
+    return LEAF
+
+
+def _callable_name(build: Any) -> str:
+    module = getattr(build, "__module__", None)
+    name = getattr(build, "__qualname__", None)
+    if isinstance(module, str) and isinstance(name, str):
+        return f"{module}.{name}"
+    return _pickled(build, type(build)).hex()
+
+
+def _pickled(value: Any, value_type: type) -> bytes:
+    import cloudpickle
+
     try:
-        payload = pickle.dumps(value, protocol=5)
-    except Exception:
-        payload = repr(value).encode()  # unpicklable: its repr, with the id-free parts
-    _tag(hasher, b"Y", payload)
-
-
-# -- array libraries: their buffers go straight to xxh3 ------------------------------------
-
-
-def _numpy(hasher: _Hasher, value: Any) -> bool:
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        dtype = repr(value.dtype.descr) if value.dtype.fields else value.dtype.str
-        _tag(hasher, b"A", f"{dtype}|{value.shape}".encode())
-        if value.dtype.hasobject:
-            _hash_sequence(b"L")(hasher, value.ravel().tolist())
-        else:
-            if value.dtype.kind in "mM":  # datetimes and timedeltas: their int64 ticks
-                value = value.view("<i8")
-            hasher.update(np.ascontiguousarray(value).data.cast("B"))
-        return True
-    if isinstance(value, np.generic):
-        _tag(hasher, b"a", f"{value.dtype.str}".encode())
-        hasher.update(value.tobytes())
-        return True
-    return False
-
-
-def _pandas(hasher: _Hasher, value: Any) -> bool:
-    import pandas as pd
-
-    if isinstance(value, pd.DataFrame):
-        _tag(hasher, b"Q", repr(value.shape).encode())
-        _update(hasher, [str(c) for c in value.columns])
-        _update(hasher, [type(c).__name__ for c in value.columns])
-        _pandas_index(hasher, value.index)
-        for _, column in value.items():
-            _pandas_values(hasher, column)
-        return True
-    if isinstance(value, pd.Series):
-        _tag(hasher, b"q", repr(value.name).encode())
-        _pandas_index(hasher, value.index)
-        _pandas_values(hasher, value)
-        return True
-    if isinstance(value, pd.Index):
-        _pandas_index(hasher, value)
-        return True
-    return False
-
-
-def _pandas_index(hasher: _Hasher, index: Any) -> None:
-    import pandas as pd
-
-    if isinstance(index, pd.RangeIndex):
-        _tag(hasher, b"i", repr((index.start, index.stop, index.step, index.name)).encode())
-        return
-    if isinstance(index, pd.MultiIndex):
-        _tag(hasher, b"j", repr((index.nlevels, list(index.names))).encode())
-        for level in range(index.nlevels):
-            _pandas_values(hasher, index.get_level_values(level))
-        return
-    _tag(hasher, b"x", repr((str(index.dtype), index.names)).encode())
-    _pandas_values(hasher, index)
-
-
-def _pandas_values(hasher: _Hasher, values: Any) -> None:
-    import pandas as pd
-
-    array = values.array if hasattr(values, "array") else values
-    _tag(hasher, b"v", str(values.dtype).encode())
-    if isinstance(values.dtype, pd.CategoricalDtype):  # categories and order matter too
-        hasher.update(b"o1" if values.dtype.ordered else b"o0")
-        _pandas_values(hasher, pd.Index(values.dtype.categories))
-        _numpy(hasher, pd.Categorical(values).codes)
-        return
-    arrow = getattr(array, "_pa_array", None)
-    if arrow is not None:  # arrow-backed (str, string[pyarrow], ...): hash its content
-        _arrow_chunks(hasher, arrow)
-        return
-    numpy_values = values.to_numpy() if hasattr(values, "to_numpy") else values
-    if numpy_values.dtype.hasobject:
-        _object_column(hasher, numpy_values)
-    else:
-        _numpy(hasher, numpy_values)
-
-
-def _object_column(hasher: _Hasher, values: Any) -> None:
-    """Object columns (usually strings): through arrow when it can, else item by item."""
-    try:
-        import pyarrow as pa
-
-        array = pa.array(values, from_pandas=True)
-    except Exception:
-        array = None
-    if array is None or not (pa.types.is_string(array.type) or pa.types.is_binary(array.type)):
-        _hash_sequence(b"L")(hasher, values.tolist())  # mixed objects keep their types
-        return
-    _arrow_chunks(hasher, array)
-
-
-def _arrow_chunks(hasher: _Hasher, array: Any) -> None:
-    """Hash an arrow array's logical content, the same for any chunking, slicing or buffer
-    padding: values, lengths and null positions go to three streams, so chunk boundaries
-    leave no trace."""
-    import numpy as np
-
-    chunks = getattr(array, "chunks", [array])
-    _tag(hasher, b"W", f"{array.type}|{len(array)}".encode())
-    streams = [_new(), _new(), _new()]  # values, lengths, null positions
-    position = 0
-    for raw in chunks:
-        chunk = raw
-        if raw.null_count:
-            mask = raw.is_null().to_numpy(zero_copy_only=False)
-            streams[2].update((np.flatnonzero(mask) + position).astype("<i8").tobytes())
-            chunk = _without_null_bytes(raw)
-        if not _arrow_buffers(streams, chunk):
-            for item in chunk.to_pylist():  # booleans, nested, dictionary...: exact, slower
-                _update(streams[0], item)
-        position += len(chunk)
-    for stream in streams:
-        hasher.update(stream.digest())
-
-
-def _without_null_bytes(chunk: Any) -> Any:
-    """The chunk with defined values under its null slots (their bytes are arbitrary)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kind = chunk.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        filler = pa.scalar("", type=kind)
-    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        filler = pa.scalar(b"", type=kind)
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        filler = pa.scalar(0, type=kind)
-    else:
-        return chunk  # other types are hashed through their Python values
-    try:
-        return pc.fill_null(chunk, filler)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return chunk
-
-
-def _arrow_buffers(streams: list[_Hasher], chunk: Any) -> bool:
-    """Feed the live bytes of a primitive or string chunk; False for other types."""
-    import numpy as np
-    import pyarrow as pa
-
-    kind, start, count = chunk.type, chunk.offset, len(chunk)
-    buffers = chunk.buffers()
-    large = pa.types.is_large_string(kind) or pa.types.is_large_binary(kind)
-    if large or pa.types.is_string(kind) or pa.types.is_binary(kind):
-        offsets = np.frombuffer(buffers[1], dtype="<i8" if large else "<i4")
-        offsets = offsets[start : start + count + 1]
-        if count:
-            streams[1].update(np.diff(offsets).astype("<i8").tobytes())
-            streams[0].update(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])])
-        return True
-    bit_width = getattr(kind, "bit_width", 0)
-    if bit_width and bit_width % 8 == 0 and len(buffers) == 2 and buffers[1] is not None:
-        size = bit_width // 8
-        streams[0].update(memoryview(buffers[1])[start * size : (start + count) * size])
-        return True
-    return False
-
-
-def _pyarrow(hasher: _Hasher, value: Any) -> bool:
-    import pyarrow as pa
-
-    if isinstance(value, pa.Table | pa.RecordBatch):
-        _tag(hasher, b"G", str(value.schema).encode())
-        for column in value.columns:
-            _arrow_chunks(hasher, column)
-        return True
-    if isinstance(value, pa.Array | pa.ChunkedArray):
-        _arrow_chunks(hasher, value)
-        return True
-    return False
-
-
-def _polars(hasher: _Hasher, value: Any) -> bool:
-    import polars as pl
-
-    if isinstance(value, pl.DataFrame):
-        _tag(hasher, b"O", b"polars")
-        return _pyarrow(hasher, value.to_arrow())
-    if isinstance(value, pl.Series):
-        _tag(hasher, b"o", value.name.encode())
-        return _pyarrow(hasher, value.to_arrow())
-    return False
-
-
-_BY_MODULE: dict[str, Callable[[_Hasher, Any], bool]] = {
-    "numpy": _numpy,
-    "pandas": _pandas,
-    "pyarrow": _pyarrow,
-    "polars": _polars,
-}
+        return bytes(cloudpickle.dumps(value, protocol=5))
+    except Exception as error:  # every pickling failure means the same thing here
+        name = qualified_name(value_type)
+        raise UnhashableValueError(
+            f"cannot hash a value of type {name}: plait has no canonical hash for it and "
+            f"it cannot be pickled ({type(error).__name__}: {error}); return a plain value "
+            f"instead, or teach plait with "
+            f"plait.store.hashing.register_hasher({value_type.__qualname__}, function)",
+            value_type=value_type,
+            cause=error,
+        ) from error
