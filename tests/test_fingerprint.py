@@ -569,6 +569,30 @@ def test_a_module_level_set_is_state_not_part_of_the_fingerprint(tmp_path):
     assert _constant_fingerprint(tmp_path / "edited", "{'compute'}") == base
 
 
+@pytest.mark.parametrize(
+    "body",
+    ["COUNTS.append(x)", "COUNTS.clear()", "COUNTS[0] = x", "COUNTS[0] += x", "del COUNTS[0]"],
+)
+def test_a_module_list_the_step_mutates_does_not_change_the_fingerprint_between_runs(
+    tmp_path, body
+):
+    source = f"""
+from plait import step
+
+COUNTS = [0]
+
+@step
+def compute(x):
+    {body}
+    return x
+"""
+    module = load_module(tmp_path / "m", "fp_steps", source)
+    store = tmp_path / "store"
+    assert not Pipeline([module.compute], store=store).run(params={"x": 1}).steps["compute"].cached
+    module.COUNTS[:] = [0, 5]
+    assert Pipeline([module.compute], store=store).run(params={"x": 1}).steps["compute"].cached
+
+
 def test_a_plain_closure_variable_is_part_of_the_fingerprint(tmp_path):
     source = """
 from plait import step

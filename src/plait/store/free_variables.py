@@ -6,8 +6,10 @@ Design note
 comprehensions nested in it) once and caches the answer per code object: which names it
 loads as globals, which ``name.attribute`` pairs it loads (``config.LIMIT`` where
 ``config`` is a module), which globals and closure variables it assigns, and which
-globals it calls a mutating method on (``SEEN.append(x)``). Reading the bytecode rather
-than ``co_names`` keeps attribute names (``df.data``) from passing for globals.
+globals it mutates: calls a mutating method on (``SEEN.append(x)``), or assigns an item
+on a line that loads them (``COUNTS[k] += 1``; every global on that line counts, to be
+safe). Reading the bytecode rather than ``co_names`` keeps attribute names (``df.data``)
+from passing for globals.
 
 :func:`constant_text` decides whether a value is *plain data* that a fingerprint can
 include by value, and returns its canonical text: ``None``, booleans, numbers, strings,
@@ -69,6 +71,7 @@ _LOAD_GLOBAL = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
 _LOAD_ATTRIBUTE = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 _STORE_GLOBAL = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL"})
 _STORE_CELL = frozenset({"STORE_DEREF", "DELETE_DEREF"})
+_STORE_ITEM = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE"})
 _SCALARS: tuple[type, ...] = (int, float, complex, str, bytes, bool, type(None))
 _VALUE_TYPES: tuple[type, ...] = (
     datetime.date,
@@ -87,7 +90,8 @@ class Reads:
         names: Names loaded as globals, sorted.
         attributes: ``(global, attribute)`` pairs loaded as ``global.attribute``, sorted.
         assigned: Globals and closure variables the code assigns or deletes.
-        mutated: Globals the code calls a mutating method on (``append``, ``update``...).
+        mutated: Globals the code calls a mutating method on (``append``, ``update``...)
+            or may assign an item of (``TABLE[k] = v``).
     """
 
     names: tuple[str, ...]
@@ -123,19 +127,25 @@ def _scan(code: types.CodeType) -> Reads:
     mutated: set[str] = set()
     for current in _codes(code):
         previous: str | None = None  # the global loaded by the previous instruction
+        on_line: list[str] = []  # globals loaded on the current line, for ``TABLE[k] = v``
         for instruction in dis.get_instructions(current):
             operation, value = instruction.opname, instruction.argval
+            if instruction.starts_line:
+                on_line.clear()
             if operation in _LOAD_ATTRIBUTE and previous is not None and isinstance(value, str):
                 attributes.add((previous, value))
                 if value in _MUTATORS:
                     mutated.add(previous)
             elif operation in _STORE_GLOBAL or operation in _STORE_CELL:
                 assigned.add(str(value))
+            elif operation in _STORE_ITEM:
+                mutated.update(on_line)  # over-approximates: any container on the line
             if operation == "EXTENDED_ARG":
                 continue  # a prefix of the next instruction: keep ``previous``
             previous = None
             if operation in _LOAD_GLOBAL and isinstance(value, str):
                 names.add(value)
+                on_line.append(value)
                 previous = value
     return Reads(
         tuple(sorted(names)), tuple(sorted(attributes)), frozenset(assigned), frozenset(mutated)
