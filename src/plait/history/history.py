@@ -68,6 +68,7 @@ class History:
         self.url = url
         self._db: Database | None = None
         self._lock = threading.Lock()
+        self._structures: set[str] = set()  # ids of structures known to be stored
 
     @property
     def db(self) -> Database:
@@ -101,9 +102,13 @@ class History:
         executor: str,
         origin_run_id: str | None,
         inputs: bytes | None,
-        structure: RecordedPipeline | None = None,
+        structure: str | None = None,
     ) -> RunRecorder:
-        """Record a run as started and return the recorder of its steps."""
+        """Record a run as started and return the recorder of its steps.
+
+        ``structure`` is the JSON text of the pipeline's structure
+        (:meth:`RecordedPipeline.to_json`), kept once per distinct text.
+        """
         from plait import __version__
 
         structure_id = self._keep_structure(structure) if structure is not None else None
@@ -133,14 +138,17 @@ class History:
         )
         return RunRecorder(self.db, run_id)
 
-    def _keep_structure(self, structure: RecordedPipeline) -> str:
+    def _keep_structure(self, body: str) -> str:
         """Store a pipeline structure once; return its id (the hash of its JSON)."""
-        body = structure.to_json()
         key = hashlib.sha256(body.encode()).hexdigest()[:32]
-        self.db.execute(
-            "INSERT INTO structures (id, body) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-            [key, body],
-        )
+        if key in self._structures:
+            return key
+        if not self.db.execute("SELECT 1 FROM structures WHERE id = ?", [key]):
+            self.db.execute(
+                "INSERT INTO structures (id, body) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                [key, body],
+            )
+        self._structures.add(key)
         return key
 
     # -- reading ------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -132,32 +132,53 @@ class RecordedStep:
         """The options the drawings read (``map``, ``dynamic``, ``optional``): these."""
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form kept in the history."""
-        return {
-            "name": self.name,
-            "inputs": self.data_inputs,
-            "outputs": list(self.outputs),
-            "after": list(self.after),
-            "async": self.is_async,
-            "map": self.map,
-            "dynamic": self.dynamic,
-            "optional": self.optional,
-        }
+    def row(self) -> list[Any]:
+        """The compact JSON form kept in the history (see :func:`structure_row`)."""
+        return structure_row(
+            self.name,
+            self.data_inputs,
+            self.outputs,
+            self.after,
+            self.is_async,
+            self.map,
+            self.dynamic,
+            self.optional,
+        )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RecordedStep:
-        """Read the JSON form back."""
+    def from_row(cls, row: Sequence[Any]) -> RecordedStep:
+        """Read :meth:`row` back."""
+        name, inputs, outputs, after, is_async, map_over, dynamic, optional = row
         return cls(
-            str(data["name"]),
-            {str(k): str(v) for k, v in dict(data.get("inputs") or {}).items()},
-            tuple(data.get("outputs") or ()),
-            tuple(data.get("after") or ()),
-            bool(data.get("async")),
-            data.get("map"),
-            bool(data.get("dynamic")),
-            bool(data.get("optional")),
+            str(name),
+            {str(k): str(v) for k, v in dict(inputs).items()},
+            tuple(outputs),
+            tuple(after),
+            bool(is_async),
+            map_over,
+            bool(dynamic),
+            bool(optional),
         )
+
+
+def structure_row(
+    name: str,
+    inputs: Mapping[str, str],
+    outputs: Sequence[str],
+    after: Sequence[str],
+    is_async: bool,
+    map_over: str | None,
+    dynamic: bool,
+    optional: bool,
+) -> list[Any]:
+    """One step of a structure as kept in the history: a JSON array, not an object, to keep
+    the structure of a 100,000-step pipeline small and quick to write."""
+    return [name, inputs, outputs, after, is_async, map_over, dynamic, optional]
+
+
+def structure_json(name: str, rows: Sequence[list[Any]]) -> str:
+    """A pipeline structure's JSON text (stable: equal structures, equal text)."""
+    return json.dumps({"name": name, "steps": rows}, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,14 +198,28 @@ class RecordedPipeline:
 
     def to_json(self) -> str:
         """The JSON text kept in the history (stable: equal structures, equal text)."""
-        steps = [s.to_dict() for s in self.order]
-        return json.dumps({"name": self.name, "steps": steps}, separators=(",", ":"))
+        return structure_json(self.name, [s.row() for s in self.order])
 
     @classmethod
     def from_json(cls, text: str) -> RecordedPipeline:
         """Read :meth:`to_json` back."""
         data = json.loads(text)
-        return cls(str(data["name"]), tuple(RecordedStep.from_dict(s) for s in data["steps"]))
+        return cls(str(data["name"]), tuple(RecordedStep.from_row(r) for r in data["steps"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly description: the name and each step's wiring."""
+        return {
+            "name": self.name,
+            "steps": [
+                {
+                    "name": s.name,
+                    "inputs": s.data_inputs,
+                    "outputs": list(s.outputs),
+                    "after": list(s.after),
+                }
+                for s in self.order
+            ],
+        }
 
 
 _Details = tuple[dict[str, StepRecord], RecordedPipeline | None]
@@ -274,6 +309,8 @@ class RunRecord:
         }
         if steps:
             data["steps"] = self.steps
+            structure = self.structure
+            data["structure"] = None if structure is None else structure.to_dict()
         return data
 
     COLUMNS = (

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait.graph import FROM_CONFIG, FROM_CONFIG_PATH, FROM_PARAM
-from plait.history.records import RecordedPipeline, RecordedStep
+from plait.history.records import structure_json, structure_row
 from plait.results import StepResult
 from plait.run.context import logs_of
 from plait.store.fingerprint import pipeline_fingerprint
 
 if TYPE_CHECKING:
+    from plait.graph import Graph
     from plait.history.history import RunRecorder
     from plait.pipeline import Pipeline
     from plait.run.compiled import Node
     from plait.run.state import RunState
-    from plait.steps import Step
     from plait.store.cache import RunCache
 
 __all__ = ["start_recording"]
@@ -89,23 +90,35 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def structure(pipeline: Pipeline) -> RecordedPipeline:
-    """The pipeline's steps and wiring, as kept with each run."""
-    return RecordedPipeline(pipeline.name, tuple(_shape(s) for s in pipeline.order))
+_STRUCTURES: weakref.WeakKeyDictionary[Graph, tuple[str, str]] = weakref.WeakKeyDictionary()
 
 
-def _shape(item: Step) -> RecordedStep:
-    options = item.options
-    return RecordedStep(
-        item.name,
-        dict(item.data_inputs),
-        tuple(item.outputs),
-        tuple(item.after),
-        item.is_async,
-        options.map,
-        options.dynamic,
-        options.optional,
-    )
+def structure(pipeline: Pipeline) -> str:
+    """The JSON text of the pipeline's steps and wiring, as kept with each run.
+
+    Computed once per graph (a pipeline builds a new graph when it changes), so repeated
+    runs of a large pipeline do not pay for it again.
+    """
+    graph = pipeline.graph
+    known = _STRUCTURES.get(graph)
+    if known is not None and known[0] == pipeline.name:
+        return known[1]
+    rows = [
+        structure_row(
+            item.name,
+            item.data_inputs,
+            item.outputs,
+            item.after,
+            item.is_async,
+            item.options.map,
+            item.options.dynamic,
+            item.options.optional,
+        )
+        for item in pipeline.order
+    ]
+    text = structure_json(pipeline.name, rows)
+    _STRUCTURES[graph] = (pipeline.name, text)
+    return text
 
 
 def _inputs_blob(

@@ -248,14 +248,14 @@ _LABEL_WIDTH, _CHART_WIDTH, _TAIL = 210.0, 600.0, 80.0
 _ROW, _BAR, _AXIS = 22.0, 14.0, 26.0
 
 
-_Row = tuple[str, StepResultLike, float, float]  # name, record, start, end
+_Row = tuple[str, StepResultLike, float, float]  # name, record, start, duration
 
 
 def _timed(result: RunLike) -> list[_Row]:
-    # a bar is as long as the step's measured ``duration``, the number the step table
+    # a bar is as long as the step's measured ``duration``, the very number the step table
     # shows: ``end_time`` is taken before the outputs are stored, so it may fall short
     rows = [
-        (name, record, record.start_time, record.start_time + record.duration)
+        (name, record, record.start_time, record.duration)
         for name, record in result.steps.items()
         if record.start_time is not None
     ]
@@ -274,7 +274,7 @@ def draw_timeline(result: RunLike) -> str:
         note = f'<p class="plait-note">The first {MAX_TIMELINE_ROWS} of {len(rows)} steps.</p>'
         rows = rows[:MAX_TIMELINE_ROWS]
     origin = result.start_time
-    span = max(max(end for *_, end in rows) - origin, result.duration, 1e-6)
+    span = max(max(start + took for _, _, start, took in rows) - origin, result.duration, 1e-6)
     width = _LABEL_WIDTH + _CHART_WIDTH + _TAIL
     height = _AXIS + len(rows) * _ROW + 6
     parts = [
@@ -303,8 +303,8 @@ def _axis(span: float, height: float) -> list[str]:
 
 
 def _bar(index: int, row: _Row, origin: float, span: float) -> str:
-    name, record, start, end = row
-    offset, took = start - origin, end - start
+    name, record, start, took = row
+    offset = start - origin
     outcome = outcome_class(record)
     style = OUTCOME_STYLES[outcome]
     top = _AXIS + index * _ROW
