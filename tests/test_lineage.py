@@ -190,3 +190,35 @@ def test_compare_accepts_unique_prefixes_and_rejects_unknown_runs(two_runs):
     assert diff["runs"] == (first.run_id, second.run_id)
     with pytest.raises(KeyError, match="no run"):
         store.history.compare(first.run_id, "zz-not-a-run")
+
+
+def test_compare_lists_steps_in_pipeline_order_and_config_differences(open_store):
+    store = open_store()
+
+    @step(inputs={"scale": "config.scale"})
+    def aardvark(model, scale):  # alphabetically first, last in the pipeline
+        return model * scale
+
+    pipeline = Pipeline([*TRAINING, aardvark], name="training", config={"scale": 2})
+    first = pipeline.run(params=PARAMS, store=store)
+    second = pipeline.run(params=PARAMS, config={"scale": 5}, store=store)
+    diff = store.history.compare(first.run_id, second.run_id)
+    assert list(diff["steps"]) == [s.name for s in pipeline.order]
+    assert list(diff["steps"])[-1] == "aardvark"
+    assert diff["config"] == {"config.scale": (2, 5)}
+    assert diff["params"] == {}
+
+
+def test_lineage_records_carry_the_defaults_their_steps_ran_with(open_store):
+    store = open_store()
+
+    @step
+    def tuned(features, rate=0.5):
+        return [value * rate for value in features]
+
+    result = Pipeline([raw, features, tuned], name="tuned").run(params={"n": 3}, store=store)
+    upstream = store.history.lineage(result.steps["tuned"].data_versions["tuned"])
+    by_name = {record.name: record for record in upstream}
+    assert by_name["tuned"].params == {"rate": 0.5}
+    assert by_name["raw"].params == {"n": 3}
+    assert by_name["features"].params == {}
