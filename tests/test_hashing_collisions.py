@@ -19,6 +19,7 @@ import pytest
 
 from plait.errors import PlaitError, UnhashableValueError
 from plait.store.hashing import data_version
+from store_cases import forget_modules, load_module
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 
@@ -112,6 +113,26 @@ DIFFERENT = {
         dt.datetime(2024, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=1))),
     ),
     "set-subclass-vs-set": (type("Tags", (set,), {})({1}), {1}),
+    "masked-array-fill-value": (
+        np.ma.array([1, 2], mask=[True, False], fill_value=0),
+        np.ma.array([1, 2], mask=[True, False], fill_value=1),
+    ),
+    "nullable-int-na-vs-zero": (
+        pd.Series([1, pd.NA], dtype="Int64"),
+        pd.Series([1, 0], dtype="Int64"),
+    ),
+    "tz-column-utc-vs-london": (
+        pd.Series(pd.to_datetime(["2024-01-02"]).tz_localize("UTC")),
+        pd.Series(pd.to_datetime(["2024-01-02"]).tz_localize("Europe/London")),
+    ),
+    "arrow-pandas-range-index": (
+        pa.Table.from_pandas(pd.DataFrame({"a": [1, 2]})),
+        pa.Table.from_pandas(pd.DataFrame({"a": [1, 2]}, index=pd.RangeIndex(5, 7))),
+    ),
+    "datetime-index-freq": (
+        pd.Series([1, 2], index=pd.date_range("2024-01-01", periods=2)),
+        pd.Series([1, 2], index=pd.DatetimeIndex(["2024-01-01", "2024-01-02"])),
+    ),
     "numpy-stringdtype": (
         np.array(["a", "b"], dtype=np.dtypes.StringDType()),
         np.array(["a", "c"], dtype=np.dtypes.StringDType()),
@@ -144,6 +165,19 @@ def test_functions_hash_their_closure_and_defaults_by_value():
     assert data_version(make(1)) == data_version(make(1))
     assert data_version(make(1)) != data_version(make(2))
     assert data_version(make(1, scale=1)) != data_version(make(1, scale=3))
+
+
+def test_an_importable_function_is_hashed_by_its_code_not_its_name(tmp_path):
+    # one file, edited: the function keeps its module and name (sources of other sizes, so
+    # no stale .pyc is reused within the same second)
+    def load(factor):
+        module = load_module(tmp_path, "hashing_rates", f"def rate(x):\n    return x * {factor}\n")
+        return module.rate
+
+    first, second, again = load(2), load(30), load(2)
+    forget_modules("hashing_rates")
+    assert data_version(first) != data_version(second)
+    assert data_version(first) == data_version(again)
 
 
 def test_a_function_in_a_step_param_is_hashed_by_value():
@@ -272,6 +306,18 @@ def test_a_value_that_cannot_be_hashed_or_pickled_raises_unhashable_value_error(
     assert isinstance(info.value.__cause__, Exception)
     assert isinstance(info.value, PlaitError)
     assert isinstance(info.value, TypeError)
+
+
+class Endless:
+    """Each pickle recipe holds a new Endless: an object graph that never ends."""
+
+    def __reduce__(self):
+        return (Endless, (), {"next": Endless()})
+
+
+def test_an_object_graph_without_end_raises_instead_of_exhausting_memory():
+    with pytest.raises(UnhashableValueError, match="nested deeper than 100000 levels"):
+        data_version(Endless())
 
 
 def test_a_generator_cannot_be_hashed():

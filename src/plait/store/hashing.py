@@ -125,7 +125,8 @@ def file_version(path: str | pathlib.Path) -> str:
 
 # -- the traversal ---------------------------------------------------------------------------
 
-_Frame = tuple[Iterator[Any], Hasher, int]  # operations, their hasher, id of the value
+# operations, their hasher, id of the value, the value (alive while its id is on the path)
+_Frame = tuple[Iterator[Any], Hasher, int, Any]
 
 
 def _encode(hasher: Hasher, root: Any) -> None:
@@ -136,7 +137,7 @@ def _encode(hasher: Hasher, root: Any) -> None:
     if not _enter(root, hasher, stack, on_path):
         return
     while stack:
-        operations, own, key = stack[-1]
+        operations, own, key, _ = stack[-1]
         for operation in operations:  # until one needs a frame of its own
             target, value = own, operation
             if type(operation) is Into:
@@ -174,7 +175,7 @@ def _enter(value: Any, hasher: Hasher, stack: list[_Frame], on_path: dict[int, i
     if operations is LEAF:
         return False
     on_path[key] = len(stack)
-    stack.append((iter(operations), hasher, key))
+    stack.append((iter(operations), hasher, key, value))
     return True
 
 
@@ -363,14 +364,19 @@ def _zone(hasher: Hasher, value: zoneinfo.ZoneInfo) -> Iterable[Any]:
     return LEAF
 
 
+_ORDERED_SUBCLASS = _subclassed_container(b"m", _ordered_mapping)
+_MAPPING_SUBCLASS = _subclassed_container(b"m", _mapping)
+_SEQUENCE_SUBCLASS = _subclassed_container(b"l", _sequence(b"L"))
+_SET_SUBCLASS = _subclassed_container(b"s", _unordered(b"E"))
+
 _EXACT: dict[type, Encoder] = {
     list: _sequence(b"L"),
     tuple: _sequence(b"T"),
     dict: _mapping,
     set: _unordered(b"E"),
     frozenset: _unordered(b"e"),
-    collections.OrderedDict: _subclassed_container(b"m", _ordered_mapping),
-    collections.defaultdict: _subclassed_container(b"m", _mapping),
+    collections.OrderedDict: _ORDERED_SUBCLASS,
+    collections.defaultdict: _MAPPING_SUBCLASS,
     dt.datetime: _datetime,
     dt.time: _datetime,
     dt.timezone: _timezone,
@@ -386,13 +392,13 @@ def _structured(value: Any) -> Encoder:
     if isinstance(value, pathlib.PurePath):
         return _path
     if isinstance(value, collections.OrderedDict):
-        return _subclassed_container(b"m", _ordered_mapping)
+        return _ORDERED_SUBCLASS
     if isinstance(value, Mapping):
-        return _subclassed_container(b"m", _mapping)
+        return _MAPPING_SUBCLASS
     if isinstance(value, list | tuple):  # subclasses (namedtuples...)
-        return _subclassed_container(b"l", _sequence(b"L"))
+        return _SEQUENCE_SUBCLASS
     if isinstance(value, set | frozenset):
-        return _subclassed_container(b"s", _unordered(b"E"))
+        return _SET_SUBCLASS
     if isinstance(value, types.FunctionType):
         return _function
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
