@@ -781,3 +781,17 @@ def test_concurrent_steps_in_threads_keep_their_own_printed_lines(open_store):
     for name in ("left", "right"):
         assert record.steps[name].logs == tuple(f"[stdout] {name} {i}" for i in range(200))
     assert (sys.stdout, sys.stderr) == before  # the redirection is gone with the last step
+
+
+def test_a_structure_is_kept_once_and_dropped_with_the_last_run_naming_it(open_store):
+    store = open_store()
+    first = _pipeline().run(params={"n": 2}, store=store)
+    second = _pipeline().run(params={"n": 3}, store=store)
+    other = _pipeline(sibling).run(params={"n": 3}, store=store)
+    assert store.history.db.execute("SELECT COUNT(*) FROM structures") == [(2,)]
+    assert store.history.run(first.run_id).structure == store.history.run(second.run_id).structure
+    store.history.delete_runs([first.run_id])
+    assert store.history.db.execute("SELECT COUNT(*) FROM structures") == [(2,)]
+    store.history.delete_runs([second.run_id])
+    assert store.history.db.execute("SELECT COUNT(*) FROM structures") == [(1,)]
+    assert "sibling" in [s.name for s in store.history.run(other.run_id).structure.order]

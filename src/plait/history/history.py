@@ -68,7 +68,6 @@ class History:
         self.url = url
         self._db: Database | None = None
         self._lock = threading.Lock()
-        self._structures: set[str] = set()  # ids of structures known to be stored
 
     @property
     def db(self) -> Database:
@@ -141,14 +140,11 @@ class History:
     def _keep_structure(self, body: str) -> str:
         """Store a pipeline structure once; return its id (the hash of its JSON)."""
         key = hashlib.sha256(body.encode()).hexdigest()[:32]
-        if key in self._structures:
-            return key
         if not self.db.execute("SELECT 1 FROM structures WHERE id = ?", [key]):
             self.db.execute(
                 "INSERT INTO structures (id, body) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
                 [key, body],
             )
-        self._structures.add(key)
         return key
 
     # -- reading ------------------------------------------------------------------
@@ -314,12 +310,20 @@ class History:
         }
 
     def delete_runs(self, run_ids: Iterable[str]) -> int:
-        """Delete run records (and their step and lineage rows); return how many."""
+        """Delete run records (their step and lineage rows, and the structures no run
+        left names); return how many."""
         ids = list(run_ids)
         self.db.execute_many(
             [
-                (f"DELETE FROM {table} WHERE run_id = ?", [[i] for i in ids])
-                for table in ("data", "steps", "runs")
+                *[
+                    (f"DELETE FROM {table} WHERE run_id = ?", [[i] for i in ids])
+                    for table in ("data", "steps", "runs")
+                ],
+                (
+                    "DELETE FROM structures WHERE id NOT IN "
+                    "(SELECT structure FROM runs WHERE structure IS NOT NULL)",
+                    [()] if ids else [],
+                ),
             ]
         )
         return len(ids)
