@@ -6,7 +6,8 @@ write itself, which the traversal in :mod:`plait.store.hashing` then encodes in 
 
 - a bare value: encode it into the encoder's own hasher, at this point of the stream;
 - :class:`Into`: encode ``value`` into another ``hasher`` (a sub-digest the encoder reads
-  once the traversal resumes it, e.g. to sort the items of a set).
+  once the traversal resumes it, e.g. to sort the items of a set). ``Into`` is private to
+  hashing: no user value is ever one.
 
 Encoders that yield are generators, resumed only once the previous operation is fully
 encoded, so nesting depth costs heap, never Python stack. Leaf encoders return

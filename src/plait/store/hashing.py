@@ -29,13 +29,16 @@ differently although ``==`` may ignore it:
 
 Where the encoding errs, it errs towards a spurious cache miss, never a collision: equal
 values may still differ when their bytes do (two NaNs with different payloads, padding
-bytes of aligned structured dtypes, pickles of sets whose order depends on the process).
+bytes of aligned structured dtypes, a function moved to another line or file, pickles of
+sets whose order depends on the process). Classes (as values, and as the type of every
+value) count by qualified name: two distinct classes of the same module and qualified
+name are the same type to the hash.
 
 Design note: values are walked depth-first with an explicit stack of encoders (see
-:mod:`plait.store._hash_core`), so a 100,000-deep nesting costs no Python stack. An
-object met again while it is still being encoded (a reference cycle) is hashed as a
-back-reference marker with its distance up the stack, so equal cyclic structures share
-a version. Optional libraries are only imported when a value of theirs is hashed.
+:mod:`plait.store._hash_core`), so nesting up to :data:`MAX_DEPTH` levels costs no Python
+stack. An object met again while it is still being encoded (a reference cycle) is hashed
+as a back-reference marker with its distance up the stack, so equal cyclic structures
+share a version. Optional libraries are only imported when a value of theirs is hashed.
 """
 
 from __future__ import annotations
