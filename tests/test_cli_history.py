@@ -173,7 +173,7 @@ def test_runs_list_json_does_not_pretend_runs_have_no_steps(project):
 
 def test_runs_compare_shows_config_differences_and_steps_in_pipeline_order(project):
     compared = ok(plait("runs", "compare", project.run_a, project.run_b, cwd=project.path))
-    assert "config that differ:" in compared
+    assert "config values that differ:" in compared
     assert "config.rate: 2.0 -> 3.0" in compared
     table = compared.split("STEP", 1)[1].splitlines()[1:]
     assert [line.split()[0] for line in table] == ORDER

@@ -211,10 +211,10 @@ def compare_text(diff: Mapping[str, Any]) -> str:
         f"B = run {run_b} ({status_b})",
         "code: " + ("same" if fingerprint_a == fingerprint_b else "changed (fingerprints differ)"),
     ]
-    for part in ("params", "config"):
+    for part, title in (("params", "params"), ("config", "config values")):
         changed = diff.get(part) or {}
         if changed:
-            lines.append(f"{part} that differ:")
+            lines.append(f"{title} that differ:")
             for key, (left, right) in changed.items():
                 lines.append(f"  {key}: {_short(left, 30)} -> {_short(right, 30)}")
         else:
