@@ -9,6 +9,11 @@ the step that produced it is recomputed on the spot (its own inputs are reloaded
 their artifacts the same way) and the run goes on; that step's record then says so
 (``cached=False``, reason ``"artifact damaged, recomputed"``) and is handed to the
 state's ``revised`` listeners.
+
+A value with no data version (:class:`~plait.errors.UnhashableValueError`: a lock, a
+generator, an open connection) is never guessed at: the step that made it is not cached
+(its reason names the output and the cause), and a step that reads it, as an upstream
+output, a param or a bound constant, has no cache key: it runs every time and says so.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from plait.errors import UnhashableValueError
 from plait.graph import Source
 from plait.results import RELEASED, Ok, StepResult
 from plait.run.task import Task, TaskResult, execute
 from plait.steps import MISSING
-from plait.store.cache import Lazy, RunCache, Ticket, cache_key
+from plait.store.cache import UNVERSIONED, Lazy, RunCache, Ticket, cache_key, unversioned_ref
 from plait.store.hashing import data_version
 from plait.store.store import ArtifactRef, CorruptArtifact, Entry
 
@@ -44,6 +50,7 @@ class CacheAgent:
         self.versions: dict[str, str] = {}  # data name -> data version
         self.artifacts: dict[str, ArtifactRef] = {}  # data name -> where it is stored
         self.damaged_elements: dict[str, int] = {}  # map step -> elements found damaged
+        self.unversioned: dict[str, str] = {}  # data name -> why it has no data version
         self._static: dict[str, str] = {}
 
     # -- versions ----------------------------------------------------------------
@@ -87,11 +94,28 @@ class CacheAgent:
         names.update({param: data for param, data, _ in node.inputs})
         return names
 
+    def unversioned_input(self, node: Node, skip: str | None = None) -> str | None:
+        """Why ``node`` can have no cache key (an input with no data version), or None."""
+        for param, data, _ in node.inputs:
+            cause = self.unversioned.get(data) if param != skip else None
+            if cause is not None:
+                return f"not cached: input {param!r} has no data version ({cause})"
+        return None
+
     # -- lookups -------------------------------------------------------------------
-    def check(self, node: Node) -> tuple[Entry | None, str, Ticket]:
-        """Look the step up; return the entry to reuse (or None), the reason, a ticket."""
+    def check(self, node: Node) -> tuple[Entry | None, str, Ticket | None]:
+        """Look the step up; return the entry to reuse (or None), the reason, a ticket
+        (None when the step can have no cache key: it runs and nothing is stored)."""
         item = node.step
-        parts = self.cache.parts(item, self.input_versions(node), None, self.sources(node))
+        unkeyed = self.unversioned_input(node)
+        if unkeyed is not None:
+            return None, unkeyed, None
+        try:
+            versions = self.input_versions(node)
+        except UnhashableValueError as exc:
+            param = self._unhashable_param(node)
+            return None, f"not cached: input {param!r} has no data version ({exc})", None
+        parts = self.cache.parts(item, versions, None, self.sources(node))
         key = cache_key(parts)
         entry, known = self.cache.lookup(item, key)
         ticket = Ticket(
@@ -100,12 +124,29 @@ class CacheAgent:
         reason = known if entry is not None else self.cache.why(item, parts, known)
         return entry, reason, ticket
 
+    def _unhashable_param(self, node: Node) -> str:
+        """The first parameter of ``node`` whose bound or static value cannot be hashed."""
+        values = dict(node.step.bound)
+        for source in node.statics:
+            values[source.param] = self.state._static_value(source)
+        for param, value in values.items():
+            try:
+                data_version(self.state._local(value))
+            except UnhashableValueError:
+                return param
+        return "?"
+
     def check_element(
         self, node: Node, base: dict[str, str], element: Any, lookup: bool = True
-    ) -> tuple[Any, Ticket]:
-        """Look one map element up: its value (loaded) or MISSING, and its ticket."""
+    ) -> tuple[Any, Ticket | None]:
+        """Look one map element up: its value (loaded) or MISSING, and its ticket (None
+        for an element with no data version: it is computed and not stored)."""
         item = node.step
-        parts = self.cache.parts(item, base, data_version(element), self.sources(node))
+        try:
+            version = data_version(element)
+        except UnhashableValueError:
+            return MISSING, None
+        parts = self.cache.parts(item, base, version, self.sources(node))
         key = cache_key(parts)
         ticket = Ticket(
             self.cache.store, key, self.cache.pipeline, self.cache.run_id, item.options.cache, parts
@@ -144,17 +185,33 @@ class CacheAgent:
         for output, ref in (result.artifacts or {}).items():
             versions[output] = ref.version
             self.versions[output] = ref.version
-            if ref.size >= 0:
+            if ref.serializer == UNVERSIONED:
+                self.unversioned[output] = ref.checksum  # the cause, see unversioned_ref
+            elif ref.size >= 0:
                 self.artifacts[output] = ref
         if ticket is not None:
             self.cache.remember(node.step, ticket.parts)
         return versions
 
     def version_value(self, output: str, value: Any) -> str:
-        """Version a value computed on the driver (a map's list, a dynamic step's dict)."""
-        version = data_version(value)
+        """Version a value computed on the driver (a map's list, a dynamic step's dict, the
+        outputs of a step with no cache key)."""
+        try:
+            version = data_version(value)
+        except UnhashableValueError as exc:
+            ref = unversioned_ref(value, exc)
+            self.unversioned[output] = ref.checksum
+            version = ref.version
         self.versions[output] = version
         return version
+
+    def unversioned_outputs(self, node: Node) -> str | None:
+        """Why ``node``'s outputs were not cached (one has no data version), or None."""
+        for output in node.step.outputs:
+            cause = self.unversioned.get(output)
+            if cause is not None:
+                return f"not cached: output {output!r} has no data version ({cause})"
+        return None
 
     # -- loading -------------------------------------------------------------------
     def load(self, data: str) -> Any:
@@ -176,7 +233,9 @@ class CacheAgent:
             values[data] = loaded
         return loaded
 
-    def _recompute_map(self, node: Node, kwargs: dict[str, Any], ticket: Ticket) -> TaskResult:
+    def _recompute_map(
+        self, node: Node, kwargs: dict[str, Any], ticket: Ticket | None
+    ) -> TaskResult:
         """Recompute a map step here, element by element (their entries are rewritten)."""
         from plait.run.mapping import assemble
 
@@ -197,9 +256,10 @@ class CacheAgent:
         result = TaskResult(
             True, values=assemble(item, keys, results, isinstance(collection, dict))
         )
-        from plait.store.cache import persist
+        if ticket is not None:
+            from plait.store.cache import persist
 
-        result.artifacts = persist(ticket, item, result.values, MISSING)
+            result.artifacts = persist(ticket, item, result.values, MISSING)
         return result
 
     def _recompute(self, data: str, ref: ArtifactRef) -> Any:
@@ -231,11 +291,11 @@ class CacheAgent:
             if output in state.values:
                 state.values[output] = value
         if record is not None and isinstance(record.outcome, Ok):
-            self._revise(record, result, ticket.key, versions)
+            self._revise(record, result, ticket.key if ticket else None, versions)
         return result.values[node.step.outputs.index(data)]
 
     def _revise(
-        self, record: StepResult, result: TaskResult, key: str, versions: dict[str, str]
+        self, record: StepResult, result: TaskResult, key: str | None, versions: dict[str, str]
     ) -> None:
         """A hit that was recomputed is no hit: say so, and tell the ``revised`` listeners
         (hooks saw the step end once already and are not told twice)."""

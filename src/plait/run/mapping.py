@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from plait.errors import MapFailed
+from plait.errors import MapFailed, UnhashableValueError
 from plait.results import Err, ErrorInfo
 from plait.run.task import Task, TaskResult, split_outputs
 from plait.steps import MISSING, Step
@@ -68,9 +68,14 @@ def begin(run: RunState, name: str, task: Task) -> Task | None:
     run.maps[name] = MapState(
         keys, is_dict, pending, task.kwargs, results=[None] * len(keys), start=time.time()
     )
-    if run.agent is not None and not item.options.dynamic:  # dynamic: inner steps cache
-        base = run.agent.input_versions(run.nodes[name], skip=mapped)
-        run.maps[name].base_versions = base
+    agent = run.agent
+    if agent is not None and not item.options.dynamic:  # dynamic: inner steps cache
+        node = run.nodes[name]
+        try:  # shared inputs with no data version: no element can be cached
+            if agent.unversioned_input(node, skip=mapped) is None:
+                run.maps[name].base_versions = agent.input_versions(node, skip=mapped)
+        except UnhashableValueError:
+            pass
         run.maps[name].ticket = task.ticket
     if not keys:
         finish(run, name)

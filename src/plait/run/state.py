@@ -239,8 +239,9 @@ class RunState:
         if self.agent is not None and not item.options.dynamic:
             entry, reason, ticket = self.agent.check(node)
             self.reasons[name] = reason
-            self.key_parts[name] = ticket.parts
-            if entry is not None:
+            if ticket is not None:
+                self.key_parts[name] = ticket.parts
+            if entry is not None and ticket is not None:
                 self._hit(name, node, entry, ticket.key)
                 return None
         self.running.add(name)
@@ -344,10 +345,13 @@ class RunState:
             record.cache_key = ticket.key
         if result.artifacts:
             record.data_versions = self.agent.executed(node, result, ticket)
-        else:  # computed on the driver: a map's list, a dynamic step's dict
+        else:  # computed on the driver: a map's list, a dynamic step's dict, no cache key
             for output, value in zip(node.step.outputs, result.values, strict=False):
                 local = self._local(value)  # a remote executor's references: hash the data
                 record.data_versions[output] = self.agent.version_value(output, local)
+        unversioned = self.agent.unversioned_outputs(node)
+        if unversioned is not None and not record.reason.startswith("not cached"):
+            record.reason = unversioned
         if record.fallback:
             record.reason += "; fallback value (not cached)"
 

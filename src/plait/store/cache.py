@@ -38,9 +38,19 @@ from plait.store.hashing import data_version, file_version
 from plait.store.index import RebuiltIndex
 from plait.store.store import SESSION, ArtifactRef, Entry, Store
 
-__all__ = ["SINK_REASON", "Lazy", "RunCache", "Ticket", "cache_key", "persist"]
+__all__ = [
+    "SINK_REASON",
+    "UNVERSIONED",
+    "Lazy",
+    "RunCache",
+    "Ticket",
+    "cache_key",
+    "persist",
+    "unversioned_ref",
+]
 
 SINK_REASON = "runs every time: a sink (no outputs) is not cached"
+UNVERSIONED = "unversioned"  # the serializer name of a value with no data version
 
 _log = logging.getLogger("plait.store")
 _NEVER = Never()
@@ -79,19 +89,43 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     return str(xxhash.xxh3_128_hexdigest(text.encode()))
 
 
+def unversioned_ref(value: Any, cause: BaseException) -> ArtifactRef:
+    """A stand-in ref for a value with no data version: a version of its own that no other
+    value shares (so no key built on it ever hits), and the cause in its checksum field.
+    """
+    import secrets
+
+    why = f"a {type(value).__module__}.{type(value).__qualname__}: {cause}"
+    return ArtifactRef(secrets.token_hex(16), UNVERSIONED, why[:300], -1)
+
+
 def persist(
     ticket: Ticket, item: Step, values: tuple[Any, ...], element: Any
 ) -> dict[str, ArtifactRef]:
     """Store a task's outputs and its entry; return the outputs' artifacts.
 
-    Runs where the values are (the worker). A failure to store is logged, not raised:
-    the run goes on with the values in memory.
+    Runs where the values are (the worker). Never raises: a failure to store is logged and
+    the run goes on with the values in memory. A value with no data version
+    (:class:`~plait.errors.UnhashableValueError`) is not stored, nor is the entry: its ref
+    says so (serializer :data:`UNVERSIONED`) and the step's reason will name it.
     """
+    from plait.errors import UnhashableValueError
+
     names = ("element",) if element is not MISSING else item.outputs
     refs: dict[str, ArtifactRef] = {}
+    versions: dict[str, str] = {}
+    for name, value in zip(names, values, strict=False):
+        try:
+            versions[name] = data_version(value)
+        except UnhashableValueError as exc:
+            refs[name] = unversioned_ref(value, exc)
+    if refs:  # an output with no data version: the entry could never be found again
+        for name, version in versions.items():
+            refs[name] = ArtifactRef(version, "unstored", "", -1)
+        return refs
     try:
         for name, value in zip(names, values, strict=False):
-            refs[name] = ticket.store.put(value, data_version(value))
+            refs[name] = ticket.store.put(value, versions[name])
         ticket.store.save(
             Entry(
                 ticket.key,
@@ -109,9 +143,9 @@ def persist(
         _log.warning(
             "could not store the outputs of step %r in %s: %s", item.name, ticket.store.url, exc
         )
-        for name, value in zip(names, values, strict=False):
-            if name not in refs:  # still give downstream keys a data version
-                refs[name] = ArtifactRef(data_version(value), "unstored", "", -1)
+        for name in names:
+            if name not in refs and name in versions:  # downstream keys still need them
+                refs[name] = ArtifactRef(versions[name], "unstored", "", -1)
     return refs
 
 

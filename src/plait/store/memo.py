@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
+from plait.errors import UnhashableValueError
 from plait.store.cache import cache_key
 from plait.store.expiry import Expiry, expire
 from plait.store.fingerprint import function_fingerprint
 from plait.store.hashing import data_version
 from plait.store.store import SESSION, CorruptArtifact, Entry, Store, as_store
+
+_log = logging.getLogger("plait.store")
 
 __all__ = ["cached"]
 
@@ -98,15 +102,22 @@ def cached(
         signature = inspect.signature(function)
         name = f"{function.__module__}.{function.__qualname__}"
 
-        def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+            """The call's key, or None when an argument has no data version (then the
+            function just runs: nothing is looked up or stored)."""
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
+            try:
+                inputs = {k: data_version(v) for k, v in bound.arguments.items()}
+            except UnhashableValueError as exc:
+                _log.info("%s: not cached, an argument has no data version (%s)", name, exc)
+                return None
             return cache_key(
                 {
                     "function": name,
                     "code": function_fingerprint(function),
                     "version": version,
-                    "inputs": {k: data_version(v) for k, v in bound.arguments.items()},
+                    "inputs": inputs,
                 }
             )
 
@@ -125,7 +136,12 @@ def cached(
                 return False, None
 
         def save(target: Store, key: str, value: Any) -> None:
-            ref = target.put(value, data_version(value))
+            try:
+                version = data_version(value)
+            except UnhashableValueError as exc:
+                _log.info("%s: result not cached, it has no data version (%s)", name, exc)
+                return
+            ref = target.put(value, version)
             target.save(Entry(key, name, "@cached", {"value": ref}, time.time(), "", SESSION))
 
         if inspect.iscoroutinefunction(function):
@@ -133,6 +149,8 @@ def cached(
             @functools.wraps(function)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 target, key = chosen(), key_of(args, kwargs)
+                if key is None:
+                    return await function(*args, **kwargs)
                 found, value = hit(target, key)
                 if not found:
                     value = await function(*args, **kwargs)
@@ -144,6 +162,8 @@ def cached(
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             target, key = chosen(), key_of(args, kwargs)
+            if key is None:
+                return function(*args, **kwargs)
             found, value = hit(target, key)
             if not found:
                 value = function(*args, **kwargs)
