@@ -119,7 +119,7 @@ def test_no_test_installs_system_packages():
             if name.endswith((".py", ".sh")) and name != "test_hygiene.py":
                 with open(os.path.join(folder, name), encoding="utf-8") as source:
                     text = source.read()
-                if "apt-get" in text or "system.sh\"" in text:
+                if "apt-get" in text or 'system.sh"' in text:
                     offenders.append(name)
     with open(os.path.join(root, ".ci", "postgres.sh"), encoding="utf-8") as script:
         assert "apt-get" not in script.read(), ".ci/postgres.sh must only start the server"

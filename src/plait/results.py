@@ -297,7 +297,10 @@ class RunResult(Mapping[str, Any]):
         raise RunFailed(self, "", RuntimeError(f"run {self.status}"))
 
     def summary(self) -> str:
-        """A readable table of every step: status, cache use, attempts, duration, reason."""
+        """A readable table of every step: status, cache use, attempts, duration, reason.
+
+        A map step's attempts are its elements' calls, marked ``el.`` (``"6 el."``).
+        """
         rows = [("step", "status", "cached", "attempts", "duration", "reason / error")]
         for rec in self.steps.values():
             detail = str(rec.error) if rec.error is not None else rec.reason
@@ -306,7 +309,7 @@ class RunResult(Mapping[str, Any]):
                     rec.name,
                     rec.status + (" (fallback)" if rec.fallback else ""),
                     "yes" if rec.cached else "",
-                    str(rec.attempts),
+                    _attempts_label(rec),
                     _format_seconds(rec.duration),
                     detail.splitlines()[0] if detail else "",
                 )
@@ -365,3 +368,10 @@ def _format_seconds(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1e3:.1f} ms"
     return f"{seconds:.2f} s"
+
+
+def _attempts_label(record: StepResult) -> str:
+    """The attempts cell of a summary: a map step counts its elements' calls."""
+    if record.element_attempts:
+        return f"{sum(record.element_attempts.values())} el."
+    return str(record.attempts)

@@ -39,6 +39,16 @@ Design note: values are walked depth-first with an explicit stack of encoders (s
 stack. An object met again while it is still being encoded (a reference cycle) is hashed
 as a back-reference marker with its distance up the stack, so equal cyclic structures
 share a version. Optional libraries are only imported when a value of theirs is hashed.
+
+Structural hashing walks every reference, and an object graph that shares its parts
+(a matplotlib ``Figure``: transforms, fonts, callbacks reached along many paths) would be
+walked once per path. So a value whose walk meets more than :data:`OBJECT_BUDGET` generic
+objects (those hashed by their ``__reduce_ex__`` recipe) is hashed instead as a whole by
+its cloudpickle bytes (which keep sharing and cycles, in one pass), under a tag of its
+own; when pickle gives up too (a graph deeper than its recursion limit), the walk runs
+again without a budget. The choice depends only on the value's structure, so it is the same in every
+process; pickle bytes are faithful, so the fallback can cause a spurious miss (a set's
+order in another process) but never a collision.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ import datetime as dt
 import decimal
 import enum
 import pathlib
+import threading
 import types
 import uuid
 import zoneinfo
@@ -71,6 +82,14 @@ from plait.store._hash_core import (
 __all__ = ["data_version", "file_version", "register_hasher"]
 
 MAX_DEPTH = 100_000
+OBJECT_BUDGET = 1_000  # generic objects walked before a value is hashed by its pickle
+
+
+class _OverBudget(Exception):
+    """Raised inside a walk that met more than OBJECT_BUDGET generic objects."""
+
+
+_walk = threading.local()  # .left: generic objects this walk may still meet
 """Nesting deeper than this is refused (an object graph that unfolds without end)."""
 
 _CUSTOM: dict[type, Callable[[Any], Any]] = {}
@@ -104,8 +123,13 @@ def data_version(value: Any) -> str:
             hasher and cannot be pickled (a lock, a generator, an open socket...).
     """
     hasher = new_hasher()
+    outer = getattr(_walk, "left", None)  # a hasher registered by a user may recurse
+    _walk.left = OBJECT_BUDGET
     try:
-        _encode(hasher, value)
+        try:
+            _encode(hasher, value)
+        except _OverBudget:
+            hasher = _whole_pickle(value)
     except UnhashableValueError as error:
         if error.value_type is type(value):
             raise
@@ -114,7 +138,25 @@ def data_version(value: Any) -> str:
             value_type=error.value_type,
             cause=error.cause,
         ) from error.cause
+    finally:
+        _walk.left = outer
     return str(hasher.hexdigest())
+
+
+def _whole_pickle(value: Any) -> Hasher:
+    """The fallback past the budget: the value's pickle, else (pickle gives up on graphs
+    deeper than its recursion limit) the structural walk without a budget."""
+    hasher = new_hasher()
+    try:
+        pickled = _pickled(value, type(value))
+    except UnhashableValueError:
+        _walk.left = None
+        hasher = new_hasher()
+        _encode(hasher, value)
+        return hasher
+    tag(hasher, b"W", qualified_name(type(value)).encode())
+    tag(hasher, b"Y", pickled)
+    return hasher
 
 
 def file_version(path: str | pathlib.Path) -> str:
@@ -462,6 +504,11 @@ def _function(hasher: Hasher, value: types.FunctionType) -> Iterable[Any]:
 
 def _object(hasher: Hasher, value: Any) -> Iterable[Any]:
     """Its pickle recipe (``__reduce_ex__``) hashed structurally, else its pickle."""
+    left = getattr(_walk, "left", None)
+    if left is not None:
+        if left <= 0:
+            raise _OverBudget
+        _walk.left = left - 1
     tag(hasher, b"o", qualified_name(type(value)).encode())
     try:
         reduced = value.__reduce_ex__(4)
