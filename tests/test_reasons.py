@@ -196,6 +196,16 @@ def test_a_damaged_artifact_of_a_requested_value_is_recomputed_and_not_cached(tm
 
 
 # -- a missing or damaged cache index --------------------------------------------------------
+def test_a_new_store_is_not_mistaken_for_one_whose_index_went_missing(tmp_path, caplog):
+    # The first lookup of a new store finds no index (a read creates none); the artifacts
+    # written next must not make the index opened afterwards look "missing".
+    caplog.set_level("WARNING", logger="plait.store")
+    first = _run(tmp_path / "store")
+    assert [r.getMessage() for r in caplog.records] == []
+    assert _reasons(first)["base"] == (False, "no entry (first run)")
+    assert _run(tmp_path / "store").steps["base"].reason == "cache hit"
+
+
 def test_a_missing_cache_index_is_named_as_the_reason(tmp_path):
     store = tmp_path / "store"
     _run(store)

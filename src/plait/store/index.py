@@ -107,6 +107,7 @@ class SQLiteIndex:
     def __init__(self, path: str) -> None:
         self.path = path
         self.rebuilt: RebuiltIndex | None = None  # set when found missing or damaged
+        self._judged = False  # whether an absent file was judged new or missing already
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -122,6 +123,12 @@ class SQLiteIndex:
         return True
 
     def _note_missing(self) -> None:
+        """Judge an absent index once, when first found absent: *missing* if the store
+        around it was used, else *new*. (A store creates its index before it writes
+        anything else, see ``Store.put``: artifacts beside no index mean it was lost.)"""
+        if self._judged:
+            return
+        self._judged = True
         root = os.path.dirname(self.path)
         used = any(os.path.isdir(os.path.join(root, d)) for d in ("objects", "steps"))
         if used and self.rebuilt is None:
@@ -166,6 +173,13 @@ class SQLiteIndex:
         for suffix in ("-wal", "-shm", ""):  # its journal goes with it
             with contextlib.suppress(FileNotFoundError):
                 os.replace(self.path + suffix, aside + suffix)
+
+    def ensure(self) -> None:
+        """Open (and so create) the index file: the store is about to be written."""
+        if self._connection is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            self._db()
 
     def get(self, key: str) -> bytes | None:
         """Point query by key."""

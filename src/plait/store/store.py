@@ -269,8 +269,16 @@ class Store:
             return None
         return self._signer.sign("artifact", version.encode(), serializer.encode(), data)
 
+    def _index_first(self) -> None:
+        """Make sure a local index file exists before anything else is written, so that an
+        index found absent beside artifacts was really lost (see ``SQLiteIndex``)."""
+        index = self.index
+        if isinstance(index, SQLiteIndex):
+            index.ensure()
+
     def put(self, value: Any, version: str) -> ArtifactRef:
         """Store ``value`` (whose data version is ``version``) and return its reference."""
+        self._index_first()
         serializer = serializer_for(value)
         try:
             data = serializer.dumps(value)
@@ -411,6 +419,7 @@ class Store:
 
     def record_parts(self, pipeline: str, step: str, parts: Mapping[str, Any]) -> None:
         """Remember the key ingredients of a step's execution."""
+        self._index_first()
         self.backend.write(
             self._parts_path(pipeline, step),
             json.dumps(dict(parts), separators=(",", ":")).encode(),
