@@ -396,22 +396,65 @@ def _pyproject_store() -> tuple[str, str] | None:
     return None
 
 
+# What a store holds once it was used: any of these under its root makes it a store.
+_STORE_FILES = ("index.db", "history.db")
+_STORE_FOLDERS = ("objects", "steps", "cache")
+
+
 def open_store(option: str | None, *, must_exist: bool = False) -> Store:
     """The :class:`~plait.Store` the command works on.
 
+    With ``must_exist`` (the commands that read), the store is opened without creating
+    anything: a missing location or one that holds no store is an error, and a store with
+    no ``history.db`` yet reads as one with no runs (an empty history in memory) instead of
+    getting a new database file. ``plait run`` opens without ``must_exist`` and creates
+    what it needs.
+
     Raises:
-        CommandError: With ``must_exist``, when a local store directory does not exist.
+        CommandError: With ``must_exist``, when there is no plait store at the location.
     """
     location, source = store_location(option)
-    if must_exist and "://" not in location and not os.path.isdir(location):
-        raise CommandError(
-            f"no plait store at {location!r} (from {source})",
-            "run a pipeline first (plait run ...), or point to the store with --store DIR "
-            "or PLAIT_STORE",
-        )
     from plait.store.store import Store
 
-    return Store(location)
+    if not must_exist:
+        return Store(location)
+    local = _local_path(location)
+    if local is None:
+        store = Store(location)
+        if not any(store.backend.exists(folder) for folder in _STORE_FOLDERS):
+            raise _no_store(location, source)
+        return store
+    if not os.path.isdir(local):
+        raise _no_store(location, source)
+    if not _holds_a_store(local):
+        raise CommandError(
+            f"{location!r} is not a plait store (it has none of "
+            f"{', '.join(_STORE_FILES + _STORE_FOLDERS)}; from {source})",
+            "point to a store with --store DIR or PLAIT_STORE, or make one here by running "
+            "a pipeline: plait run TARGET --store DIR",
+        )
+    has_history = os.path.isfile(os.path.join(local, "history.db"))
+    return Store(location, history=None if has_history else ":memory:")
+
+
+def _local_path(location: str) -> str | None:
+    """The directory of a local store (a path or ``file://`` URL), else None."""
+    if location.startswith("file://"):
+        return location.removeprefix("file://")
+    return None if "://" in location else location
+
+
+def _holds_a_store(directory: str) -> bool:
+    names = set(os.listdir(directory))
+    return any(name in names for name in _STORE_FILES + _STORE_FOLDERS)
+
+
+def _no_store(location: str, source: str) -> CommandError:
+    return CommandError(
+        f"no plait store at {location!r} (from {source})",
+        "run a pipeline first to make one (plait run TARGET --store DIR), or point to the "
+        "store with --store DIR or PLAIT_STORE",
+    )
 
 
 # -- durations --------------------------------------------------------------------------------
