@@ -16,22 +16,23 @@ raises until every problem has been collected.
 Input sources, in the order a bare data name is looked up: the whole config (``"config"``),
 a path into it (``"config.a.b"``), a step's output, a param, a top-level config key, the
 function parameter's default. Sources never shadow each other: ambiguity is a problem.
+
+Step selection (``Pipeline.select``) lives in :mod:`plait.selection` and the annotation
+check in :mod:`plait.typecheck`; both build on this module.
 """
 
 from __future__ import annotations
 
-import functools
-import types
-import typing
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait.errors import CycleProblem, Problem, UsageError, suggest
+from plait.errors import CycleProblem, Problem, suggest
 from plait.steps import MISSING, Step
+from plait.typecheck import compatible, type_problems
 
-__all__ = ["Graph", "Plan", "Source", "config_lookup", "resolve", "select_steps"]
+__all__ = ["Graph", "Plan", "Source", "compatible", "config_lookup", "resolve"]
 
 # where a step input comes from
 FROM_STEP, FROM_PARAM, FROM_CONFIG, FROM_CONFIG_PATH, FROM_DEFAULT = range(5)
@@ -117,7 +118,7 @@ class Graph:
                     cycle=tuple(cycle),
                 )
             )
-        self.problems.extend(_type_problems(self))
+        self.problems.extend(type_problems(self))
 
     def _upstream_of(self, item: Step) -> tuple[str, ...]:
         seen: dict[str, None] = {}
@@ -388,76 +389,6 @@ def _left_out_problem(item: Step, data: str, producer: str) -> Problem:
     )
 
 
-# -- selection ------------------------------------------------------------------------------
-def select_steps(
-    graph: Graph,
-    *,
-    from_steps: Sequence[str] | None,
-    to_steps: Sequence[str] | None,
-    tags: Sequence[str] | None,
-    outputs: Sequence[str] | None,
-    pipeline: str = "pipeline",
-) -> set[str]:
-    """The names of the steps every given selector picks (see ``Pipeline.select``).
-
-    Raises:
-        UsageError: Listing every unknown step, tag or output, an empty selection, and
-            each output whose step the other selectors leave out.
-    """
-    errors: list[str] = []
-    picks: list[set[str]] = []
-    if from_steps is not None:
-        picks.append(graph.descendants(_known_steps(graph, from_steps, errors)))
-    if to_steps is not None:
-        picks.append(graph.ancestors(_known_steps(graph, to_steps, errors)))
-    if tags is not None:
-        picks.append(_tagged(graph, tags, errors))
-    makers: dict[str, str] = {}
-    if outputs is not None:
-        for name in outputs:
-            maker = graph.producers.get(name, name if name in graph.steps else None)
-            if maker is None:
-                known = dict.fromkeys([*graph.producers, *graph.steps])
-                errors.append(f"no step produces {name!r}{suggest(name, known)}")
-            else:
-                makers[name] = maker
-        picks.append(graph.ancestors(makers.values()))
-    chosen = set.intersection(*picks) if picks else set(graph.steps)
-    if not errors:
-        for name, maker in makers.items():
-            if maker not in chosen:
-                errors.append(
-                    f"output {name!r} is made by step {maker!r}, which the other selectors "
-                    "leave out; widen the selection or ask for another output"
-                )
-        if not chosen:
-            errors.append(f"the selection selects no step of pipeline {pipeline!r}")
-    if errors:
-        raise UsageError("; ".join(errors))
-    return chosen
-
-
-def _known_steps(graph: Graph, names: Sequence[str], errors: list[str]) -> list[str]:
-    for name in names:
-        if name not in graph.steps:
-            listed = f"; the steps are {', '.join(graph.steps)}" if len(graph.steps) <= 20 else ""
-            errors.append(f"no step named {name!r}{suggest(name, graph.steps)}{listed}")
-    return [name for name in names if name in graph.steps]
-
-
-def _tagged(graph: Graph, tags: Sequence[str], errors: list[str]) -> set[str]:
-    used = sorted({tag for item in graph.steps.values() for tag in item.options.tags})
-    for tag in tags:
-        if tag not in used:
-            where = "tags in use: " + ", ".join(used) if used else "no step has a tag"
-            errors.append(
-                f"no step is tagged {tag!r}{suggest(tag, used)}; {where} "
-                "(tag a step with @step(tags=[...]))"
-            )
-    wanted = set(tags)
-    return {item.name for item in graph.steps.values() if wanted.intersection(item.options.tags)}
-
-
 def _config_path_problem(item: Step, data: str, config: Any, path: list[str]) -> Problem:
     value, known = config, config_keys(config)
     for depth, part in enumerate(path):
@@ -472,105 +403,3 @@ def _config_path_problem(item: Step, data: str, config: Any, path: list[str]) ->
             )
         value, known = next_value, config_keys(next_value)
     return Problem("missing_config", f"step {item.name!r}: {data!r} does not exist", item.name)
-
-
-# -- type compatibility ------------------------------------------------------------------
-
-
-def _output_types(item: Step) -> dict[str, Any]:
-    hints = item.signature.annotations
-    if "return" not in hints or item.options.map or item.options.dynamic:
-        return {}
-    ret = hints["return"]
-    if item.single_output:
-        return {item.outputs[0]: ret}
-    if typing.get_origin(ret) is tuple:
-        args = typing.get_args(ret)
-        if len(args) == len(item.outputs) and Ellipsis not in args:
-            return dict(zip(item.outputs, args, strict=True))
-    return {}
-
-
-def _type_problems(graph: Graph) -> list[Problem]:
-    problems = []
-    out_types: dict[str, Any] = {}
-    for item in graph.steps.values():
-        out_types.update(_output_types(item))
-    for item in graph.steps.values():
-        if item.options.on_upstream == "receive":
-            continue
-        hints = item.signature.annotations
-        for param, data in item.data_inputs.items():
-            if data not in out_types or param not in hints or param == item.options.map:
-                continue
-            produced, expected = out_types[data], hints[param]
-            if not compatible(produced, expected):
-                problems.append(
-                    Problem(
-                        "type_mismatch",
-                        f"step {item.name!r}: parameter {param!r} expects "
-                        f"{_type_name(expected)} but {data!r} from step "
-                        f"{graph.producers[data]!r} is {_type_name(produced)}; fix one "
-                        "annotation or convert the value in a step between them",
-                        item.name,
-                    )
-                )
-    return problems
-
-
-def _type_name(tp: Any) -> str:
-    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else repr(tp)
-
-
-def _members(tp: Any) -> tuple[Any, ...]:
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is types.UnionType:
-        return typing.get_args(tp)
-    return (tp,)
-
-
-def compatible(produced: Any, expected: Any) -> bool:
-    """Could a value annotated ``produced`` ever be valid for ``expected``?
-
-    Unknown or unanalysable annotations are always compatible (no false alarms).
-
-    >>> compatible(int, float), compatible(int, str), compatible(int | None, int)
-    (True, False, True)
-    """
-    if produced is expected:
-        return True
-    try:
-        return _compatible_cached(produced, expected)
-    except TypeError:  # an unhashable annotation
-        return _compatible(produced, expected)
-
-
-def _compatible(produced: Any, expected: Any) -> bool:
-    return any(_compatible_one(p, e) for p in _members(produced) for e in _members(expected))
-
-
-_compatible_cached = functools.lru_cache(maxsize=1024)(_compatible)
-
-
-_NUMERIC = {int: (float, complex), float: (complex,), bool: (int, float, complex)}
-
-
-def _compatible_one(produced: Any, expected: Any) -> bool:
-    if produced is Any or expected is Any or produced is object or expected is object:
-        return True
-    p_origin, e_origin = typing.get_origin(produced) or produced, typing.get_origin(expected)
-    e_origin = e_origin or expected
-    if not isinstance(p_origin, type) or not isinstance(e_origin, type):
-        return True  # TypeVar, Literal, Annotated, protocols...: do not guess
-    if getattr(e_origin, "_is_protocol", False) or getattr(p_origin, "_is_protocol", False):
-        return True
-    if not (
-        issubclass(p_origin, e_origin)
-        or issubclass(e_origin, p_origin)
-        or e_origin in _NUMERIC.get(p_origin, ())
-    ):
-        return False
-    p_args, e_args = typing.get_args(produced), typing.get_args(expected)
-    if not p_args or not e_args or len(p_args) != len(e_args) or Ellipsis in p_args + e_args:
-        return True
-    return all(compatible(p, e) for p, e in zip(p_args, e_args, strict=True))

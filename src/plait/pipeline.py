@@ -4,64 +4,38 @@ A :class:`Pipeline` is an ordered collection of uniquely named steps plus the co
 constant params they read. It is built either from a list of steps (wired by data names)
 or inside a ``with Pipeline() as p:`` block, where calling a step adds it and returns
 :class:`~plait.steps.Handle` objects that wire later calls. Both build the same graph.
+
+The class is the facade; the work lives beside it: :mod:`plait.handles` (the ``with``
+block, ``param``, wiring a call), :mod:`plait.composition` (``+`` and sub-pipelines),
+:mod:`plait.selection` (``select``) and :mod:`plait.graph` (resolution and validation).
 """
 
 from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from plait.errors import PipelineValidationError, StepDefinitionError, suggest
-from plait.graph import Graph, Plan, resolve, select_steps
+from plait.composition import SubPipeline, combine, namespaced
+from plait.errors import PipelineValidationError, Problem, StepDefinitionError
+from plait.graph import Graph, Plan, resolve
+from plait.handles import _BUILDER as _BUILDER  # noqa: PLC0414 (run/runner.py imports it)
+from plait.handles import (
+    ParamSpec,
+    active_builder,
+    ordered_after,
+    param,
+    param_problems,
+    wire_call,
+)
 from plait.steps import MISSING, Handle, Step
 
 if TYPE_CHECKING:
     from plait.results import RunResult
 
-__all__ = ["Pipeline", "active_builder", "param"]
-
-_BUILDER: contextvars.ContextVar[Pipeline | None] = contextvars.ContextVar(
-    "plait_builder", default=None
-)
-
-
-def active_builder() -> Pipeline | None:
-    """The pipeline of the innermost ``with Pipeline()`` block, if any."""
-    return _BUILDER.get()
-
-
-@dataclass(frozen=True, slots=True)
-class ParamSpec:
-    """A param declared with :func:`param`: its type and default."""
-
-    name: str
-    type: Any = None
-    default: Any = MISSING
-
-
-def param(name: str, type: Any = None, default: Any = MISSING) -> Handle:
-    """Declare a run-time param inside a ``with Pipeline()`` block and return its handle.
-
-    Args:
-        name: The param's name (what ``run(params={name: ...})`` sets).
-        type: Its expected type, checked when the run starts (None: any).
-        default: The value used when the run does not give one.
-
-    Raises:
-        StepDefinitionError: When called outside a ``with Pipeline()`` block.
-    """
-    builder = active_builder()
-    if builder is None:
-        raise StepDefinitionError(
-            f"param({name!r}) declares a param of a pipeline: call it inside "
-            "'with Pipeline() as p:'"
-        )
-    builder._declared[name] = ParamSpec(name, type, default)
-    builder._invalidate()
-    return Handle(builder, None, name)
+# SubPipeline, namespaced and _BUILDER are re-exported for the run layer's imports.
+__all__ = ["Pipeline", "SubPipeline", "active_builder", "namespaced", "param"]
 
 
 class Pipeline:
@@ -139,30 +113,16 @@ class Pipeline:
     def __add__(self, other: Pipeline) -> Pipeline:
         if not isinstance(other, Pipeline):
             return NotImplemented
-        combined = Pipeline(
-            name=self.name if self.name == other.name else f"{self.name}+{other.name}",
-            config=self.config if self.config is not None else other.config,
-            params={**other.params, **self.params},
-            hooks=[*self.hooks, *other.hooks],
-            store=self.store if self.store is not None else other.store,
-        )
-        combined._declared = {**other._declared, **self._declared}
-        combined._steps = dict(self._steps)
-        for item in other._steps.values():
-            if item.name in combined._steps:
-                raise StepDefinitionError(
-                    f"cannot combine pipelines {self.name!r} and {other.name!r}: both have a "
-                    f"step named {item.name!r}; rename one with .with_options(name='...')"
-                )
-            combined._steps[item.name] = item
-        clashes = [p for p in combined.graph.problems if p.kind == "duplicate_output"]
-        if clashes:
-            raise PipelineValidationError(clashes, combined.name)
-        return combined
+        return combine(self, other)
 
     def _invalidate(self) -> None:
         self._graph = None
         self._plans.clear()
+
+    def _declare(self, spec: ParamSpec) -> None:
+        """Declare a param (see :func:`plait.param`)."""
+        self._declared[spec.name] = spec
+        self._invalidate()
 
     # -- handle style -----------------------------------------------------------
     def __enter__(self) -> Pipeline:
@@ -176,44 +136,7 @@ class Pipeline:
 
     def add_call(self, item: Step, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Add ``item`` called with ``args``/``kwargs`` (handles wire, others bind)."""
-        params = item.signature.params
-        if len(args) > len(params):
-            raise StepDefinitionError(
-                f"step {item.name!r} takes {len(params)} parameters {list(params)}, "
-                f"got {len(args)} positional arguments"
-            )
-        given = dict(zip(params, args, strict=False))
-        for key, value in kwargs.items():
-            if key in given:
-                raise StepDefinitionError(f"step {item.name!r}: {key!r} given twice")
-            if key not in params and item.signature.var_keyword is None:
-                raise StepDefinitionError(
-                    f"step {item.name!r} has no parameter {key!r}{suggest(key, params)}"
-                )
-            given[key] = value
-        inputs, extra, bound = dict(item.inputs), dict(item.extra_inputs), dict(item.bound)
-        after = list(item.after)
-        for key, value in given.items():
-            target = inputs if key in inputs else extra
-            if isinstance(value, Handle):
-                if value.data is None:
-                    raise StepDefinitionError(
-                        f"step {item.name!r}: {key!r} is wired to step {value.step_name!r}, "
-                        f"which has no output; use '>>' for an ordering-only dependency"
-                    )
-                target[key] = value.data
-                bound.pop(key, None)
-            else:
-                target[key] = key
-                bound[key] = value
-        node = item._rewired(
-            name=item.name,
-            inputs=inputs,
-            extra_inputs=extra,
-            outputs=item.outputs,
-            after=tuple(after),
-            bound=bound,
-        )
+        node = wire_call(item, args, kwargs)
         self._add_one(node)
         if not node.outputs:
             return Handle(self, node.name, None)
@@ -226,14 +149,7 @@ class Pipeline:
             raise StepDefinitionError("'>>' orders steps; a param handle has no step to order")
         target = self._steps[after.step_name]
         if before.step_name not in target.after:
-            self._steps[after.step_name] = target._rewired(
-                name=target.name,
-                inputs=target.inputs,
-                extra_inputs=target.extra_inputs,
-                outputs=target.outputs,
-                after=(*target.after, before.step_name),
-                bound=target.bound,
-            )
+            self._steps[after.step_name] = ordered_after(target, before.step_name)
             self._invalidate()
 
     # -- graph --------------------------------------------------------------------
@@ -274,18 +190,7 @@ class Pipeline:
         plan = self.plan(params=None, outputs=outputs, check_params=False)
         if plan.problems:
             raise PipelineValidationError(plan.problems, self.name)
-        sub = Pipeline(
-            [s for s in plan.order],
-            name=self.name,
-            config=self.config,
-            hooks=self.hooks,
-            store=self.store,
-        )
-        needed = {d for s in plan.order for d in s.data_inputs.values()}
-        sub.params = {k: v for k, v in self.params.items() if k in needed}
-        sub._declared = {k: v for k, v in self._declared.items() if k in needed}
-        sub._left_out, sub._outside = dict(self._left_out), self._outside
-        return sub
+        return self._derived(plan.order, self._left_out, self._outside)
 
     def select(
         self,
@@ -318,32 +223,30 @@ class Pipeline:
         Example:
             >>> p.select(from_steps="clean", tags=["report"])  # doctest: +SKIP
         """
-        names = select_steps(
+        from plait.selection import as_names, select
+
+        chosen = select(
             self.graph,
-            from_steps=_as_names(from_steps),
-            to_steps=_as_names(to_steps),
-            tags=_as_names(tags),
-            outputs=_as_names(outputs),
+            from_steps=as_names(from_steps),
+            to_steps=as_names(to_steps),
+            tags=as_names(tags),
+            outputs=as_names(outputs),
             pipeline=self.name,
         )
-        chosen = [item for item in self._steps.values() if item.name in names]
-        left = [item for item in self._steps.values() if item.name not in names]
+        left_out = {**self._left_out, **chosen.left_out}
+        return self._derived(chosen.steps, left_out, self._outside | chosen.outside)
+
+    def _derived(
+        self, steps: Iterable[Step], left_out: Mapping[str, str], outside: frozenset[str]
+    ) -> Pipeline:
+        """A pipeline of ``steps`` with this one's settings and the params they read."""
         new = Pipeline(
-            [_without_after(item, names) for item in chosen],
-            name=self.name,
-            config=self.config,
-            hooks=self.hooks,
-            store=self.store,
+            list(steps), name=self.name, config=self.config, hooks=self.hooks, store=self.store
         )
-        needed = {d for item in chosen for d in item.data_inputs.values()}
+        needed = {data for item in new._steps.values() for data in item.data_inputs.values()}
         new.params = {k: v for k, v in self.params.items() if k in needed}
         new._declared = {k: v for k, v in self._declared.items() if k in needed}
-        producers = self.graph.producers
-        new._left_out = dict(self._left_out)
-        new._left_out.update(
-            {d: producers[d] for d in needed if d in producers and producers[d] not in names}
-        )
-        new._outside = self._outside | {d for item in left for d in item.data_inputs.values()}
+        new._left_out, new._outside = dict(left_out), outside
         return new
 
     def as_step(
@@ -432,34 +335,9 @@ class Pipeline:
             warnings.warn(warning, stacklevel=2)
         return self
 
-    def _param_problems(self, params: Mapping[str, Any], plan: Plan) -> list[Any]:
-        from plait.errors import Problem
-
-        problems = []
-        for name, spec in self._declared.items():
-            if name not in plan.consumed:
-                continue
-            if name not in params:
-                problems.append(
-                    Problem(
-                        "missing_param",
-                        f"param {name!r} has no value and no default; "
-                        f"pass params={{{name!r}: ...}}",
-                    )
-                )
-            elif (
-                spec.type is not None
-                and isinstance(spec.type, type)
-                and not isinstance(params[name], spec.type)
-            ):
-                problems.append(
-                    Problem(
-                        "param_type",
-                        f"param {name!r} expects {spec.type.__name__}, got "
-                        f"{params[name]!r} ({type(params[name]).__name__})",
-                    )
-                )
-        return problems
+    def _param_problems(self, params: Mapping[str, Any], plan: Plan) -> list[Problem]:
+        """Declared params the plan reads that have no value or the wrong type."""
+        return param_problems(self._declared, params, plan.consumed)
 
     # -- running --------------------------------------------------------------------
     def run(
@@ -618,119 +496,3 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.name!r}: {len(self._steps)} steps>"
-
-
-def _as_names(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
-    """One name or several, as a tuple; None stays None."""
-    if value is None:
-        return None
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-def _without_after(item: Step, kept: Iterable[str]) -> Step:
-    """``item`` without ``after=`` references to steps a selection left out."""
-    after = tuple(name for name in item.after if name in kept)
-    if after == item.after:
-        return item
-    return item._rewired(
-        name=item.name,
-        inputs=item.inputs,
-        extra_inputs=item.extra_inputs,
-        outputs=item.outputs,
-        after=after,
-        bound=item.bound,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class SubPipeline:
-    """A pipeline used as a part of another (see :meth:`Pipeline.as_step`)."""
-
-    pipeline: Pipeline
-    name: str
-    inputs: dict[str, str]
-    outputs: dict[str, str]
-    namespace: str
-
-    def expand(self) -> list[Step]:
-        """The inner steps renamed into the namespace and rewired to outer names."""
-        return namespaced(self.pipeline, self.namespace, self.inputs, self.outputs)
-
-
-def namespaced(
-    inner: Pipeline,
-    namespace: str,
-    inputs: Mapping[str, str],
-    outputs: Mapping[str, str],
-    free: Mapping[str, str] | None = None,
-) -> list[Step]:
-    """Rename ``inner``'s steps into ``namespace`` and map its data names to outer ones.
-
-    Inner outputs become ``outputs[name]`` or ``"<namespace>.<name>"``; inner inputs that no
-    inner step produces become ``inputs[name]`` (or ``free[name]``, or stay as they are, to
-    resolve in the parent). Inner constants and config values are bound to the steps.
-    """
-    produced = set(inner.graph.producers)
-    unknown = [n for n in outputs if n not in produced]
-    unknown += [n for n in inputs if n in produced]
-    if unknown:
-        raise StepDefinitionError(
-            f"sub-pipeline {namespace!r}: cannot map {unknown[0]!r}: inputs= maps names the "
-            f"inner pipeline consumes but does not produce; outputs= maps names it produces"
-            f"{suggest(unknown[0], produced)}"
-        )
-    constants = inner.run_params(None)
-
-    def outer(data: str) -> str:
-        if data in produced:
-            return outputs.get(data, f"{namespace}.{data}")
-        if data in inputs:
-            return inputs[data]
-        if free is not None and data in free:
-            return free[data]
-        return data
-
-    expanded = []
-    for item in inner._steps.values():
-        bound = dict(item.bound)
-        wiring: dict[str, dict[str, str]] = {"inputs": {}, "extra": {}}
-        for key, mapping in (("inputs", item.inputs), ("extra", item.extra_inputs)):
-            for param_name, data in mapping.items():
-                if param_name in bound:
-                    wiring[key][param_name] = data
-                    continue
-                if data not in produced and data not in inputs and data in constants:
-                    bound[param_name] = constants[data]
-                elif inner.config is not None and _reads_config(data, inner):
-                    bound[param_name] = _config_value(inner.config, data)
-                wiring[key][param_name] = outer(data)
-        expanded.append(
-            item._rewired(
-                name=f"{namespace}.{item.name}",
-                inputs=wiring["inputs"],
-                extra_inputs=wiring["extra"],
-                outputs=tuple(outer(o) for o in item.outputs),
-                after=tuple(f"{namespace}.{a}" for a in item.after),
-                bound=bound,
-            )
-        )
-    return expanded
-
-
-def _reads_config(data: str, inner: Pipeline) -> bool:
-    from plait.graph import config_keys
-
-    return (
-        data == "config"
-        or data.startswith("config.")
-        or (data not in inner.graph.producers and data in config_keys(inner.config))
-    )
-
-
-def _config_value(config: Any, data: str) -> Any:
-    from plait.graph import config_lookup
-
-    if data == "config":
-        return config
-    path = data.split(".")[1:] if data.startswith("config.") else [data]
-    return config_lookup(config, path)
