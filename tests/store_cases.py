@@ -254,3 +254,201 @@ def hash_samples() -> list[object]:
         {"nested": [{"q": frozenset({"m", "n"})}]},
         {10**30: "big key", -(2**70): {"deep": ("t", None)}},
     ]
+
+
+# -- the fault-injection pipeline (imported by the processes the fault tests start) ------
+#
+# Seven steps whose outputs cover every artifact kind: JSON (``source``, ``summary``),
+# ``.npy`` (``matrix``, ``scaled``), Parquet (``table``) and pickle (``blob``, ``final``).
+# Each step counts its calls with :func:`bump` and appends ``start``/``done`` lines to
+# ``<folder>/progress``; a step finds ``<folder>/block-<name>`` waits there (having touched
+# ``<folder>/blocked-<name>``) until the file is gone, so a test kills the process at a
+# point it chose, synchronised through files rather than timing.
+
+FAULT_STEPS = ("source", "matrix", "table", "blob", "summary", "scaled", "final")
+FAULT_KINDS = {"source": "json", "matrix": "npy", "table": "parquet", "blob": "pickle"}
+FAULT_PARENTS = {
+    "source": (),
+    "matrix": ("source",),
+    "table": ("source",),
+    "blob": ("matrix", "table"),
+    "summary": ("blob",),
+    "scaled": ("matrix",),
+    "final": ("summary", "scaled"),
+}
+
+
+def ancestors(name: str) -> set[str]:
+    """Every step ``name`` depends on, transitively (in :data:`FAULT_PARENTS`)."""
+    found: set[str] = set()
+    todo = list(FAULT_PARENTS[name])
+    while todo:
+        parent = todo.pop()
+        if parent not in found:
+            found.add(parent)
+            todo.extend(FAULT_PARENTS[parent])
+    return found
+
+
+def _progress(folder: str, line: str) -> None:
+    with open(Path(folder, "progress"), "a") as handle:
+        handle.write(line + "\n")
+
+
+def fault_begin(folder: str, name: str) -> None:
+    """Count a call, log its start, and wait while ``block-<name>`` exists (at most 120 s)."""
+    import time
+
+    bump(folder, name)
+    _progress(folder, f"start {name}")
+    block = Path(folder, f"block-{name}")
+    if block.exists():
+        Path(folder, f"blocked-{name}").touch()
+        deadline = time.monotonic() + 120
+        while block.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def fault_pipeline(name: str = "faults"):
+    """The seven-step pipeline described above (params ``n`` and ``folder``)."""
+    import numpy as np
+    import pandas as pd
+
+    from plait import Pipeline, step
+
+    @step
+    def source(n, folder):
+        fault_begin(folder, "source")
+        _progress(folder, "done source")
+        return {"values": list(range(n))}
+
+    @step
+    def matrix(source, folder):
+        fault_begin(folder, "matrix")
+        _progress(folder, "done matrix")
+        return np.arange(len(source["values"]) * 3, dtype=np.float64).reshape(-1, 3)
+
+    @step
+    def table(source, folder):
+        fault_begin(folder, "table")
+        _progress(folder, "done table")
+        values = source["values"]
+        return pd.DataFrame({"v": values, "sq": [v * v for v in values]})
+
+    @step
+    def blob(matrix, table, folder):
+        fault_begin(folder, "blob")
+        _progress(folder, "done blob")
+        return Blob((float(matrix.sum()), int(table["sq"].sum())))
+
+    @step
+    def summary(blob, folder):
+        fault_begin(folder, "summary")
+        _progress(folder, "done summary")
+        return {"total": blob.payload[0] + blob.payload[1]}
+
+    @step
+    def scaled(matrix, folder):
+        fault_begin(folder, "scaled")
+        _progress(folder, "done scaled")
+        return matrix * 2.5
+
+    @step
+    def final(summary, scaled, folder):
+        fault_begin(folder, "final")
+        _progress(folder, "done final")
+        return (summary["total"], float(scaled.max()))
+
+    return Pipeline([source, matrix, table, blob, summary, scaled, final], name=name)
+
+
+def fault_expected(n: int) -> dict[str, object]:
+    """The outputs of :func:`fault_pipeline` for param ``n``, computed without plait."""
+    import numpy as np
+    import pandas as pd
+
+    values = list(range(n))
+    matrix = np.arange(n * 3, dtype=np.float64).reshape(-1, 3)
+    table = pd.DataFrame({"v": values, "sq": [v * v for v in values]})
+    blob = Blob((float(matrix.sum()), int(table["sq"].sum())))
+    total = blob.payload[0] + blob.payload[1]
+    scaled = matrix * 2.5
+    return {
+        "source": {"values": values},
+        "matrix": matrix,
+        "table": table,
+        "blob": blob,
+        "summary": {"total": total},
+        "scaled": scaled,
+        "final": (total, float(scaled.max())),
+    }
+
+
+def same_outputs(got: dict[str, object], expected: dict[str, object]) -> list[str]:
+    """The names whose values differ (type, dtype, shape or content); [] when all agree."""
+    import numpy as np
+    import pandas as pd
+
+    wrong = []
+    for name, want in expected.items():
+        have = got.get(name, "<missing>")
+        if type(have) is not type(want):
+            wrong.append(name)
+        elif isinstance(want, np.ndarray):
+            if have.dtype != want.dtype or not np.array_equal(have, want):  # type: ignore[union-attr]
+                wrong.append(name)
+        elif isinstance(want, pd.DataFrame):
+            if not want.equals(have):
+                wrong.append(name)
+        elif have != want:
+            wrong.append(name)
+    return wrong
+
+
+def snapshot(directory: Path, *, skip: tuple[Path, ...] = ()) -> dict[str, tuple[int, int]]:
+    """Every path under ``directory`` (outside ``skip``) with its size and mtime: compare
+    two snapshots to prove nothing there was created, changed or deleted."""
+    found: dict[str, tuple[int, int]] = {}
+    skipped = {p.resolve() for p in skip}
+    for path in directory.rglob("*"):
+        if any(path.resolve() == s or s in path.resolve().parents for s in skipped):
+            continue
+        stat = path.lstat()
+        found[str(path)] = (stat.st_size if path.is_file() else 0, stat.st_mtime_ns)
+    return found
+
+
+def big_pipeline():
+    """``big`` (a 16 MB array: its artifact takes a while to write) -> ``total``."""
+    import numpy as np
+
+    from plait import Pipeline, step
+
+    @step
+    def big(folder):
+        bump(folder, "big")
+        return np.arange(2_000_000, dtype=np.float64)
+
+    @step
+    def total(big, folder):
+        bump(folder, "total")
+        return float(big.sum())
+
+    return Pipeline([big, total], name="big")
+
+
+def stream_pipeline():
+    """A map step over ``items`` whose elements log to ``<folder>/progress``: a long
+    stream of artifact, entry and history writes."""
+    from plait import Pipeline, step
+
+    @step(map="items")
+    def element(items, folder):
+        _progress(folder, str(items))
+        return {"item": items, "payload": list(range(items % 50))}
+
+    @step
+    def gathered(element):
+        return sum(e["item"] for e in element)
+
+    return Pipeline([element, gathered], name="stream")
