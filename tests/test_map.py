@@ -367,3 +367,25 @@ def test_concurrency_caps_async_elements_too(executor):
     result = Pipeline([capped]).run(params={"items": list(range(5))}, executor=executor)
     assert result["capped"] == [0, 1, 2, 3, 4]
     assert max_overlap(intervals) == 2
+
+
+def test_map_step_keeps_each_elements_log_lines_prefixed_by_its_index(executor):
+    @step(map="items")
+    def noisy(items):
+        current().logger.info("element %d", items)
+        current().logger.debug("debug is not kept")
+        return items
+
+    result = Pipeline([noisy]).run(params={"items": [5, 6, 7]}, executor=executor)
+    logs = result.steps["noisy"].logs
+    assert sorted(logs) == ["[0] INFO element 5", "[1] INFO element 6", "[2] INFO element 7"]
+
+
+def test_map_step_over_a_dict_prefixes_log_lines_by_key(executor):
+    @step(map="items")
+    def noisy(items):
+        current().logger.warning("got %s", items)
+        return items
+
+    result = Pipeline([noisy]).run(params={"items": {"a": 1, "b": 2}}, executor=executor)
+    assert sorted(result.steps["noisy"].logs) == ["['a'] WARNING got 1", "['b'] WARNING got 2"]

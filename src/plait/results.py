@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import traceback as traceback_module
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -129,7 +129,8 @@ class StepResult:
         error: The recorded error (type, message, traceback) of a failed step.
         cache_key: The key the step's result is stored under, when a store is used.
         data_versions: Output name to content hash of the value, when known.
-        metrics: Values logged with ``current().log_metric``.
+        metrics: Values logged with ``current().log_metric``; it also carries the step's
+            log lines (see :attr:`logs`).
         failed_elements: For map steps, index or key to the element's error.
         element_attempts: For map steps, index or key to how many times the function was
             called on that element (0 for an element loaded from the cache).
@@ -156,6 +157,14 @@ class StepResult:
     def ok(self) -> bool:
         """True when the step succeeded (possibly from cache or fallback)."""
         return self.status == "ok"
+
+    @property
+    def logs(self) -> list[str]:
+        """The step's log lines: INFO and above from ``current().logger`` and output
+        printed inside ``current().capture_output()``, oldest first (a map step's lines
+        prefixed by their element's index or key). Empty for a cache hit or a step that
+        did not run. Only the newest lines are kept (see ``plait.run.context``)."""
+        return list(_logs_of(self.metrics)[0])
 
     @property
     def started_at(self) -> datetime | None:
@@ -189,6 +198,8 @@ class StepResult:
             "cache_key": self.cache_key,
             "data_versions": dict(self.data_versions),
             "metrics": dict(self.metrics),
+            "logs": self.logs,
+            "logs_dropped": _logs_of(self.metrics)[1],
             "failed_elements": {str(k): str(v) for k, v in self.failed_elements.items()},
             "element_attempts": {str(k): v for k, v in self.element_attempts.items()},
         }
@@ -196,6 +207,16 @@ class StepResult:
     def __repr__(self) -> str:
         extra = " cached" if self.cached else ""
         return f"<StepResult {self.name!r} {self.status}{extra} {self.duration * 1000:.2f} ms>"
+
+
+def _logs_of(metrics: Mapping[str, Any]) -> tuple[Iterable[str], int]:
+    """The lines and dropped-line count the step's metrics carry (``Metrics.logs``).
+
+    Read by attribute, not by type: the logs' class belongs to the run layer above.
+    """
+    logs = getattr(metrics, "logs", None)
+    lines, dropped = getattr(logs, "lines", ()), getattr(logs, "dropped", 0)
+    return lines, dropped if isinstance(dropped, int) else 0
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -4,6 +4,10 @@ The mapped parameter's collection is split into elements; each element is its ow
 (cached on its own with a store, retried on its own, at most ``concurrency`` in flight).
 When every element has finished, the step's value is assembled (``None`` in the slot of
 a failed element) and ``min_success_ratio`` decides whether the step as a whole failed.
+
+The step's metrics gather its elements' metrics, and its logs their log lines, each line
+prefixed by its element's index or key (``[0] INFO ...``, ``['a'] INFO ...``) in the order
+the elements finished.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.errors import MapFailed, UnhashableValueError
 from plait.results import Err, ErrorInfo
+from plait.run.context import Metrics, StepLogs, logs_of
 from plait.run.task import Task, TaskResult, split_outputs
 from plait.steps import MISSING, Step
 
@@ -41,7 +46,7 @@ class MapState:
     attempts: dict[Any, int] = field(default_factory=dict)  # element -> calls (0: cached)
     start: float = 0.0
     duration: float = 0.0
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)  # with the elements' log lines
     base_versions: dict[str, str] | None = None  # the shared inputs' versions (with a store)
     cached: int = 0
     ticket: Ticket | None = None  # the step's own entry, written when every element is in
@@ -119,6 +124,9 @@ def complete_element(run: RunState, name: str, task: Task, result: TaskResult) -
     state.attempts[task.element] = result.attempts
     state.duration += result.duration
     state.metrics.update(result.metrics)
+    logs = logs_of(result.metrics)
+    if logs is not None:
+        _add_element_logs(state.metrics.logs, task.element, logs)
     index = state.keys.index(task.element) if state.is_dict else task.element
     if result.ok:
         state.results[index] = result.values[0]
@@ -175,6 +183,13 @@ def finish(run: RunState, name: str) -> None:
     run._finish_step(
         name, record, failed, ticket=state.ticket, element_attempts=attempts, cached=cached
     )
+
+
+def _add_element_logs(logs: StepLogs, element: Any, lines: StepLogs) -> None:
+    """Add an element's log lines to its step's, each prefixed by ``[index or key]``."""
+    for line in list(lines.lines):
+        logs.add(f"[{element!r}] {line}")
+    logs.dropped += lines.dropped
 
 
 def _reason(run: RunState, item: Step, cached: int, total: int) -> str:
