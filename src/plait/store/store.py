@@ -302,7 +302,8 @@ class Store:
         """Read and verify an artifact.
 
         Raises:
-            CorruptArtifact: When it is missing, damaged, truncated or not signed right.
+            CorruptArtifact: When it is missing, damaged, truncated, not signed right or
+                does not load with its serializer.
         """
         try:
             data = self.backend.read(ref.path)
@@ -324,7 +325,18 @@ class Store:
                 f"artifact {ref.path} in {self.url} is not signed with this store's secret "
                 "(PLAIT_SECRET): refusing to load it; it will be recomputed"
             )
-        return serializer_named(ref.serializer).loads(data)
+        try:
+            return serializer_named(ref.serializer).loads(data)
+        except Exception as exc:
+            # Bytes that match their entry but do not load (planted, or another format):
+            # damaged, never a crash. Unsigned bytes are deleted so the recomputed value
+            # is written again; signed ones are this store's own and are left alone.
+            if self._signer is None:
+                self.backend.delete(ref.path)
+            raise CorruptArtifact(
+                f"artifact {ref.path} in {self.url} cannot be read as {ref.serializer} "
+                f"({type(exc).__name__}: {exc}); it will be recomputed"
+            ) from exc
 
     # -- cache entries ---------------------------------------------------------------
     @property
