@@ -13,9 +13,10 @@ Then:
   artifact or entry was left where a reader would take it;
 - nothing outside the store and the work folder was touched.
 
-Kills *during* a write are made deterministic by wrapping ``open`` / ``os.replace`` in the
-child (the artifact's temporary file is half written, or complete but not renamed, when
-the child is killed), and a kill among a stream of map-element writes (artifacts, entries,
+Kills *during* a write are made deterministic by wrapping ``open`` / ``os.replace`` /
+``SQLiteIndex.put`` in the child (the artifact's temporary file is half written, or
+complete but not renamed, or the artifact is published but its entry is not, when the
+child is killed), and a kill among a stream of map-element writes (artifacts, entries,
 history rows interleaved) lands wherever the stream is when the progress file reaches a
 seeded length: every assertion holds wherever it lands.
 """
@@ -212,6 +213,7 @@ BIG = PREAMBLE + textwrap.dedent(
     from pathlib import Path
     import time
     import plait.store.backends as backends
+    from plait.store.index import SQLiteIndex
     from plait import Store
     from store_cases import big_pipeline
 
@@ -246,23 +248,34 @@ BIG = PREAMBLE + textwrap.dedent(
             stall()
         return real_replace(src, dst)
 
+    real_put = SQLiteIndex.put
+
+    def hooked_put(self, key, data):
+        if mode == "before-entry":  # the artifacts are published, the entry is not
+            stall()
+        return real_put(self, key, data)
+
     backends.open = hooked_open
     backends.os.replace = hooked_replace
+    SQLiteIndex.put = hooked_put
 
     big_pipeline().run(params={"folder": folder}, store=Store(root))
     """
 )
 
 
-@pytest.mark.parametrize("mode", ["mid-write", "before-rename"])
-def test_kill_9_while_an_artifact_is_written_leaves_nothing_a_reader_takes(tmp_path, mode):
+@pytest.mark.parametrize("mode", ["mid-write", "before-rename", "before-entry"])
+def test_kill_9_while_a_value_is_stored_leaves_nothing_a_reader_takes(tmp_path, mode):
     root, folder, outside = _layout(tmp_path)
     with _child([BIG, str(root), str(folder), mode]) as child:
         _wait_for(child, (folder / "writing").exists, "the artifact write to start")
         _sigkill(child)
-    temporary = [p for p in (root / "objects").rglob("*") if p.is_file()]
-    assert temporary
-    assert all(p.name.endswith(".tmp") for p in temporary)
+    written = [p for p in (root / "objects").rglob("*") if p.is_file()]
+    assert written
+    if mode == "before-entry":  # a complete artifact that no entry points at
+        assert not any(p.name.endswith(".tmp") for p in written)
+    else:  # only the torn temporary file
+        assert all(p.name.endswith(".tmp") for p in written)
     store = Store(root)
     try:
         result = big_pipeline().run(params={"folder": str(folder)}, store=store)
