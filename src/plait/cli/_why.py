@@ -8,6 +8,8 @@ but nothing is executed and nothing is written:
   the entry) feed the keys of the steps after it;
 - a step whose key is not there *would run*, for the reason a run would record
   (``code changed``, ``input 'x' changed``, ``config.a changed``, ``expired`` ...);
+- a step that runs every time (forced, expired, ``cache=False``, a sink, or reading a
+  value with no data version) *would run*, whatever its upstream steps do;
 - a step fed by a step that would run cannot be decided without running it: its new
   output may equal the stored one (early cutoff). Such a step is checked as if the
   upstream output came out unchanged: if it would then hit, it *may run*; if it would
@@ -81,6 +83,20 @@ def _ancestors(step: str, upstream: Mapping[str, tuple[str, ...]]) -> set[str]:
     return found
 
 
+def _runs_regardless(reason: str) -> bool:
+    """Whether a miss for ``reason`` stands whatever the upstream steps produce.
+
+    A forced or expired step, one that is not cached (``cache=False``, a sink) and one
+    that reads a value with no data version run every time: checking them "as if the
+    upstream output came out unchanged" could only find a hit that a run would never use.
+    """
+    from plait.store.cache import SINK_REASON
+
+    return reason in ("forced", "expired", SINK_REASON) or reason.startswith(
+        ("cache disabled", "not cached:")
+    )
+
+
 class _Walker:
     """Looks steps up one by one, in order, over a run state that never executes."""
 
@@ -140,7 +156,7 @@ class _Walker:
             if waits:  # a hit only if the steps that would run reproduce their data
                 return self._maybe(item, waits)
             return Verdict(name, "hit", f"cache hit (stored by run {entry.run_id})")
-        if not waits or reason in ("forced", "expired") or reason.startswith("cache disabled"):
+        if not waits or ticket is None or _runs_regardless(reason):
             self._undecided(item, (name,))
             return Verdict(name, "run", reason)
         return self._if_unchanged(name, node, ticket.parts, waits)
