@@ -13,6 +13,7 @@ the builtin that fits it best, so callers can catch either::
     ├── StepTimeoutError(PlaitError, TimeoutError)         an attempt ran past its timeout
     ├── MapFailed(PlaitError, RuntimeError)                too few map elements succeeded
     ├── UpstreamFailed(PlaitError, RuntimeError)           on_upstream="fail" met a failed input
+    ├── MutatedInputError(PlaitError, RuntimeError)        .step, .input: a step changed an input
     ├── WorkerError(PlaitError, RuntimeError)              a worker's error that cannot be pickled
     ├── StoreSecretError(PlaitError, PermissionError)      a signed store opened without its secret
     └── RunFailed(PlaitError, RuntimeError)                .result, .step; __cause__ is the error
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MapFailed",
+    "MutatedInputError",
     "OutputArityError",
     "PipelineValidationError",
     "PlaitError",
@@ -195,6 +197,20 @@ class UpstreamFailed(PlaitError, RuntimeError):
 
     def __init__(self, message: str, *, step: str) -> None:
         self.step = step
+        super().__init__(message)
+
+
+class MutatedInputError(PlaitError, RuntimeError):
+    """A step changed one of its inputs in place, which other steps and the store share.
+
+    Attributes:
+        step: The name of the step.
+        input: The parameter whose value it changed.
+    """
+
+    def __init__(self, message: str, *, step: str, input: str) -> None:
+        self.step = step
+        self.input = input
         super().__init__(message)
 
 

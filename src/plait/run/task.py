@@ -6,6 +6,12 @@ jitter, ``retry_on`` filtering, per-attempt timeouts), the ``on_failure`` fallba
 splitting of a return value into the step's declared outputs. It never raises for a
 failure of user code: the failure is data in the :class:`TaskResult`.
 
+Inputs are read-only: the step is called with its inputs guarded by
+:mod:`plait.run.protect` (numpy arrays as read-only views, pandas objects as
+copy-on-write copies, other changeable values hashed before and after each attempt), here
+where it runs, so the rule holds on every executor. A
+:class:`~plait.errors.MutatedInputError` is neither retried nor replaced by a fallback.
+
 Timeouts: an ``async def`` attempt is cancelled. A sync attempt runs in a daemon thread
 that the caller stops waiting for; Python cannot kill a thread, so a timed-out attempt is
 *abandoned*: it may finish in the background, and its result is discarded.
@@ -23,8 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from plait.errors import OutputArityError, StepTimeoutError
+from plait.errors import MutatedInputError, OutputArityError, StepTimeoutError
 from plait.run.context import StepContext, reset_context, set_context
+from plait.run.protect import Guard, guard, release, verdict
 from plait.steps import MISSING, Step
 
 if TYPE_CHECKING:
@@ -108,10 +115,30 @@ def _delay(item: Step, attempt: int) -> float:
 
 
 def _retryable(item: Step, exc: BaseException, attempt: int) -> bool:
-    return attempt <= item.options.retries and isinstance(exc, item.options.retry_on)
+    return (
+        attempt <= item.options.retries
+        and isinstance(exc, item.options.retry_on)
+        and not isinstance(exc, MutatedInputError)  # the same code fails the same way
+    )
 
 
-def _call_in_thread(task: Task, timeout: float) -> Any:
+def _attempt(task: Task, shield: Guard, timeout: float | None) -> tuple[Any, Exception | None]:
+    """One call of the step on its guarded inputs: its value, or the error it ends with."""
+    try:
+        if timeout is None:
+            value = task.step.func(**shield.kwargs)
+        else:
+            value = _call_in_thread(task, shield.kwargs, timeout)
+    except StepTimeoutError as exc:
+        return None, exc  # abandoned: it may still run, its inputs cannot be checked now
+    except Exception as exc:
+        return None, verdict(shield, task.label, task.step.name, exc)
+    if shield.watched:
+        return value, verdict(shield, task.label, task.step.name, None)
+    return value, None
+
+
+def _call_in_thread(task: Task, kwargs: dict[str, Any], timeout: float) -> Any:
     """Run the step's function in a daemon thread; give up waiting after ``timeout``."""
     context = contextvars.copy_context()
     box: dict[str, Any] = {}
@@ -119,7 +146,7 @@ def _call_in_thread(task: Task, timeout: float) -> Any:
 
     def target() -> None:
         try:
-            box["value"] = context.run(task.step.func, **task.kwargs)
+            box["value"] = context.run(task.step.func, **kwargs)
         except BaseException as exc:  # handed back to the waiting thread
             box["error"] = exc
         finally:
@@ -139,18 +166,25 @@ def _call_in_thread(task: Task, timeout: float) -> Any:
     return box["value"]
 
 
-def _finish(task: Task, result: TaskResult, value: Any, error: BaseException | None) -> None:
+def _finish(
+    task: Task, shield: Guard, result: TaskResult, value: Any, error: BaseException | None
+) -> None:
     item = task.step
-    if error is not None and item.options.on_failure is not None:
+    fallback = item.options.on_failure
+    if error is not None and fallback is not None and not isinstance(error, MutatedInputError):
         try:
-            value = item.options.on_failure(error, **task.kwargs)
+            value = fallback(error, **shield.kwargs)
             result.fallback, error = True, None
         except Exception as fallback_error:
             fallback_error.__cause__ = error
             error = fallback_error
+        else:
+            error = verdict(shield, task.label, item.name, None) if shield.watched else None
+            result.fallback = error is None
     if error is None:
         try:
-            result.values = (value,) if task.element is not MISSING else split_outputs(item, value)
+            values = (value,) if task.element is not MISSING else split_outputs(item, value)
+            result.values = release(shield, values)
             result.ok = True
         except OutputArityError as arity_error:
             error = arity_error
@@ -179,33 +213,24 @@ def execute(task: Task) -> TaskResult:
     ctx = StepContext(task.run_id, item.name, 1, None if element is MISSING else element)
     token = set_context(ctx)
     try:
-        try:  # the common case first: one attempt that succeeds, no timeout
-            value = item.func(**task.kwargs) if timeout is None else _call_in_thread(task, timeout)
-            error: BaseException | None = None
-        except Exception as exc:
-            value, error = None, exc
+        shield = guard(task.kwargs)
+        value, error = _attempt(task, shield, timeout)
         attempt = 1
         while error is not None and _retryable(item, error, attempt):
             time.sleep(_delay(item, attempt))
             attempt += 1
             ctx.attempt = attempt
-            try:
-                value = (
-                    item.func(**task.kwargs) if timeout is None else _call_in_thread(task, timeout)
-                )
-                error = None
-            except Exception as exc:
-                error = exc
+            value, error = _attempt(task, shield, timeout)
     finally:
         reset_context(token)
     result.attempts = attempt
     result.metrics = ctx.metrics
     if error is None and task.ticket is None and element is MISSING and item.single_output:
-        result.ok, result.values = True, (value,)  # fast path of _finish
+        result.ok, result.values = True, release(shield, (value,))  # fast path of _finish
         result.duration = time.perf_counter() - started
         result.end = result.start + result.duration
         return result
-    _finish(task, result, value, error)
+    _finish(task, shield, result, value, error)
     result.duration = time.perf_counter() - started
     return result
 
@@ -220,25 +245,28 @@ async def execute_async(task: Task) -> TaskResult:
     value: Any = None
     error: BaseException | None = None
     attempt = 0
+    shield = guard(task.kwargs)
     while True:
         attempt += 1
         ctx.attempt = attempt
         token = set_context(ctx)
         try:
             if timeout is None:
-                value = await item.func(**task.kwargs)
+                value = await item.func(**shield.kwargs)
             else:
                 try:
-                    value = await asyncio.wait_for(item.func(**task.kwargs), timeout)
+                    value = await asyncio.wait_for(item.func(**shield.kwargs), timeout)
                 except TimeoutError:
                     raise StepTimeoutError(
                         f"step {task.label!r} timed out after {timeout:g} s",
                         step=item.name,
                         timeout=timeout,
                     ) from None
-            error = None
+            error = verdict(shield, task.label, item.name, None) if shield.watched else None
+        except StepTimeoutError as exc:
+            error = exc  # cancelled; its inputs are checked with the next attempt's
         except Exception as exc:
-            error = exc
+            error = verdict(shield, task.label, item.name, exc)
         finally:
             reset_context(token)
         if error is None or not _retryable(item, error, attempt):
@@ -246,6 +274,6 @@ async def execute_async(task: Task) -> TaskResult:
         await asyncio.sleep(_delay(item, attempt))
     result.attempts = attempt
     result.metrics = ctx.metrics
-    _finish(task, result, value, error)
+    _finish(task, shield, result, value, error)
     result.duration = time.perf_counter() - started
     return result
