@@ -475,9 +475,10 @@ def why_command(
 
 
 def _register() -> None:
-    from plait.cli import _debug, _history
+    from plait.cli import _debug, _doctor, _history
 
     cli.add_command(_debug.debug_command)
+    cli.add_command(_doctor.doctor_command)
     cli.add_command(_history.runs_group)
     cli.add_command(_history.lineage_command)
     cli.add_command(_history.cache_group)

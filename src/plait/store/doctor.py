@@ -1,0 +1,570 @@
+"""Checking a store, and repairing what can be repaired: ``plait doctor``.
+
+Design note. :func:`check` reads and never writes: it opens ``index.db`` and a SQLite
+``history.db`` read-only, runs SQLite's ``quick_check`` on both, reads the history's schema
+version, reads every cache entry and every artifact an entry names (size, xxh3 checksum,
+and with a secret the artifact's and the entry's signatures), and lists artifacts no entry
+names and temporary files left by killed writers. Each finding is a :class:`Problem` that
+says what is wrong and what :func:`repair` would do about it.
+
+:func:`repair` acts on a fresh :func:`check`, in an order where each step only relies on
+what the previous ones left:
+
+1. leftover temporary files are deleted;
+2. a damaged ``history.db`` is moved aside and its readable rows recovered into a fresh
+   database (:mod:`plait.history.recover`);
+3. a damaged ``index.db`` is moved aside; a damaged or missing index is rebuilt from the
+   history's step records (cache key, step, pipeline, output data versions, run,
+   time) joined with the artifacts still on disk. An artifact is adopted only when its
+   bytes load and hash to the data version its name claims, so a damaged artifact never
+   comes back as a hit. With a secret nothing is rebuilt (see ``docs/trust.md``);
+4. entries whose artifacts are missing or damaged are dropped, and the damaged files
+   deleted (their paths come from :class:`~plait.store.store.ArtifactRef`, which refuses
+   anything but a content address);
+5. artifacts no entry names are deleted.
+
+A temporary file or an unnamed artifact younger than :data:`GRACE` seconds may belong to a
+write in progress (an artifact is written before its entry) and is left alone. Entries and
+artifacts whose signature does not match this store's secret are reported and never
+deleted: another key may own them (``plait cache clear`` removes them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plait.store.store import ArtifactRef, Entry, Store
+
+__all__ = ["GRACE", "Problem", "Report", "check", "repair"]
+
+GRACE = 60.0  # seconds: younger temporary files and unnamed artifacts may be writes in flight
+_REBUILT_SESSION = "rebuilt-by-doctor"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a store.
+
+    Attributes:
+        kind: ``artifact-missing``, ``artifact-damaged``, ``artifact-unsigned``,
+            ``entry-damaged``, ``entry-unsigned``, ``orphan``, ``temp-file``,
+            ``index-missing``, ``index-damaged``, ``history-damaged`` or ``history-newer``.
+        path: The file, relative to the store's root.
+        detail: What is wrong.
+        repair: What :func:`repair` does about it ("" when it does nothing).
+    """
+
+    kind: str
+    path: str
+    detail: str
+    repair: str
+
+    def to_json(self) -> dict[str, str]:
+        """A JSON-ready dict."""
+        return {"kind": self.kind, "path": self.path, "detail": self.detail, "repair": self.repair}
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What :func:`check` found (and, after :func:`repair`, what was done).
+
+    Attributes:
+        store: The store's location.
+        problems: What is wrong, in the order found.
+        entries: Readable cache entries.
+        artifacts: Artifacts on disk.
+        history_version: The history's schema version (None: no SQLite history read).
+        actions: What :func:`repair` did, one line each.
+    """
+
+    store: str
+    problems: tuple[Problem, ...]
+    entries: int
+    artifacts: int
+    history_version: int | None
+    actions: tuple[str, ...] = ()
+
+    @property
+    def healthy(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "store": self.store,
+            "healthy": self.healthy,
+            "problems": [problem.to_json() for problem in self.problems],
+            "entries": self.entries,
+            "artifacts": self.artifacts,
+            "history_schema_version": self.history_version,
+            "actions": list(self.actions),
+        }
+
+
+@dataclass(slots=True)
+class _Findings:
+    """What a check gathers on its way (the repair reuses it)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    entries: dict[str, Entry] = field(default_factory=dict)
+    doomed: dict[str, list[str]] = field(default_factory=dict)  # key -> damaged artifact paths
+    index_lost: bool = False
+    history_damaged: bool = False
+    history_version: int | None = None
+
+
+# -- checking ---------------------------------------------------------------------------------
+def check(store: Store) -> Report:
+    """Check ``store`` without changing it.
+
+    Args:
+        store: The store (its secret, if any, is used to check signatures).
+
+    Returns:
+        The problems found; :attr:`Report.healthy` when there are none.
+
+    Raises:
+        StoreSecretError: When the store is signed and was opened without its secret.
+    """
+    findings = _check(store)
+    return _report(store, findings)
+
+
+def _check(store: Store) -> _Findings:
+    findings = _Findings()
+    _check_history(store, findings, _history_path(store))
+    index = _index_path(store)
+    if index is not None:
+        state = _sqlite_state(index, required="entries")
+        if state == "missing" and _used(store):
+            findings.index_lost = True
+            findings.problems.append(Problem("index-missing", "index.db", "missing", ""))
+        elif state not in ("ok", "missing"):
+            findings.index_lost = True
+            findings.problems.append(Problem("index-damaged", "index.db", state, ""))
+    if findings.index_lost:
+        findings.problems[-1] = _rebuild_problem(store, findings)
+    else:
+        _check_entries(store, findings)
+    _check_files(store, findings)
+    return findings
+
+
+def _check_history(store: Store, findings: _Findings, path: str | None) -> None:
+    from plait.history.db import SCHEMA_VERSION
+
+    if path is None:
+        return
+    state = _sqlite_state(path, required="meta")
+    if state == "missing":
+        return
+    if state != "ok":
+        findings.history_damaged = True
+        findings.problems.append(
+            Problem(
+                "history-damaged",
+                "history.db",
+                state,
+                "move it aside as history.db.damaged-<time> and recover its readable rows "
+                "into a fresh history.db",
+            )
+        )
+        return
+    findings.history_version = _schema_version(path)
+    if findings.history_version is not None and findings.history_version > SCHEMA_VERSION:
+        findings.problems.append(
+            Problem(
+                "history-newer",
+                "history.db",
+                f"schema version {findings.history_version}, newer than this plait "
+                f"understands ({SCHEMA_VERSION})",
+                "",
+            )
+        )
+
+
+def _used(store: Store) -> bool:
+    return any(store.backend.exists(folder) for folder in ("objects", "steps"))
+
+
+def _rebuild_problem(store: Store, findings: _Findings) -> Problem:
+    lost = findings.problems[-1]
+    if store.signed:
+        plan = (
+            "start an empty index (with a secret, entries are not rebuilt from the history's "
+            "unsigned records; the next run recomputes and signs them) and remove the "
+            "artifacts no entry names"
+        )
+    else:
+        count = len(list(rebuild_plan(store, history_ok=not findings.history_damaged)))
+        aside = "set it aside as index.db.damaged-<time> and " if lost.kind.endswith("d") else ""
+        plan = (
+            f"{aside}rebuild it from the history and the artifacts on disk "
+            f"({count} entries can be rebuilt)"
+        )
+    return Problem(lost.kind, lost.path, f"cache index {lost.detail}", plan)
+
+
+def _check_entries(store: Store, findings: _Findings) -> None:
+    for key, data in _raw_entries(store):
+        entry = store.lookup(key)
+        if entry is None:
+            findings.problems.append(_bad_entry(key, data))
+            if findings.problems[-1].kind == "entry-damaged":
+                findings.doomed[key] = []
+            continue
+        findings.entries[key] = entry
+        for ref in entry.outputs.values():
+            problem = _check_artifact(store, entry, ref)
+            if problem is not None:
+                findings.problems.append(problem)
+                if problem.kind != "artifact-unsigned":
+                    findings.doomed.setdefault(key, []).append(ref.path)
+
+
+def _bad_entry(key: str, data: bytes) -> Problem:
+    where = f"index.db[{key}]"
+    try:
+        Entry.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        return Problem("entry-damaged", where, f"cache entry {key} is damaged ({exc})", "drop it")
+    return Problem(
+        "entry-unsigned",
+        where,
+        f"cache entry {key} is not signed with this store's secret (PLAIT_SECRET)",
+        "",
+    )
+
+
+def _check_artifact(store: Store, entry: Entry, ref: ArtifactRef) -> Problem | None:
+
+    owner = f"(an output of step {entry.step!r}, entry {entry.key[:12]})"
+    drop = "drop the entry and delete the file (the step is recomputed on the next run)"
+    try:
+        data = store.backend.read(ref.path)
+    except FileNotFoundError:
+        drop = "drop the entry (the step is recomputed on the next run)"
+        return Problem("artifact-missing", ref.path, f"artifact missing {owner}", drop)
+    if len(data) != ref.size or _checksum(data) != ref.checksum:
+        detail = f"artifact damaged: {len(data)} bytes, expected {ref.size}, checksum differs"
+        if len(data) == ref.size:
+            detail = f"artifact damaged: its checksum differs {owner}"
+        return Problem("artifact-damaged", ref.path, f"{detail} {owner}".strip(), drop)
+    signature = store._artifact_signature(ref.version, ref.serializer, data)
+    if signature is not None and signature != ref.signature:
+        detail = f"artifact not signed with this store's secret {owner}"
+        return Problem("artifact-unsigned", ref.path, detail, "")
+    return None
+
+
+def _raw_entries(store: Store) -> Iterator[tuple[str, bytes]]:
+
+    path = _index_path(store)
+    if path is not None:
+        yield from _read_index(path)
+        return
+    for name in list(store.backend.list("cache")):
+        if name.endswith(".json"):
+            try:
+                yield name.rsplit("/", 1)[-1].removesuffix(".json"), store.backend.read(name)
+            except FileNotFoundError:
+                continue
+
+
+def _check_files(store: Store, findings: _Findings) -> None:
+
+    for path in _old_files(store, temporary=True):
+        findings.problems.append(
+            Problem("temp-file", path, "a temporary file left by a killed writer", "delete it")
+        )
+    if findings.index_lost:
+        return  # every artifact looks unnamed until the index is rebuilt
+    named = {ref.path for entry in findings.entries.values() for ref in entry.outputs.values()}
+    for path in _old_files(store, temporary=False):
+        if path not in named:
+            findings.problems.append(
+                Problem("orphan", path, "an artifact no cache entry names", "delete it")
+            )
+
+
+def _report(store: Store, findings: _Findings, actions: tuple[str, ...] = ()) -> Report:
+    count = sum(1 for _ in store.backend.list("objects"))
+    return Report(
+        store.url,
+        tuple(findings.problems),
+        len(findings.entries),
+        count,
+        findings.history_version,
+        actions,
+    )
+
+
+# -- rebuilding the index -----------------------------------------------------------------------
+def rebuild_plan(store: Store, *, history_ok: bool = True) -> Iterator[Entry]:
+    """The entries an index rebuilt from the history and the artifacts on disk would hold.
+
+    Each step record with a cache key gives one entry (the latest record of a key wins)
+    when every output's artifact is on disk and its bytes load and hash to the data version
+    in its name; size and checksum are computed from the file. Nothing is planned for a
+    store with a secret, or without a readable history.
+    """
+    if store.signed or not history_ok or not store.has_history:
+        return
+
+    latest: dict[str, tuple[Any, ...]] = {}
+    for row in _step_records(store):
+        latest[str(row[0])] = row
+    for key, (_, step, pipeline, versions, run_id, finished, reason) in latest.items():
+        outputs = _adopt(store, versions)
+        if outputs is None:
+            continue
+        reusable = not str(reason or "").startswith("cache disabled")
+        yield Entry(
+            key,
+            str(step),
+            str(pipeline or ""),
+            outputs,
+            float(finished or time.time()),
+            str(run_id),
+            _REBUILT_SESSION,
+            reusable,
+        )
+
+
+def _adopt(store: Store, versions_json: Any) -> dict[str, ArtifactRef] | None:
+    """Refs for a record's outputs, or None when any artifact is gone or wrong."""
+
+    try:
+        versions = json.loads(versions_json or "{}")
+    except ValueError:
+        return None
+    if not isinstance(versions, dict) or not versions:
+        return None
+    outputs: dict[str, ArtifactRef] = {}
+    for name, version in versions.items():
+        ref = _verified_ref(store, str(version))
+        if ref is None:
+            return None
+        outputs[str(name)] = ref
+    return outputs
+
+
+# -- repairing ----------------------------------------------------------------------------------
+def repair(store: Store) -> Report:
+    """Repair ``store``: see the module's design note for what is done, in which order.
+
+    Args:
+        store: The store. Run it when no run is writing to the store.
+
+    Returns:
+        A fresh :func:`check` of the repaired store, with :attr:`Report.actions` saying
+        what was done. Problems no repair can fix (a history newer than this plait,
+        entries or artifacts signed with another key) remain in it.
+
+    Raises:
+        StoreSecretError: When the store is signed and was opened without its secret.
+    """
+    findings = _check(store)
+    actions = _fix(store, findings)
+    store.close()
+    after = _check(store)
+    return _report(store, after, tuple(actions))
+
+
+def _fix(store: Store, findings: _Findings) -> list[str]:
+    """Apply the repairs of ``findings``; return what was done."""
+    actions = [f"deleted {p.path}" for p in findings.problems if p.kind == "temp-file"]
+    for path in actions:
+        store.backend.delete(path.removeprefix("deleted "))
+    store.close()
+    if findings.history_damaged:
+        actions.append(_recover_history(store))
+    if findings.index_lost:
+        actions.append(_rebuild_index(store, findings))
+    for key, paths in findings.doomed.items():
+        for path in paths:
+            store.backend.delete(path)
+            actions.append(f"deleted damaged artifact {path}")
+        store.drop(key)
+        actions.append(f"dropped cache entry {key}")
+    named = {ref.path for entry in store.entries() for ref in entry.outputs.values()}
+    for path in _old_files(store, temporary=False):
+        if path not in named:
+            store.backend.delete(path)
+            actions.append(f"deleted orphaned artifact {path}")
+    return actions
+
+
+def _recover_history(store: Store) -> str:
+    from plait.history.recover import recover
+
+    path = _history_path(store)
+    assert path is not None  # only a SQLite history is found damaged
+    done = recover(path)
+    copied = ", ".join(f"{n} {table}" for table, n in done.copied.items() if table != "meta")
+    lost = sum(n for n in done.lost.values() if n > 0)
+    unreadable = [table for table, n in done.lost.items() if n < 0]
+    note = f"; tables not readable: {', '.join(unreadable)}" if unreadable else ""
+    return (
+        f"moved the damaged history aside as {os.path.basename(done.aside)} and recovered "
+        f"its readable rows ({copied}; {lost} rows lost{note})"
+    )
+
+
+def _rebuild_index(store: Store, findings: _Findings) -> str:
+    from plait.history.recover import set_aside
+
+    path = _index_path(store)
+    assert path is not None  # only a SQLite index is found missing or damaged
+    aside = ""
+    if os.path.exists(path):
+        aside = f"moved the damaged index aside as {os.path.basename(set_aside(path))}; "
+    # an empty database file: the index then opens it as its own, neither warning that it
+    # is missing nor staying absent when the plan has no entry
+    sqlite3.connect(path).close()
+    store.index.delete("")
+    rebuilt = 0
+    for entry in rebuild_plan(store, history_ok=True):
+        store.save(entry)
+        findings.entries[entry.key] = entry
+        rebuilt += 1
+    if store.signed:
+        return aside + "started an empty index (a signed store is not rebuilt)"
+    return f"{aside}rebuilt the index: {rebuilt} entries from the history and the artifacts"
+
+
+# -- files and databases ------------------------------------------------------------------------
+def _local_root(store: Store) -> str | None:
+    from plait.store.backends import LocalBackend
+
+    return store.backend.root if isinstance(store.backend, LocalBackend) else None
+
+
+def _index_path(store: Store) -> str | None:
+    """``index.db`` of a local store (a remote store keeps one object per entry)."""
+    root = _local_root(store)
+    return None if root is None else os.path.join(root, "index.db")
+
+
+def _history_path(store: Store) -> str | None:
+    """The SQLite file of the store's history, if it is one."""
+    if not store.has_history:
+        return None
+    url = store.history.url
+    if "://" in url and not url.startswith("sqlite:///"):
+        return None  # PostgreSQL, DuckDB: checked by their own tools
+    path = url.removeprefix("sqlite:///")
+    return None if path == ":memory:" else path
+
+
+def _read_only(path: str) -> sqlite3.Connection:
+    """A connection that reads an existing database and creates no file: not ``mode=ro``,
+    which leaves a WAL database's ``-wal`` and ``-shm`` behind (it may not remove them)."""
+    connection = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
+    connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+def _sqlite_state(path: str, *, required: str) -> str:
+    """``"ok"``, ``"missing"``, or what is wrong with the database file at ``path``."""
+    if not os.path.exists(path):
+        return "missing"
+    try:
+        connection = _read_only(path)
+        try:
+            result = [str(row[0]) for row in connection.execute("PRAGMA quick_check")]
+            connection.execute(f"SELECT count(*) FROM {required}").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        return f"damaged ({exc})"
+    if result != ["ok"]:
+        return f"damaged ({'; '.join(result[:3])})"
+    return "ok"
+
+
+def _schema_version(path: str) -> int | None:
+    connection = _read_only(path)
+    try:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    finally:
+        connection.close()
+    return None if row is None else int(row[0])
+
+
+def _read_index(path: str) -> list[tuple[str, bytes]]:
+    if not os.path.exists(path):
+        return []
+    connection = _read_only(path)
+    try:
+        rows = connection.execute("SELECT key, data FROM entries").fetchall()
+    finally:
+        connection.close()
+    return [(str(key), bytes(data)) for key, data in rows]
+
+
+def _checksum(data: bytes) -> str:
+    import xxhash
+
+    return str(xxhash.xxh3_64_hexdigest(data))
+
+
+def _old_files(store: Store, *, temporary: bool) -> Iterator[str]:
+    """Temporary files anywhere in a local store, or artifacts, older than :data:`GRACE`."""
+    root = _local_root(store)
+    if root is None:
+        if not temporary:
+            yield from list(store.backend.list("objects"))
+        return
+    now = time.time()
+    base = root if temporary else os.path.join(root, "objects")
+    for directory, _, names in os.walk(base):
+        for name in names:
+            if name.endswith(".tmp") != temporary:
+                continue
+            full = os.path.join(directory, name)
+            try:
+                young = now - os.stat(full).st_mtime < GRACE
+            except FileNotFoundError:
+                continue
+            if not young:
+                yield os.path.relpath(full, root).replace(os.sep, "/")
+
+
+def _step_records(store: Store) -> list[tuple[Any, ...]]:
+    """(key, step, pipeline, output versions JSON, run, finished, reason) of each ok step
+    with a cache key, oldest first."""
+    return store.history.db.execute(
+        "SELECT s.cache_key, s.name, r.pipeline, s.data_versions, s.run_id, s.finished_at, "
+        "s.reason FROM steps s LEFT JOIN runs r ON r.run_id = s.run_id "
+        "WHERE s.cache_key IS NOT NULL AND s.status = 'ok' ORDER BY s.finished_at"
+    )
+
+
+def _verified_ref(store: Store, version: str) -> ArtifactRef | None:
+    """A ref to the artifact of data version ``version`` when its bytes are that value."""
+    from plait.store.hashing import data_version
+    from plait.store.serializers import serializer_named
+
+    folder = f"objects/{version[:2]}"
+    for path in list(store.backend.list(folder)):
+        name = path.rsplit("/", 1)[-1]
+        stem, _, serializer = name.partition(".")
+        if stem != version:
+            continue
+        try:
+            data = store.backend.read(path)
+            ref = ArtifactRef(version, serializer, _checksum(data), len(data))
+            if data_version(serializer_named(serializer).loads(data)) == version:
+                return ref
+        except Exception:  # any failure to read, load or hash: not adopted, recomputed
+            continue
+    return None
