@@ -177,6 +177,12 @@ MUTATIONS = [
     pytest.param(bytearray(b"ab"), lambda value: value.extend(b"c"), "bytearray", id="bytes"),
     pytest.param(([1], 2), lambda value: value[0].append(3), "deepcopy", id="tuple-of-list"),
     pytest.param(Box(), _grow_box, "value = copy.deepcopy(value)", id="object"),
+    pytest.param(  # the standard pickler refuses the lambda: watched by data version
+        {"scale": lambda x: x * 2, "items": [1]},
+        lambda value: value["items"].append(2),
+        "value = dict(value)",
+        id="dict-with-a-lambda",
+    ),
     pytest.param(
         _objects([1], [2]),
         lambda value: value[0].append(3),
@@ -206,6 +212,18 @@ def test_a_changed_input_fails_the_step_and_names_the_fix(value, mutate, fix):
     assert (error.step, error.input) == ("changes", "value")
     assert "step 'changes' changed its input 'value'" in str(error)
     assert fix in str(error)
+
+
+def test_a_value_with_no_fingerprint_is_handed_over_unwatched():
+    import threading
+
+    @step
+    def appends(value: dict[str, object]) -> int:
+        value["more"] = 1
+        return len(value)
+
+    value = {"lock": threading.Lock()}  # neither picklable nor hashable: cannot be watched
+    assert Pipeline([appends]).run(params={"value": value})["appends"] == 2
 
 
 def test_a_list_appended_to_is_caught_on_every_executor(executor):
