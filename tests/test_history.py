@@ -640,7 +640,7 @@ def test_a_version_1_database_opens_migrates_and_keeps_its_records(open_store, h
 
     rows = store.history.db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
     assert rows == [(str(SCHEMA_VERSION),)]
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     result = _pipeline().run(params={"n": 2}, store=store)
     new = store.history.run(result.run_id)
     assert new.structure is not None
@@ -795,3 +795,74 @@ def test_a_structure_is_kept_once_and_dropped_with_the_last_run_naming_it(open_s
     store.history.delete_runs([second.run_id])
     assert store.history.db.execute("SELECT COUNT(*) FROM structures") == [(1,)]
     assert "sibling" in [s.name for s in store.history.run(other.run_id).structure.order]
+
+
+# -- records tell the truth after a recompute; map steps keep their element attempts --------
+
+
+@step
+def made(n):
+    CALLS["made"] += 1
+    return list(range(n))
+
+
+@step
+def used(made):
+    return sum(made)
+
+
+def test_a_hit_recomputed_for_a_damaged_artifact_is_recorded_as_such(open_store, tmp_path):
+    store = open_store()
+    pipeline = Pipeline([made, used], name="revised")
+    first = pipeline.run(params={"n": 4}, store=store)
+    version = store.history.run(first.run_id).steps["made"].data_versions["made"]
+    [artifact] = (tmp_path / "store" / "objects").glob(f"*/{version}.*")
+    artifact.write_bytes(b"garbage")
+    again = pipeline.run(params={"n": 4}, store=store, force=["used"])
+    assert again["used"] == 6
+    assert CALLS["made"] == 2
+    record = store.history.run(again.run_id).steps["made"]
+    assert record.cached is False
+    assert record.reason == "artifact damaged, recomputed"
+    assert len(store.history.step_history("made")) == 2
+
+
+@step(map="items", retries=2, backoff=0)
+def flaky_element(items):
+    CALLS[f"element-{items}"] += 1
+    if items == 2 and CALLS[f"element-{items}"] < 2:
+        raise ValueError("first try fails")
+    return items * 10
+
+
+def test_a_map_steps_element_attempts_are_recorded(open_store):
+    store = open_store()
+    result = Pipeline([flaky_element], name="mapped").run(params={"items": [1, 2]}, store=store)
+    assert result["flaky_element"] == [10, 20]
+    record = store.history.run(result.run_id).steps["flaky_element"]
+    assert record.element_attempts == {"0": 1, "1": 2}
+
+
+def test_a_database_of_the_previous_schema_opens_and_migrates(open_store, history_url):
+    connection, blob = _raw_connection(history_url)
+    cursor = connection.cursor()
+    for statement in V1_SCHEMA:
+        cursor.execute(statement.replace("{blob}", blob))
+    for statement in (
+        "CREATE TABLE IF NOT EXISTS structures (id TEXT PRIMARY KEY, body TEXT)",
+        "ALTER TABLE runs ADD COLUMN structure TEXT",
+        "ALTER TABLE steps ADD COLUMN params TEXT",
+        "ALTER TABLE steps ADD COLUMN logs TEXT",
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        "UPDATE runs SET status = 'running' WHERE run_id = '01old'",
+    ):
+        cursor.execute(statement)
+    connection.commit()
+    connection.close()
+    store = open_store()
+    old = store.history.run("01old")
+    assert old.status == "running"  # no pid recorded: nothing says it died
+    assert old.pid is None
+    assert old.steps["source"].element_attempts == {}
+    result = _pipeline().run(params={"n": 2}, store=store)
+    assert store.history.run(result.run_id).pid == __import__("os").getpid()

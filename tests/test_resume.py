@@ -630,7 +630,9 @@ def test_a_run_killed_mid_step_keeps_a_true_partial_record(tmp_path):
     store = Store(store_dir)
     try:
         [record] = store.history.runs()
-        assert record.status == "running"
+        assert record.status == "failed"  # its process is gone
+        assert record.error is not None
+        assert record.error.startswith("process died")
         assert record.finished_at is None
         steps = store.history.run(record.run_id).steps
         # every step that finished before the kill keeps its record
@@ -670,7 +672,7 @@ def test_a_run_killed_the_moment_a_step_starts_keeps_the_steps_before_it(tmp_pat
     store = Store(tmp_path / "store")
     try:
         [record] = store.history.runs()
-        assert record.status == "running"
+        assert record.status == "failed"
         steps = store.history.run(record.run_id).steps
         assert {n: s.status for n, s in steps.items() if n in ("one", "two")} == {
             "one": "ok",
@@ -699,7 +701,7 @@ def test_a_run_killed_mid_step_resumes_without_recomputing_what_finished(tmp_pat
         again = store.history.run(resumed.run_id)
         assert again.status == "succeeded"
         assert again.origin_run_id == record.run_id
-        assert store.history.run(record.run_id).status == "running"
+        assert store.history.run(record.run_id).status == "failed"
     finally:
         store.history.close()
         sys.modules.pop("killed_chain", None)

@@ -15,19 +15,59 @@ left alone, so two processes opening one old database at once both succeed.
 
 Versions: 1, the first schema; 2 adds ``runs.structure`` (the id of the pipeline's
 structure, kept once per distinct structure in ``structures``), ``steps.params`` (the
-param values a step received, defaults included) and ``steps.logs`` (its log lines).
+param values a step received, defaults included) and ``steps.logs`` (its log lines); 3
+adds ``runs.pid``, ``runs.pid_start`` and ``runs.heartbeat`` (to tell a run whose process
+died), ``runs.inputs_signature`` (the HMAC of the params/config blob) and
+``steps.element_attempts`` (a map step's attempts per element).
+
+Damage. A SQLite file that is not a database, or whose pages are damaged, raises
+:class:`DamagedHistoryError`, which names the file and the fix (``plait doctor --repair``),
+instead of a driver error.
+
+DuckDB lets one process at a time open a database file for writing, so a DuckDB history
+is opened for each transaction and closed after it; an open that finds the file locked by
+another process is retried with backoff (for up to :data:`LOCK_WAIT` seconds). SQLite and
+PostgreSQL keep one connection.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from plait.errors import PlaitError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "AddColumn", "Database", "connect"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AddColumn",
+    "DamagedHistoryError",
+    "Database",
+    "connect",
+]
+
+LOCK_WAIT = 60.0  # seconds a DuckDB open waits for another process's lock
+
+
+class DamagedHistoryError(PlaitError, OSError):
+    """The history database file is damaged (not a database, or damaged pages).
+
+    Attributes:
+        path: The database file.
+    """
+
+    def __init__(self, path: str, cause: object) -> None:
+        super().__init__(
+            f"the history database {path} is damaged ({cause}); no run can be recorded "
+            "in it: run `plait doctor --repair` to set it aside and recover its readable "
+            "rows (or move the file away)"
+        )
+        self.path = path
 
 
 def _schema(blob: str) -> list[str]:
@@ -38,14 +78,15 @@ def _schema(blob: str) -> list[str]:
             params TEXT, config TEXT, tags TEXT, started_at DOUBLE PRECISION,
             finished_at DOUBLE PRECISION, duration DOUBLE PRECISION, host TEXT,
             plait_version TEXT, python_version TEXT, origin_run_id TEXT, executor TEXT,
-            error TEXT, inputs {blob}, structure TEXT)""",
+            error TEXT, inputs {blob}, structure TEXT, pid BIGINT, pid_start TEXT,
+            heartbeat DOUBLE PRECISION, inputs_signature TEXT)""",
         """CREATE TABLE IF NOT EXISTS steps (
             run_id TEXT, name TEXT, status TEXT, cached INTEGER, reason TEXT,
             attempts INTEGER, started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,
             duration DOUBLE PRECISION, cache_key TEXT, input_versions TEXT,
             data_versions TEXT, error_type TEXT, error_message TEXT, error_traceback TEXT,
             metrics TEXT, peak_memory BIGINT, fingerprint TEXT, params TEXT, logs TEXT,
-            PRIMARY KEY (run_id, name))""",
+            element_attempts TEXT, PRIMARY KEY (run_id, name))""",
         "CREATE TABLE IF NOT EXISTS structures (id TEXT PRIMARY KEY, body TEXT)",
         """CREATE TABLE IF NOT EXISTS data (
             version TEXT, run_id TEXT, step TEXT, name TEXT, role TEXT)""",
@@ -57,7 +98,7 @@ def _schema(blob: str) -> list[str]:
     ]
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +118,13 @@ MIGRATIONS: dict[int, list[str | AddColumn]] = {
         AddColumn("runs", "structure", "TEXT"),
         AddColumn("steps", "params", "TEXT"),
         AddColumn("steps", "logs", "TEXT"),
+    ],
+    3: [
+        AddColumn("runs", "pid", "BIGINT"),
+        AddColumn("runs", "pid_start", "TEXT"),
+        AddColumn("runs", "heartbeat", "DOUBLE PRECISION"),
+        AddColumn("runs", "inputs_signature", "TEXT"),
+        AddColumn("steps", "element_attempts", "TEXT"),
     ],
 }
 
@@ -98,46 +146,108 @@ _DIALECTS = {
 
 
 class Database:
-    """One connection, serialised by a lock, with portable ``execute`` helpers."""
+    """A connection (or, for DuckDB, a way to open one per transaction), serialised by a
+    lock, with portable ``execute`` helpers.
 
-    def __init__(self, url: str, connection: Any, dialect: Dialect) -> None:
+    Args:
+        url: The database's URL, for messages.
+        opener: Opens a connection.
+        dialect: What differs between the databases.
+        path: The database file (SQLite, DuckDB), named when it is damaged.
+    """
+
+    def __init__(
+        self, url: str, opener: Callable[[], Any], dialect: Dialect, path: str | None = None
+    ) -> None:
         self.url = url
-        self.connection = connection
         self.dialect = dialect
+        self.path = path
         self.lock = threading.RLock()
+        self._opener = opener
+        self._per_transaction = dialect.name == "duckdb"
+        self._connection: Any = None if self._per_transaction else self._guarded(opener)
 
-    def _sql(self, sql: str) -> str:
+    def _guarded(self, opener: Callable[[], Any]) -> Any:
+        try:
+            return opener()
+        except Exception as exc:
+            self._raise_if_damaged(exc)
+            raise
+
+    def _raise_if_damaged(self, exc: BaseException) -> None:
+        import sqlite3
+
+        if isinstance(exc, DamagedHistoryError):
+            return
+        name = getattr(exc, "sqlite_errorname", "")
+        if isinstance(exc, sqlite3.DatabaseError) and name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+            raise DamagedHistoryError(self.path or self.url, exc) from exc
+        text = str(exc)
+        duckdb_damage = type(exc).__name__ in ("SerializationException", "InternalException")
+        if (
+            self.dialect.name == "duckdb"
+            and "Could not set lock" not in text
+            and (duckdb_damage or "not a valid DuckDB database file" in text)
+        ):
+            raise DamagedHistoryError(self.path or self.url, exc) from exc
+
+    def sql(self, sql: str) -> str:
+        """``sql`` with the driver's placeholders."""
         return sql if self.dialect.placeholder == "?" else sql.replace("?", "%s")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor whose statements commit together at the end (or roll back)."""
+        with self.lock:
+            connection = self._connection or self._open_shared()
+            try:
+                cursor = connection.cursor()
+                try:
+                    yield cursor
+                    connection.commit()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        connection.rollback()
+                    raise
+                finally:
+                    with contextlib.suppress(Exception):
+                        cursor.close()
+            except Exception as exc:
+                self._raise_if_damaged(exc)
+                raise
+            finally:
+                if self._per_transaction:
+                    with contextlib.suppress(Exception):
+                        connection.close()
+
+    def _open_shared(self) -> Any:
+        """Open a DuckDB file, waiting (with backoff) while another process holds it."""
+        deadline = time.monotonic() + LOCK_WAIT
+        delay = 0.005
+        while True:
+            try:
+                return self._guarded(self._opener)
+            except DamagedHistoryError:
+                raise
+            except Exception as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.2)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement and commit; return the rows it produced."""
-        with self.lock:
-            cursor = self.connection.cursor()
-            try:
-                cursor.execute(self._sql(sql), tuple(args))
-                rows = cursor.fetchall() if cursor.description else []
-                self.connection.commit()
-                return [tuple(row) for row in rows]
-            except BaseException:
-                self.connection.rollback()
-                raise
-            finally:
-                cursor.close()
+        with self.transaction() as cursor:
+            cursor.execute(self.sql(sql), tuple(args))
+            rows = cursor.fetchall() if cursor.description else []
+            return [tuple(row) for row in rows]
 
     def execute_many(self, statements: Iterable[tuple[str, Sequence[Sequence[Any]]]]) -> None:
         """Run several batched statements in one transaction."""
-        with self.lock:
-            cursor = self.connection.cursor()
-            try:
-                for sql, rows in statements:
-                    if rows:
-                        cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
-                self.connection.commit()
-            except BaseException:
-                self.connection.rollback()
-                raise
-            finally:
-                cursor.close()
+        with self.transaction() as cursor:
+            for sql, rows in statements:
+                if rows:
+                    cursor.executemany(self.sql(sql), [tuple(r) for r in rows])
 
     def insert_rows(
         self,
@@ -148,20 +258,22 @@ class Database:
     ) -> None:
         """Insert many rows (and optionally rows of a second table) in one transaction,
         with multi-row ``VALUES`` statements: few statements, one commit."""
-        with self.lock:
-            cursor = self.connection.cursor()
-            try:
-                self._insert(cursor, table, columns, rows)
-                if extra is not None:
-                    self._insert(cursor, *extra)
-                self.connection.commit()
-            except BaseException:
-                self.connection.rollback()
-                raise
-            finally:
-                cursor.close()
+        with self.transaction() as cursor:
+            self.insert(cursor, table, columns, rows)
+            if extra is not None:
+                self.insert(cursor, *extra)
 
-    def _insert(self, cursor: Any, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+    def insert(
+        self,
+        cursor: Any,
+        table: str,
+        columns: str,
+        rows: Sequence[Sequence[Any]],
+        *,
+        conflict: str = "",
+    ) -> None:
+        """Insert ``rows`` with multi-row ``VALUES`` statements, each followed by
+        ``conflict`` (an ``ON CONFLICT ...`` clause) when given."""
         if not rows:
             return
         width = len(rows[0])
@@ -170,29 +282,22 @@ class Database:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * len(part))
-            cursor.execute(sql, [value for row in part for value in row])
+            cursor.execute(f"{sql} {conflict}".rstrip(), [value for row in part for value in row])
 
     def close(self) -> None:
         """Close the connection."""
         with self.lock:
-            self.connection.close()
+            if self._connection is not None:
+                self._connection.close()
 
     def columns(self, table: str) -> set[str]:
         """The names of ``table``'s columns."""
-        with self.lock:
-            cursor = self.connection.cursor()
-            try:
-                cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
-                names = {str(column[0]).lower() for column in cursor.description or ()}
-                if cursor.description:
-                    cursor.fetchall()
-                self.connection.commit()
-                return names
-            except BaseException:
-                self.connection.rollback()
-                raise
-            finally:
-                cursor.close()
+        with self.transaction() as cursor:
+            cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            names = {str(column[0]).lower() for column in cursor.description or ()}
+            if cursor.description:
+                cursor.fetchall()
+            return names
 
     def _apply(self, change: str | AddColumn) -> None:
         if isinstance(change, str):
@@ -230,9 +335,13 @@ def _sqlite(path: str) -> Any:
     import sqlite3
 
     connection = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA busy_timeout=30000")
+    try:
+        connection.execute("PRAGMA busy_timeout=30000")
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 
@@ -253,20 +362,33 @@ def _postgres(url: str) -> Any:
 
 
 def connect(url: str) -> Database:
-    """Open (and migrate) the history database at ``url``."""
+    """Open (and migrate) the history database at ``url``.
+
+    Raises:
+        DamagedHistoryError: When the database file is damaged.
+    """
+    import functools
     import os
 
+    path: str | None = None
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        dialect, connection = _DIALECTS["postgresql"], _postgres(url)
+        dialect, opener = _DIALECTS["postgresql"], functools.partial(_postgres, url)
     elif url.startswith("duckdb://"):
-        path = url.removeprefix("duckdb:///")
-        dialect, connection = _DIALECTS["duckdb"], _duckdb(path or ":memory:")
+        path = url.removeprefix("duckdb:///") or ":memory:"
+        dialect, opener = _DIALECTS["duckdb"], functools.partial(_duckdb, path)
+        if path == ":memory:":  # one in-memory database: keep its connection
+            dialect = Dialect("duckdb-memory", "?", "BLOB")
     else:
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        dialect, connection = _DIALECTS["sqlite"], _sqlite(path)
-    database = Database(url, connection, dialect)
+        dialect, opener = _DIALECTS["sqlite"], functools.partial(_sqlite, path)
+    try:
+        database = Database(url, opener, dialect, path)
+    except PlaitError:
+        raise
+    except Exception as exc:
+        raise PlaitError(f"cannot open the history database {url}: {exc}") from exc
     try:
         database.migrate()
     except BaseException:

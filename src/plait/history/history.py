@@ -11,6 +11,11 @@ Structure. Each run names the structure of the pipeline it executed (steps, inpu
 outputs, ``after`` edges), kept once per distinct structure in the ``structures`` table
 under the hash of its JSON, so a report drawn from the record has the pipeline's edges.
 
+Liveness. A run records its host, pid and process start time, and its recorder keeps a
+heartbeat (:mod:`plait.history.liveness`). Reading runs first settles the ``running`` ones
+whose process is known to be dead: they are written as ``failed`` with ``error``
+"process died (...)", so a killed run never reads ``running`` forever.
+
 Lineage. Each step execution adds one row per output (role ``out``) and per input (role
 ``in``) to the ``data`` table, keyed by data version, so "who produced this value", "who
 consumed it" and "how did it come to be" are index lookups, across runs.
@@ -18,43 +23,26 @@ consumed it" and "how did it come to be" are index lookups, across runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
-import json
-import platform
+import os
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from plait.errors import PlaitError, suggest
+from plait.errors import suggest
+from plait.history import liveness
 from plait.history.db import Database, connect
+from plait.history.recorder import RunRecorder
 from plait.history.records import RecordedPipeline, RunRecord, StepRecord
-
-if TYPE_CHECKING:
-    from plait.run.context import StepLogs
+from plait.history.values import decode_inputs, display, dumps, encode_inputs, sign_inputs
+from plait.store.signing import Signer
 
 __all__ = ["History", "RunRecorder"]
-
-_ENCODER = json.JSONEncoder(default=repr, separators=(",", ":"))
-
-
-def _dumps(value: Any) -> str:
-    return _ENCODER.encode(value) if value else ("{}" if isinstance(value, dict) else "[]")
-
-
-def display(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Values as JSON-friendly data for display (exact values are kept pickled apart)."""
-    shown: dict[str, Any] = {}
-    for key, value in values.items():
-        try:
-            json.dumps(value)
-            shown[key] = value
-        except (TypeError, ValueError):
-            shown[key] = repr(value)
-    return shown
 
 
 class History:
@@ -62,10 +50,20 @@ class History:
 
     Args:
         url: A path (SQLite), ``sqlite:///...``, ``duckdb:///...`` or ``postgresql://...``.
+        signer: Signs and checks the runs' params/config blobs (default: one for
+            ``PLAIT_SECRET`` if set; a :class:`~plait.Store` passes its own).
+        heartbeat: Seconds between a running run's heartbeats (default:
+            ``PLAIT_HISTORY_HEARTBEAT`` or 10); a run of another host whose heartbeat is
+            three periods old is dead.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, signer: Signer | None = None, heartbeat: float | None = None
+    ) -> None:
         self.url = url
+        secret = os.environ.get("PLAIT_SECRET")
+        self._signer = signer if signer is not None else Signer(secret.encode()) if secret else None
+        self.heartbeat = heartbeat if heartbeat is not None else liveness.heartbeat_period()
         self._db: Database | None = None
         self._lock = threading.Lock()
 
@@ -100,42 +98,47 @@ class History:
         started_at: float,
         executor: str,
         origin_run_id: str | None,
-        inputs: bytes | None,
+        inputs: Mapping[str, Any] | None,
         structure: str | None = None,
     ) -> RunRecorder:
         """Record a run as started and return the recorder of its steps.
 
+        ``inputs`` holds the exact params, config and requested outputs, kept for resume
+        (as JSON when they round-trip exactly, else pickled; signed with a secret).
         ``structure`` is the JSON text of the pipeline's structure
         (:meth:`RecordedPipeline.to_json`), kept once per distinct text.
         """
         from plait import __version__
 
+        blob = None if inputs is None else encode_inputs(inputs)
         structure_id = self._keep_structure(structure) if structure is not None else None
+        pid = os.getpid()
+        values = {
+            "run_id": run_id,
+            "pipeline": pipeline,
+            "fingerprint": fingerprint,
+            "status": "running",
+            "params": dumps(display(params)),
+            "config": dumps(display(config)),
+            "tags": dumps(list(tags)),
+            "started_at": started_at,
+            "host": liveness.host(),
+            "plait_version": __version__,
+            "python_version": sys.version.split()[0],
+            "origin_run_id": origin_run_id,
+            "executor": executor,
+            "inputs": blob,
+            "structure": structure_id,
+            "pid": pid,
+            "pid_start": liveness.process_start(pid),
+            "heartbeat": time.time(),
+            "inputs_signature": sign_inputs(self._signer, run_id, blob),
+        }
         self.db.execute(
-            f"INSERT INTO runs ({RunRecord.COLUMNS}, inputs, structure) "
-            f"VALUES ({', '.join(['?'] * 18)})",
-            [
-                run_id,
-                pipeline,
-                fingerprint,
-                "running",
-                _dumps(display(params)),
-                _dumps(display(config)),
-                _dumps(list(tags)),
-                started_at,
-                None,
-                None,
-                platform.node(),
-                __version__,
-                sys.version.split()[0],
-                origin_run_id,
-                executor,
-                None,
-                inputs,
-                structure_id,
-            ],
+            f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join(['?'] * len(values))})",
+            list(values.values()),
         )
-        return RunRecorder(self.db, run_id)
+        return RunRecorder(self.db, run_id, self.heartbeat)
 
     def _keep_structure(self, body: str) -> str:
         """Store a pipeline structure once; return its id (the hash of its JSON)."""
@@ -174,7 +177,12 @@ class History:
         since: float | datetime | None = None,
         tags: Iterable[str] = (),
     ) -> list[RunRecord]:
-        """Run records, newest first, filtered by pipeline, status, start time and tags."""
+        """Run records, newest first, filtered by pipeline, status, start time and tags.
+
+        A ``running`` run whose process is known to be dead is reported, and written
+        back, as ``failed`` ("process died").
+        """
+        self.settle()
         where: list[str] = []
         args: list[Any] = []
         for column, value in (("pipeline", pipeline), ("status", status)):
@@ -206,6 +214,7 @@ class History:
             KeyError: When no run, or more than one, matches ``run_id``.
         """
         full = self.resolve(run_id)
+        self.settle(full)
         rows = self.db.execute(f"SELECT {RunRecord.COLUMNS} FROM runs WHERE run_id = ?", [full])
         return RunRecord.from_row(rows[0], *self._details(full))
 
@@ -226,10 +235,46 @@ class History:
         body = found[0][1]
         return records, RecordedPipeline.from_json(body) if body else None
 
+    def settle(self, run_id: str | None = None) -> list[str]:
+        """Write ``failed`` ("process died ...") for the ``running`` runs (all, or
+        ``run_id``) whose process is known to be dead; return their ids."""
+        sql = "SELECT run_id, host, pid, pid_start, heartbeat FROM runs WHERE status = 'running'"
+        args = [] if run_id is None else [run_id]
+        rows = self.db.execute(sql + (" AND run_id = ?" if run_id else ""), args)
+        dead = []
+        for full, host, pid, start, beat in rows:
+            reason = liveness.dead_reason(host or "", pid, start, beat)
+            if reason is None:
+                continue
+            dead.append(str(full))
+            with contextlib.suppress(Exception):  # a read-only history still reads true
+                self.db.execute(
+                    "UPDATE runs SET status = 'failed', error = ? "
+                    "WHERE run_id = ? AND status = 'running'",
+                    [reason, full],
+                )
+        return dead
+
     def run_inputs(self, run_id: str) -> bytes | None:
-        """The pickled params and config a run was started with (for resume)."""
+        """The params/config blob a run was started with (JSON text or a pickle)."""
         rows = self.db.execute("SELECT inputs FROM runs WHERE run_id = ?", [self.resolve(run_id)])
         return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def load_inputs(self, run_id: str) -> dict[str, Any] | None:
+        """The exact params, config and requested outputs a run was started with (for
+        resume, rerun and debug); None when the run kept none.
+
+        Raises:
+            PlaitError: With a secret, when the blob is unsigned or signed with another
+                key: nothing is unpickled.
+        """
+        full = self.resolve(run_id)
+        rows = self.db.execute("SELECT inputs, inputs_signature FROM runs WHERE run_id = ?", [full])
+        if not rows or rows[0][0] is None:
+            return None
+        return decode_inputs(
+            bytes(rows[0][0]), rows[0][1], run_id=full, signer=self._signer, where=self.url
+        )
 
     def step_history(
         self, name: str, pipeline: str | None = None, limit: int = 50
@@ -353,115 +398,3 @@ def _step_order(a: RunRecord, b: RunRecord) -> list[str]:
     for record in (a, b):
         ordered.update((name, None) for name in record.steps)
     return list(ordered)
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """A finished step's record, waiting in the recorder's buffer."""
-
-    record: Any  # a StepResult
-    input_versions: dict[str, str]
-    fingerprint: str | None
-    peak_memory: int | None
-    params: Mapping[str, Any] | None
-    logs: StepLogs | None
-
-
-class RunRecorder:
-    """Records one run's steps: buffered, and committed before the next step executes.
-
-    Step records wait in a buffer that is written (one transaction, multi-row inserts)
-    whenever a step is about to execute (:meth:`flush`, called by the scheduler) and when
-    the run ends. Cache hits and skips, which execute nothing, are batched; and whatever
-    finished before a step started executing is on disk by then, so a run killed in that
-    step keeps every finished step's record.
-    """
-
-    def __init__(self, db: Database, run_id: str) -> None:
-        self.db = db
-        self.run_id = run_id
-        self._buffer: list[_Pending] = []
-        self._lock = threading.Lock()
-
-    @property
-    def pending(self) -> bool:
-        """True when step records wait to be written."""
-        return bool(self._buffer)
-
-    def step(
-        self,
-        record: Any,
-        input_versions: Mapping[str, str],
-        fingerprint: str | None = None,
-        peak_memory: int | None = None,
-        *,
-        params: Mapping[str, Any] | None = None,
-        logs: StepLogs | None = None,
-    ) -> None:
-        """Buffer a finished step's record (a :class:`~plait.StepResult`), with the values
-        it received from params or defaults and its log lines."""
-        self._buffer.append(
-            _Pending(record, dict(input_versions), fingerprint, peak_memory, params, logs)
-        )
-
-    def _rows(self, item: _Pending) -> tuple[list[Any], list[list[Any]]]:
-        record = item.record
-        error = record.error
-        logs = item.logs
-        row = [
-            self.run_id,
-            record.name,
-            record.status,
-            int(record.cached),
-            record.reason,
-            record.attempts,
-            record.start_time,
-            record.end_time,
-            record.duration,
-            record.cache_key,
-            _dumps(item.input_versions),
-            _dumps(record.data_versions),
-            error.type if error else None,
-            error.message if error else None,
-            error.traceback if error else None,
-            _dumps(display(record.metrics)) if record.metrics else "{}",
-            item.peak_memory,
-            item.fingerprint,
-            _dumps(display(item.params)) if item.params else "{}",
-            _dumps({"lines": list(logs.lines), "dropped": logs.dropped}) if logs else None,
-        ]
-        versions = record.data_versions.items()
-        lineage = [[v, self.run_id, record.name, n, "out"] for n, v in versions]
-        lineage += [[v, self.run_id, record.name, n, "in"] for n, v in item.input_versions.items()]
-        return row, lineage
-
-    def flush(self) -> None:
-        """Write every buffered step record in one transaction."""
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-            if not batch:
-                return
-            rows = [self._rows(item) for item in batch]
-            self.db.insert_rows(
-                "steps",
-                StepRecord.COLUMNS,
-                [r[0] for r in rows],
-                extra=(
-                    "data",
-                    "version, run_id, step, name, role",
-                    [line for r in rows for line in r[1]],
-                ),
-            )
-
-    def finish(self, status: str, finished_at: float, duration: float, error: str | None) -> None:
-        """Write the last step records and the run's end."""
-        try:
-            self.flush()
-        except Exception as exc:
-            raise PlaitError(
-                f"could not record the steps of run {self.run_id} in {self.db.url}: {exc}"
-            ) from exc
-        self.db.execute(
-            "UPDATE runs SET status = ?, finished_at = ?, duration = ?, error = ? WHERE run_id = ?",
-            [status, finished_at, duration, error, self.run_id],
-        )

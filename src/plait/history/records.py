@@ -43,6 +43,8 @@ class StepRecord:
     not given and ``def f(seed=42)``). ``logs`` holds its log lines (``"INFO message"``,
     and ``"[stdout] text"`` / ``"[stderr] text"`` when output was captured), the last
     ones kept when there were too many; ``logs_dropped`` counts the lines left out.
+    ``element_attempts`` maps each element of a map step (its index or key, as text) to
+    how many times the function was called for it.
     """
 
     run_id: str
@@ -64,6 +66,7 @@ class StepRecord:
     params: dict[str, Any] = field(default_factory=dict)
     logs: tuple[str, ...] = ()
     logs_dropped: int = 0
+    element_attempts: dict[str, int] = field(default_factory=dict)
 
     @property
     def started_at(self) -> datetime | None:
@@ -78,7 +81,7 @@ class StepRecord:
     COLUMNS = (
         "run_id, name, status, cached, reason, attempts, started_at, finished_at, duration, "
         "cache_key, input_versions, data_versions, error_type, error_message, "
-        "error_traceback, metrics, peak_memory, fingerprint, params, logs"
+        "error_traceback, metrics, peak_memory, fingerprint, params, logs, element_attempts"
     )
 
     @classmethod
@@ -108,6 +111,7 @@ class StepRecord:
             _json(row[18], {}),
             tuple(str(line) for line in logs.get("lines", ())),
             int(logs.get("dropped", 0)),
+            {str(k): int(v) for k, v in _json(row[20], {}).items()},
         )
 
 
@@ -256,7 +260,9 @@ class RunRecord:
     ``history.runs()`` loads them on first access (see the module docstring).
     ``params`` holds the params given to the run, plus the defaults of step parameters
     no param or config fed (under the parameter's name, or ``"step.param"`` where steps
-    default the same name to different values).
+    default the same name to different values). ``host`` and ``pid`` name the process
+    that ran it (``pid`` is None for runs recorded before plait kept it); a run whose
+    process is gone reads ``failed`` with ``error`` "process died ...".
     """
 
     run_id: str
@@ -275,6 +281,7 @@ class RunRecord:
     origin_run_id: str | None
     executor: str
     error: str | None
+    pid: int | None
     _details: _Loader = field(repr=False, compare=False)
 
     @property
@@ -316,7 +323,7 @@ class RunRecord:
     COLUMNS = (
         "run_id, pipeline, fingerprint, status, params, config, tags, started_at, "
         "finished_at, duration, host, plait_version, python_version, origin_run_id, "
-        "executor, error"
+        "executor, error, pid"
     )
 
     @classmethod
@@ -349,5 +356,6 @@ class RunRecord:
             row[13],
             row[14] or "",
             row[15],
+            None if row[16] is None else int(row[16]),
             details,
         )

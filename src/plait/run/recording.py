@@ -5,6 +5,11 @@ What a record says a step received is what it received: the params it read, and 
 defaults of the parameters nothing fed (``def f(seed=42)`` run without ``seed`` records
 ``seed=42``, for the run and for the step). The pipeline's structure goes with the run
 record, so its report draws the edges without the pipeline's code.
+
+Recording never fails a run: a value the history cannot show is shown by its type (see
+:mod:`plait.history.values`), and a write that fails is a logged warning. Only a history
+that cannot be opened at all (damaged: :class:`~plait.history.db.DamagedHistoryError`;
+a newer schema; an unreachable server) fails the run, before any step runs.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait.graph import FROM_CONFIG, FROM_CONFIG_PATH, FROM_PARAM
+from plait.history.db import DamagedHistoryError
 from plait.history.records import structure_json, structure_row
+from plait.history.values import shown
 from plait.results import StepResult
 from plait.run.context import logs_of
 from plait.store.fingerprint import pipeline_fingerprint
@@ -42,7 +49,7 @@ def _config_read(state: RunState) -> dict[str, Any]:
             if source.kind in (FROM_CONFIG, FROM_CONFIG_PATH) and source.data != "config":
                 read[source.data] = state._static_value(source)
             elif source.data == "config":
-                read["config"] = repr(state.config)
+                read["config"] = shown(state.config)
     return read
 
 
@@ -121,27 +128,6 @@ def structure(pipeline: Pipeline) -> str:
     return text
 
 
-def _inputs_blob(
-    params: Mapping[str, Any], config: Any, outputs: Sequence[str] | None
-) -> bytes | None:
-    """The exact params, config and requested outputs, pickled for resume."""
-    import cloudpickle
-
-    try:
-        return bytes(
-            cloudpickle.dumps(
-                {
-                    "params": dict(params),
-                    "config": config,
-                    "outputs": None if outputs is None else list(outputs),
-                }
-            )
-        )
-    except Exception as exc:
-        _log.warning("cannot pickle the run's params/config for resume: %s", exc)
-        return None
-
-
 def start_recording(
     pipeline: Pipeline,
     state: RunState,
@@ -156,35 +142,64 @@ def start_recording(
     store = cache.store
     if not store.has_history:
         return None
-    recorder = store.history.start_run(
-        run_id=state.run_id,
-        pipeline=pipeline.name,
-        fingerprint=pipeline_fingerprint(pipeline.graph.steps.values(), cache.code),
-        params=run_params(state),
-        config=_config_read(state),
-        tags=tags,
-        started_at=time.time(),
-        executor=executor,
-        origin_run_id=origin,
-        inputs=_inputs_blob(state.params, state.config, outputs),
-        structure=structure(pipeline),
-    )
-
-    def record(result: StepResult) -> None:
-        parts = state.key_parts.get(result.name, {})
-        sources = parts.get("sources", {})
-        by_data = {sources.get(p, p): v for p, v in parts.get("inputs", {}).items()}
-        peak = result.metrics.get("peak_memory_bytes")  # from ProfileHook, which runs first
-        node = state.nodes.get(result.name)
-        recorder.step(
-            result,
-            by_data,
-            parts.get("code"),
-            peak if isinstance(peak, int) else None,
-            params=step_params(state, node) if node is not None else None,
-            logs=logs_of(result.metrics),
+    history = store.history
+    _ = history.db  # opened here: a history that cannot be opened fails the run now
+    try:
+        recorder = history.start_run(
+            run_id=state.run_id,
+            pipeline=pipeline.name,
+            fingerprint=pipeline_fingerprint(pipeline.graph.steps.values(), cache.code),
+            params=run_params(state),
+            config=_config_read(state),
+            tags=tags,
+            started_at=time.time(),
+            executor=executor,
+            origin_run_id=origin,
+            inputs={
+                "params": dict(state.params),
+                "config": state.config,
+                "outputs": None if outputs is None else list(outputs),
+            },
+            structure=structure(pipeline),
         )
-
-    state.listeners.append(record)
+    except DamagedHistoryError:
+        raise
+    except Exception as exc:
+        _log.warning(
+            "could not record run %s in %s (it runs unrecorded): %s", state.run_id, history.url, exc
+        )
+        return None
+    state.listeners.append(_listener(state, recorder, revised=False))
+    state.revised.append(_listener(state, recorder, revised=True))
     state.before_execute = recorder.flush
     return recorder
+
+
+def _listener(state: RunState, recorder: RunRecorder, *, revised: bool) -> Any:
+    """What hands a finished (or revised) step's record to the recorder."""
+
+    def record(result: StepResult) -> None:
+        try:
+            parts = state.key_parts.get(result.name, {})
+            sources = parts.get("sources", {})
+            by_data = {sources.get(p, p): v for p, v in parts.get("inputs", {}).items()}
+            peak = result.metrics.get("peak_memory_bytes")  # from ProfileHook, which runs first
+            node = state.nodes.get(result.name)
+            recorder.step(
+                result,
+                by_data,
+                parts.get("code"),
+                peak if isinstance(peak, int) else None,
+                params=step_params(state, node) if node is not None else None,
+                logs=logs_of(result.metrics),
+                revised=revised,
+            )
+        except Exception as exc:
+            _log.warning(
+                "could not record step %r of run %s (the run goes on): %s",
+                result.name,
+                state.run_id,
+                exc,
+            )
+
+    return record

@@ -4,11 +4,15 @@ A resume is an ordinary run with the recorded run's params and config, allowed t
 that run's own checkpoints (entries written by the run, even for ``cache=False`` or
 ``expire.on_complete()`` steps); a rerun also forces the named steps and all their
 descendants. Both are new runs linked to their origin (``origin_run_id``).
+
+The recorded params and config are read back by ``History.load_inputs``: JSON where they
+round-tripped, a pickle otherwise, whose signature is checked first when the store has a
+secret (nothing planted in a shared history is unpickled). A run whose process is still
+alive is not resumed: both runs would compute the same steps at once.
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +39,9 @@ def _store(pipeline: Pipeline, store: Any) -> Store:
 
 def _origin(history: History, run_id: str) -> tuple[str, dict[str, Any], frozenset[str]]:
     full = history.resolve(run_id)
-    blob = history.run_inputs(full)
-    if blob is None:
+    inputs = history.load_inputs(full)
+    if inputs is None:
         raise PlaitError(f"run {full} recorded no params/config to resume from")
-    inputs: dict[str, Any] = pickle.loads(blob)
     chain, current = {full}, history.run(full).origin_run_id
     while current and current not in chain:  # a resume of a resume may reuse them all
         chain.add(current)
@@ -52,6 +55,7 @@ def resume(pipeline: Pipeline, run_id: str, store: Any = None, **options: Any) -
 
     chosen = _store(pipeline, store)
     full, inputs, chain = _origin(chosen.history, run_id)
+    _refuse_live(chosen.history, full)
     options.setdefault("outputs", inputs.get("outputs"))
     return run_pipeline(
         pipeline,
@@ -62,6 +66,16 @@ def resume(pipeline: Pipeline, run_id: str, store: Any = None, **options: Any) -
         reuse_runs=chain,
         **_defaults(options),
     )
+
+
+def _refuse_live(history: History, run_id: str) -> None:
+    """A run still running (its process alive) is not resumed."""
+    record = history.run(run_id)
+    if record.status == "running" and record.pid is not None:
+        raise UsageError(
+            f"run {run_id} is still running (pid {record.pid} on {record.host}): wait for it "
+            "to end, or stop it, then resume it"
+        )
 
 
 def rerun(

@@ -111,6 +111,8 @@ def _prepare(
     if cache is not None:
         from plait.run.recording import start_recording
 
+        cache.store.check_secret()  # before the run is recorded as started
+
         recorder = start_recording(
             pipeline,
             state,

@@ -228,7 +228,7 @@ class Store:
                 url = os.path.join(self.backend.root, "history.db")
             from plait.history import History
 
-            self._history = History(url)
+            self._history = History(url, signer=self._signer)
         return self._history
 
     @property
@@ -257,6 +257,36 @@ class Store:
     def __reduce__(self) -> tuple[Any, ...]:
         # Never the secret: a worker reads PLAIT_SECRET from its own environment.
         return (_rebuild_store, (self.url, self._history_url))
+
+    def check_secret(self) -> None:
+        """Refuse, up front, a store written with a secret when this one has none.
+
+        Peeks at one cache entry: cheap enough to call before every run.
+
+        Raises:
+            StoreSecretError: When an entry is signed and this store has no secret.
+        """
+        if self._signer is not None:
+            return
+        index = self.index
+        try:
+            if isinstance(index, SQLiteIndex):
+                with index._lock:
+                    if index._absent():
+                        return
+                    rows = index._db().execute("SELECT data FROM entries LIMIT 1").fetchall()
+                sample = [bytes(row[0]) for row in rows]
+            else:
+                sample = [next(iter(index.values()), b"")]
+        except (OSError, sqlite3.Error):
+            return  # a damaged index is set aside and rebuilt by the lookups
+        for data in sample:
+            try:
+                raw = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(raw, dict):
+                self._trusted(str(raw.get("key", "")), raw, raw.pop("signature", None))
 
     @property
     def signed(self) -> bool:

@@ -1,0 +1,196 @@
+"""Recording one run's steps: buffered, committed before the next step executes.
+
+Step records wait in a buffer that is written (one transaction, multi-row inserts)
+whenever a step is about to execute (:meth:`RunRecorder.flush`, called by the scheduler)
+and when the run ends. A record is upserted on ``(run_id, name)``: a step whose record is
+revised later in the run (a cache hit whose artifact was damaged and recomputed) is
+written again, and its lineage rows with it.
+
+Recording never fails a run: a write that fails (a locked, full, damaged or unreachable
+database) is a logged warning, and the run goes on; the run's end is still written if
+the database takes it, and otherwise a reader finds the run's process gone and reports
+it failed. While the run lasts, a daemon thread refreshes its heartbeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plait.history.db import Database
+from plait.history.liveness import Heartbeat
+from plait.history.records import StepRecord
+from plait.history.values import display, dumps
+
+if TYPE_CHECKING:
+    from plait.run.context import StepLogs
+
+__all__ = ["RunRecorder"]
+
+_log = logging.getLogger("plait.history")
+
+_KEY = ("run_id", "name")
+_UPSERT = "ON CONFLICT (run_id, name) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}"
+    for c in (c.strip() for c in StepRecord.COLUMNS.split(","))
+    if c not in _KEY
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A finished step's record, waiting in the recorder's buffer."""
+
+    record: Any  # a StepResult
+    input_versions: dict[str, str]
+    fingerprint: str | None
+    peak_memory: int | None
+    params: Mapping[str, Any] | None
+    logs: StepLogs | None
+    revised: bool = False
+
+
+class RunRecorder:
+    """Records one run's steps (see the module docstring).
+
+    Args:
+        db: The history database.
+        run_id: The run.
+        heartbeat: Seconds between heartbeats (None: no heartbeat thread).
+    """
+
+    def __init__(self, db: Database, run_id: str, heartbeat: float | None = None) -> None:
+        self.db = db
+        self.run_id = run_id
+        self._buffer: list[_Pending] = []
+        self._lock = threading.Lock()
+        self._heartbeat: Heartbeat | None = None
+        if heartbeat is not None:
+            self._heartbeat = Heartbeat(self._beat, heartbeat)
+            self._heartbeat.start()
+
+    @property
+    def pending(self) -> bool:
+        """True when step records wait to be written."""
+        return bool(self._buffer)
+
+    def _beat(self) -> None:
+        self.db.execute(
+            "UPDATE runs SET heartbeat = ? WHERE run_id = ?", [time.time(), self.run_id]
+        )
+
+    def step(
+        self,
+        record: Any,
+        input_versions: Mapping[str, str],
+        fingerprint: str | None = None,
+        peak_memory: int | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        logs: StepLogs | None = None,
+        revised: bool = False,
+    ) -> None:
+        """Buffer a finished step's record (a :class:`~plait.StepResult`), with the values
+        it received from params or defaults and its log lines; ``revised`` when it
+        replaces a record already given."""
+        self._buffer.append(
+            _Pending(record, dict(input_versions), fingerprint, peak_memory, params, logs, revised)
+        )
+
+    def _rows(self, item: _Pending) -> tuple[list[Any], list[list[Any]]]:
+        record = item.record
+        error = record.error
+        logs = item.logs
+        attempts = getattr(record, "element_attempts", None) or {}
+        row = [
+            self.run_id,
+            record.name,
+            record.status,
+            int(record.cached),
+            record.reason,
+            record.attempts,
+            record.start_time,
+            record.end_time,
+            record.duration,
+            record.cache_key,
+            dumps(item.input_versions),
+            dumps(record.data_versions),
+            error.type if error else None,
+            error.message if error else None,
+            error.traceback if error else None,
+            dumps(display(record.metrics)) if record.metrics else "{}",
+            item.peak_memory,
+            item.fingerprint,
+            dumps(display(item.params)) if item.params else "{}",
+            dumps({"lines": list(logs.lines), "dropped": logs.dropped}) if logs else None,
+            dumps({str(k): int(v) for k, v in attempts.items()}) if attempts else None,
+        ]
+        versions = record.data_versions.items()
+        lineage = [[v, self.run_id, record.name, n, "out"] for n, v in versions]
+        lineage += [[v, self.run_id, record.name, n, "in"] for n, v in item.input_versions.items()]
+        return row, lineage
+
+    def flush(self) -> None:
+        """Write every buffered step record in one transaction (a failure is a warning)."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            if not batch:
+                return
+            try:
+                self._write(batch)
+            except Exception as exc:
+                _log.warning(
+                    "could not record %d step record(s) of run %s in %s (the run goes on): %s",
+                    len(batch),
+                    self.run_id,
+                    self.db.url,
+                    exc,
+                )
+
+    def _write(self, batch: list[_Pending]) -> None:
+        latest = {item.record.name: item for item in batch}  # one row per step and statement
+        revised = [name for name, item in latest.items() if item.revised]
+        rows = [self._rows(item) for item in latest.values()]
+        with self.db.transaction() as cursor:
+            if revised:
+                cursor.executemany(
+                    self.db.sql("DELETE FROM data WHERE run_id = ? AND step = ?"),
+                    [(self.run_id, name) for name in revised],
+                )
+            self.db.insert(
+                cursor, "steps", StepRecord.COLUMNS, [r[0] for r in rows], conflict=_UPSERT
+            )
+            self.db.insert(
+                cursor,
+                "data",
+                "version, run_id, step, name, role",
+                [line for r in rows for line in r[1]],
+            )
+
+    def finish(self, status: str, finished_at: float, duration: float, error: str | None) -> None:
+        """Write the last step records and the run's end (a failure is a warning)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        self.flush()
+        for attempt in range(3):
+            try:
+                self.db.execute(
+                    "UPDATE runs SET status = ?, finished_at = ?, duration = ?, error = ? "
+                    "WHERE run_id = ?",
+                    [status, finished_at, duration, error, self.run_id],
+                )
+                return
+            except Exception as exc:
+                if attempt == 2:
+                    _log.warning(
+                        "could not record the end (%s) of run %s in %s: %s",
+                        status,
+                        self.run_id,
+                        self.db.url,
+                        exc,
+                    )
+                time.sleep(0.05 * (attempt + 1))
