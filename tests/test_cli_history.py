@@ -121,7 +121,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     )  # fmt: skip
     run_a = _json_after_prints(ok(first))["run_id"]
     run_b = _json_after_prints(ok(second))["run_id"]
-    return Project(folder, run_a, run_b, first.stdout + first.stderr)
+    printed = first.stdout[: first.stdout.index("{")] + first.stderr  # not the JSON result
+    return Project(folder, run_a, run_b, printed)
 
 
 def show_json(project: Project, run_id: str) -> dict:
@@ -252,3 +253,56 @@ def test_runs_show_html_draws_edges_from_the_record_without_a_target(project):
     assert _edges(other.read_text(encoding="utf-8")) == edges
     assert "shuffling 3 numbers with seed 42" in text
     assert "500 earlier lines not kept" in text
+
+
+# -- resume and rerun end like plait run; runs show shows map elements' attempts -------------
+
+REPLAYED = textwrap.dedent(
+    """
+    from pathlib import Path
+
+    from plait import Pipeline, step
+
+
+    @step
+    def numbers(n: int) -> list[int]:
+        return list(range(n))
+
+
+    @step(map="numbers", retries=1, backoff=0)
+    def doubled(numbers: int) -> int:
+        flag = Path("tried-" + str(numbers))
+        if numbers == 1 and not flag.exists():
+            flag.touch()
+            raise ValueError("first try fails")
+        return numbers * 2
+
+
+    @step
+    def answer(doubled: list[int]) -> int:
+        if not Path("release").exists():
+            raise RuntimeError("not yet")
+        return sum(doubled)
+
+
+    PIPELINE = Pipeline([numbers, doubled, answer], name="replayed")
+    """
+)
+
+
+def test_resume_and_rerun_print_the_terminal_values_and_show_element_attempts(tmp_path):
+    (tmp_path / "flow.py").write_text(REPLAYED, encoding="utf-8")
+    failed = plait("run", "flow.py", "-p", "n=3", "-q", cwd=tmp_path)
+    assert failed.returncode == 1
+    run_id = next(
+        line.split()[0] for line in ok(plait("runs", "list", cwd=tmp_path)).splitlines()[1:]
+    )
+    shown = plait("runs", "show", run_id, cwd=tmp_path).stdout
+    assert "doubled: 3 elements, 4 calls; retried: 1=2" in shown
+    (tmp_path / "release").touch()
+    resumed = ok(plait("runs", "resume", run_id, "-t", "flow.py", cwd=tmp_path))
+    assert "answer = 6" in resumed
+    rerun = ok(plait("runs", "rerun", run_id, "-s", "answer", "-t", "flow.py", cwd=tmp_path))
+    assert "answer = 6" in rerun
+    quiet = ok(plait("runs", "rerun", run_id, "-s", "answer", "-t", "flow.py", "-q", cwd=tmp_path))
+    assert "answer = 6" not in quiet

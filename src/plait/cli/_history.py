@@ -177,7 +177,12 @@ def _replay_options(func: Any) -> Any:
             click.option("-e", "--executor", default="sequential", show_default=True),
             click.option("--report", metavar="FILE.html", help="Write an HTML report."),
             click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
-            click.option("-q", "--quiet", is_flag=True, help="No progress display."),
+            click.option(
+                "-q",
+                "--quiet",
+                is_flag=True,
+                help="No progress display, no values of terminal outputs.",
+            ),
             store_option,
             common,
         ]
@@ -248,7 +253,23 @@ def _replay(
         result = execute(
             lambda: pipeline.rerun(full, steps, store=chosen, executor=executor, hooks=hooks)
         )
-    return conclude(result, outputs=None, as_json=as_json, report=report)
+    return conclude(
+        result,
+        outputs=None,
+        as_json=as_json,
+        report=report,
+        terminal=_terminal(result),
+        quiet=quiet,
+    )
+
+
+def _terminal(result: Any) -> list[str]:
+    """The outputs no step of the run consumes, in pipeline order (as ``plait run``)."""
+    graph = result.graph
+    if graph is None:
+        return []
+    consumed = {data for item in graph.order for data in item.data_inputs.values()}
+    return [o for item in graph.order for o in item.outputs if o not in consumed]
 
 
 # -- lineage --------------------------------------------------------------------------------

@@ -146,6 +146,16 @@ def run_text(record: RunRecord) -> str:
         for name, values in metrics:
             shown = ", ".join(f"{k}={_short(v, 30)}" for k, v in values.items())
             lines.append(f"  {name}: {shown}")
+    mapped = [s for s in record.steps.values() if s.element_attempts]
+    if mapped:
+        lines.append("map elements (attempts per element):")
+        for step in mapped:
+            tries = step.element_attempts
+            retried = {k: v for k, v in tries.items() if v > 1}
+            summary = f"{_plural(len(tries), 'element')}, {sum(tries.values())} calls"
+            if retried:
+                summary += "; retried: " + _pairs(retried, 10)
+            lines.append(f"  {step.name}: {summary}")
     logged = [s for s in record.steps.values() if s.logs]
     if logged:
         counts = ", ".join(f"{s.name} ({_plural(len(s.logs), 'line')})" for s in logged)
