@@ -491,3 +491,17 @@ def test_a_duckdb_history_takes_runs_from_three_processes_at_once(tmp_path):
         assert sorted(r.run_id for r in records) == sorted(ids)
         assert all(r.status == "succeeded" for r in records)
         assert all(len(store.history.run(i).steps) == 2 for i in ids)
+
+
+@step
+def exits(n):
+    sys.exit(3)
+
+
+def test_a_run_ended_by_an_exception_escaping_the_scheduler_is_recorded_failed(tmp_path):
+    with Store(tmp_path / "store") as store:
+        with pytest.raises(SystemExit):
+            Pipeline([exits], name="exits").run(params={"n": 1}, store=store)
+        [record] = store.history.runs()
+        assert record.status == "failed"
+        assert "SystemExit" in (record.error or "")

@@ -225,6 +225,13 @@ def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
     return result
 
 
+def _abandon(run: _Run, exc: BaseException) -> None:
+    """Record a run that ends by an exception escaping the scheduler as failed."""
+    if run.recorder is not None:
+        duration = time.perf_counter() - run.started
+        run.recorder.finish("failed", time.time(), duration, f"{type(exc).__name__}: {exc!r}")
+
+
 def _raise_if_failed(run: _Run, result: RunResult) -> RunResult:
     failure = run.state.first_failure
     if failure is not None and run.on_error == "raise":
@@ -248,6 +255,9 @@ def run_pipeline(pipeline: Pipeline, **options: Any) -> RunResult:
         except KeyboardInterrupt:
             _conclude(run, "cancelled")
             raise
+        except BaseException as exc:  # SystemExit from a step, a bug: never left running
+            _abandon(run, exc)
+            raise
         return _raise_if_failed(run, _conclude(run))
     finally:
         _BUILDER.reset(token)
@@ -264,6 +274,9 @@ async def run_pipeline_async(pipeline: Pipeline, **options: Any) -> RunResult:
             await drive_async(run.state, run.executor, run.limit)
         except (asyncio.CancelledError, KeyboardInterrupt):
             _conclude(run, "cancelled")
+            raise
+        except BaseException as exc:
+            _abandon(run, exc)
             raise
         return _raise_if_failed(run, _conclude(run))
     finally:
