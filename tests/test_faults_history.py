@@ -210,6 +210,23 @@ def test_a_run_of_another_host_is_dead_when_its_heartbeat_is_stale(tmp_path):
         store.close()
 
 
+def test_a_pid_of_another_pid_namespace_is_judged_by_its_heartbeat(tmp_path):
+    # a container sharing this host's name: its pids mean nothing here
+    store = Store(tmp_path / "store")
+    try:
+        run = Pipeline([plain], name="ns").run(params={"n": 1}, store=store)
+        store.history.db.execute(
+            "UPDATE runs SET status = 'running', pid = 999999999, pid_start = ?, "
+            "heartbeat = ?, error = NULL WHERE run_id = ?",
+            ["proc:1@pid:[1]", time.time(), run.run_id],
+        )
+        assert store.history.run(run.run_id).status == "running"
+        store.history.db.execute("UPDATE runs SET heartbeat = 0 WHERE run_id = ?", [run.run_id])
+        assert store.history.run(run.run_id).status == "failed"
+    finally:
+        store.close()
+
+
 # -- 2. recording never crashes a run ----------------------------------------------------------
 
 

@@ -4,9 +4,11 @@ A run records its host, its pid and the process's start time (a token that tells
 reused pid from the original process), and a daemon thread refreshes its ``heartbeat``
 every :func:`heartbeat_period` seconds while it runs. A ``running`` run is dead when:
 
-- it ran on this host and its pid is gone, is a zombie, or now belongs to a process that
-  started at another time;
-- it ran on another host and its heartbeat is older than :data:`MISSED_BEATS` periods.
+- it ran on this host (same name and same pid namespace: two containers sharing the
+  host's name do not see each other's pids) and its pid is gone, is a zombie, or now
+  belongs to a process that started at another time;
+- it ran on another host (or in another pid namespace) and its heartbeat is older than
+  :data:`MISSED_BEATS` periods.
 
 A run recorded without a pid (before plait kept one) is never declared dead.
 """
@@ -57,6 +59,21 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()
 
 
+def _namespace() -> str:
+    """This process's pid namespace (``pid:[4026531836]``), or "" where there is none."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _here(run_host: str, start: str | None) -> bool:
+    """True when a run's pid means the same process here (same host, same namespace)."""
+    if run_host != host():
+        return False
+    return start is None or "@" not in start or start.rsplit("@", 1)[1] == _namespace()
+
+
 def process_start(pid: int) -> str | None:
     """A token for when process ``pid`` started (None when it cannot be known).
 
@@ -65,7 +82,7 @@ def process_start(pid: int) -> str | None:
     """
     fields = _stat_fields(pid)
     if fields is not None and len(fields) > 19:
-        return f"proc:{fields[19]}"
+        return f"proc:{fields[19]}@{_namespace()}"
     try:
         import psutil  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
@@ -98,7 +115,7 @@ def dead_reason(
     """Why a ``running`` run's process is known to be dead, or None if it may be alive."""
     if pid is None:
         return None
-    if run_host == host():
+    if _here(run_host, start):
         if _alive(pid, start):
             return None
         return f"process died (pid {pid} on {run_host} is gone)"
