@@ -243,6 +243,44 @@ def test_a_list_appended_to_is_caught_on_every_executor(executor):
     assert caught.value.__cause__.input == "produce"
 
 
+def test_with_on_error_continue_no_later_step_runs_on_a_changed_value(executor):
+    @step
+    def produce() -> list[int]:
+        return [1, 2]
+
+    @step
+    def appends(produce: list[int]) -> int:
+        produce.append(3)
+        return len(produce)
+
+    @step(after=["appends"], on_upstream="receive")
+    def reads(produce: Ok) -> int:
+        return len(produce.value)
+
+    result = Pipeline([produce, appends, reads]).run(executor=executor, on_error="continue")
+    assert result.steps["appends"].error.type == "MutatedInputError"
+    record = result.steps["reads"]
+    assert record.status == "failed"
+    assert record.error.type == "MutatedInputError"
+    assert "changed in place by step 'appends'" in record.error.message
+    assert record.reason == "input 'produce' ('produce') was changed in place by step 'appends'"
+
+
+def test_a_refused_array_write_changes_nothing_so_later_steps_still_run(executor):
+    @step
+    def doubles(source: np.ndarray) -> np.ndarray:
+        source *= 2
+        return source
+
+    @step(after=["doubles"], on_upstream="receive")
+    def total(source: Ok) -> float:
+        return float(source.value.sum())
+
+    result = Pipeline([source, doubles, total]).run(executor=executor, on_error="continue")
+    assert result.steps["doubles"].error.type == "MutatedInputError"
+    assert result["total"] == 3.0
+
+
 def test_a_mutation_is_neither_retried_nor_replaced_by_a_fallback(tmp_path):
     fallbacks: list[BaseException] = []
 

@@ -206,11 +206,13 @@ class MutatedInputError(PlaitError, RuntimeError):
     Attributes:
         step: The name of the step.
         input: The parameter whose value it changed.
+        changed: False when the change was refused (a read-only array): the value is intact.
     """
 
-    def __init__(self, message: str, *, step: str, input: str) -> None:
+    def __init__(self, message: str, *, step: str, input: str, changed: bool = True) -> None:
         self.step = step
         self.input = input
+        self.changed = changed
         super().__init__(message)
 
 

@@ -31,7 +31,9 @@ the step its inputs under one of three treatments, chosen per type:
   functions and classes, Arrow objects, pandas indexes, tuples and frozensets of those).
 
 A ``MutatedInputError`` is never retried nor replaced by ``on_failure``: the step's code
-is wrong, and a watched input may already be changed. Outputs that are a protected view
+is wrong, and a watched input may already be changed. A value found changed is remembered
+(in this process, the last 64): a step that would read it later (``on_error="continue"``)
+fails at once with :func:`refusal` instead of running on it. Outputs that are a protected view
 itself, or a read-only slice of it, are given back writable, as the step would have
 returned them without plait.
 """
@@ -46,15 +48,16 @@ import pathlib
 import pickle
 import re
 import sys
+import threading
 import types
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from plait.errors import MutatedInputError, UnhashableValueError
-from plait.results import Ok
+from plait.results import Err, Ok, Skipped
 
-__all__ = ["Guard", "guard", "release", "verdict"]
+__all__ = ["Guard", "guard", "refusal", "release", "verdict"]
 
 PASS, ARRAY, FRAME, WATCH, HASH, ELEMENTS, OUTCOME = range(7)  # treatments, chosen per type
 
@@ -84,6 +87,11 @@ _IMMUTABLE_BASES = (dt.date, dt.time, dt.timedelta, dt.tzinfo, pathlib.PurePath,
 _ARROW = ("Table", "RecordBatch", "Array", "ChunkedArray", "Scalar", "Schema", "DataType")
 _PLANS: dict[type, int] = {}
 _DEPTH = 4  # nested tuples checked element by element before the whole is watched
+# Values a step changed in place, in this process, and who changed them: a later consumer
+# (on_error="continue") is refused rather than run on the changed value.
+_CHANGED: dict[int, tuple[Any, str]] = {}
+_CHANGED_LIMIT = 64
+_CHANGED_LOCK = threading.Lock()
 
 
 @dataclass(slots=True)
@@ -94,11 +102,13 @@ class Guard:
         kwargs: The arguments to call the step with (views, copies, or the values).
         arrays: Parameter -> (the array, the read-only view of it the step received).
         watched: Parameter -> (the value, how it is fingerprinted, its fingerprint before).
+        tainted: Parameter -> the step that changed its value in place (and failed).
     """
 
     kwargs: dict[str, Any]
     arrays: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     watched: dict[str, tuple[Any, int, str]] = field(default_factory=dict)
+    tainted: dict[str, str] = field(default_factory=dict)
 
 
 def guard(kwargs: dict[str, Any]) -> Guard:
@@ -145,6 +155,9 @@ def _protect(shield: Guard, param: str, value: Any) -> Any:
 
 
 def _watch(shield: Guard, param: str, value: Any, plan: int) -> None:
+    changed = _CHANGED.get(id(value))
+    if changed is not None and changed[0] is value:
+        shield.tainted[param] = changed[1]
     found = _fingerprint(value, plan)
     if found is not None:
         shield.watched[param] = (value, plan, found)
@@ -180,22 +193,44 @@ def _pickle_digest(value: Any) -> str | None:
     return f"p{digest.hexdigest()}"
 
 
-def verdict(shield: Guard, label: str, step: str, error: BaseException | None) -> Exception | None:
+def refusal(shield: Guard, step: str) -> MutatedInputError | None:
+    """The error of a step whose input another step already changed in this process
+    (possible with ``on_error="continue"``): it must not run on the changed value."""
+    for param, culprit in shield.tainted.items():
+        return MutatedInputError(
+            f"step {step!r} cannot run: its input {param!r} was changed in place by step "
+            f"{culprit!r}, which failed for it; fix that step (inputs are read-only)",
+            step=step,
+            input=param,
+        )
+    return None
+
+
+def verdict(shield: Guard, label: str, step: str, error: Exception | None) -> Exception | None:
     """The error an attempt ends with: its own, or a :class:`MutatedInputError` when it
     changed a watched input or tried to write to a protected array (``error`` is then the
     ``__cause__``)."""
     if shield.watched:
         for param, (value, plan, before) in shield.watched.items():
             if _fingerprint(value, plan) != before:
+                _remember(value, label)
                 mutated = MutatedInputError(_changed(label, param, value), step=step, input=param)
                 mutated.__cause__ = error
                 return mutated
     if shield.arrays and isinstance(error, ValueError) and "read-only" in str(error):
         params = list(shield.arrays)
-        mutated = MutatedInputError(_read_only(label, params, error), step=step, input=params[0])
+        message = _read_only(label, params, error)
+        mutated = MutatedInputError(message, step=step, input=params[0], changed=False)
         mutated.__cause__ = error
         return mutated
-    return error if isinstance(error, Exception) or error is None else None
+    return error
+
+
+def _remember(value: Any, label: str) -> None:
+    with _CHANGED_LOCK:
+        _CHANGED[id(value)] = (value, label)  # kept alive, so its id is not reused
+        while len(_CHANGED) > _CHANGED_LIMIT:
+            del _CHANGED[next(iter(_CHANGED))]
 
 
 def release(shield: Guard, values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -248,6 +283,8 @@ def _choose(kind: type) -> int:
         return ELEMENTS
     if kind is Ok:
         return OUTCOME
+    if kind is Err or kind is Skipped:
+        return PASS  # plait's own records of a failure; not data, never stored
     module = kind.__module__.partition(".")[0]
     if module == "numpy":
         return _numpy_plan(kind)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import (
+    MutatedInputError,
     UpstreamFailed,
 )
 from plait.graph import (
@@ -113,6 +114,7 @@ class RunState:
         self.agent = CacheAgent(cache, self) if cache is not None else None
         self.fetch: Callable[[Any], Any] | None = None  # set for a remote executor
         self.before_execute: Callable[[], None] | None = None  # e.g. commit step records
+        self.changed: dict[str, str] = {}  # data a failed step changed in place -> that step
 
     def _static_value(self, source: Source) -> Any:
         if source.kind == FROM_PARAM:
@@ -185,6 +187,8 @@ class RunState:
     def complete(self, task: Task, result: TaskResult) -> None:
         """Record the result of a dispatched task and release what it unblocks."""
         name = task.step.name
+        if isinstance(result.error, MutatedInputError) and result.error.changed:
+            self._note_changed(name, result.error.input)
         if result.ok and task.step.options.dynamic and self._expand_dynamic(name, task, result):
             return  # it ends when the pipeline it returned does (run/dynamic.py)
         if task.element is not MISSING:
@@ -222,6 +226,8 @@ class RunState:
                     reason,
                 )
             return None
+        if self.changed and self._refuse_changed(node):
+            return None
         kwargs = None
         if item.options.when is not None:
             kwargs = self._kwargs(node, policy, local=True)
@@ -253,6 +259,33 @@ class RunState:
         if item.options.map is not None:
             return self._begin_map(name, task)
         return task
+
+    def _note_changed(self, name: str, param: str) -> None:
+        """Step ``name`` changed its input ``param`` in place (run/protect.py): no step may
+        read that data for the rest of the run (on_error="continue")."""
+        node = self.nodes[name]
+        for data in [d for p, d, _ in node.inputs if p == param] + [
+            s.data for s in node.statics if s.param == param
+        ]:
+            self.changed.setdefault(data, name)
+
+    def _refuse_changed(self, node: Node) -> bool:
+        """Fail a step that reads data another step changed in place; True if it did."""
+        reads = [(p, d) for p, d, _ in node.inputs] + [(s.param, s.data) for s in node.statics]
+        for param, data in reads:
+            culprit = self.changed.get(data)
+            if culprit is not None:
+                name = node.step.name
+                reason = f"input {param!r} ({data!r}) was changed in place by step {culprit!r}"
+                error = MutatedInputError(
+                    f"step {name!r} cannot run: its {reason}, which failed for it; fix that "
+                    "step (inputs are read-only)",
+                    step=name,
+                    input=param,
+                )
+                self._decide(name, Err(error), "failed", reason)
+                return True
+        return False
 
     def _kwargs(self, node: Node, policy: str, local: bool = False) -> dict[str, Any]:
         """The arguments of a step that is about to execute (lazy values are loaded).

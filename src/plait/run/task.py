@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.errors import MutatedInputError, OutputArityError, StepTimeoutError
 from plait.run.context import StepContext, reset_context, set_context
-from plait.run.protect import Guard, guard, release, verdict
+from plait.run.protect import Guard, guard, refusal, release, verdict
 from plait.steps import MISSING, Step
 
 if TYPE_CHECKING:
@@ -124,6 +124,8 @@ def _retryable(item: Step, exc: BaseException, attempt: int) -> bool:
 
 def _attempt(task: Task, shield: Guard, timeout: float | None) -> tuple[Any, Exception | None]:
     """One call of the step on its guarded inputs: its value, or the error it ends with."""
+    if shield.tainted:
+        return None, refusal(shield, task.step.name)
     try:
         if timeout is None:
             value = task.step.func(**shield.kwargs)
@@ -248,6 +250,9 @@ async def execute_async(task: Task) -> TaskResult:
     shield = guard(task.kwargs)
     while True:
         attempt += 1
+        if shield.tainted:
+            error = refusal(shield, item.name)
+            break
         ctx.attempt = attempt
         token = set_context(ctx)
         try:
