@@ -258,8 +258,7 @@ def _check_artifact(store: Store, entry: Entry, ref: ArtifactRef) -> Problem | N
         if len(data) == ref.size:
             detail = f"artifact damaged: its checksum differs {owner}"
         return Problem("artifact-damaged", ref.path, f"{detail} {owner}".strip(), drop)
-    signature = store._artifact_signature(ref.version, ref.serializer, data)
-    if signature is not None and signature != ref.signature:
+    if not store.verify_artifact(ref, data):
         detail = f"artifact not signed with this store's secret {owner}"
         return Problem("artifact-unsigned", ref.path, detail, "")
     return None

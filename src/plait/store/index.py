@@ -59,6 +59,10 @@ class Index(Protocol):
         """Every entry."""
         ...
 
+    def first(self) -> bytes | None:
+        """Any one entry (None when there is none): a cheap sample of the index."""
+        ...
+
 
 class FileIndex:
     """One object per entry, ``cache/ab/<key>.json``, through a backend."""
@@ -86,6 +90,10 @@ class FileIndex:
     def delete(self, key: str) -> None:
         """Remove the entry's object."""
         self.backend.delete(self._path(key))
+
+    def first(self) -> bytes | None:
+        """The first entry object found, or None."""
+        return next(self.values(), None)
 
     def values(self) -> Iterator[bytes]:
         """Read every entry object."""
@@ -173,6 +181,14 @@ class SQLiteIndex:
         for suffix in ("-wal", "-shm", ""):  # its journal goes with it
             with contextlib.suppress(FileNotFoundError):
                 os.replace(self.path + suffix, aside + suffix)
+
+    def first(self) -> bytes | None:
+        """One entry, or None (creates no file when there is none)."""
+        with self._lock:
+            if self._absent():
+                return None
+            row = self._db().execute("SELECT data FROM entries LIMIT 1").fetchone()
+        return None if row is None else bytes(row[0])
 
     def ensure(self) -> None:
         """Open (and so create) the index file: the store is about to be written."""

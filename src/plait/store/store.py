@@ -268,25 +268,18 @@ class Store:
         """
         if self._signer is not None:
             return
-        index = self.index
         try:
-            if isinstance(index, SQLiteIndex):
-                with index._lock:
-                    if index._absent():
-                        return
-                    rows = index._db().execute("SELECT data FROM entries LIMIT 1").fetchall()
-                sample = [bytes(row[0]) for row in rows]
-            else:
-                sample = [next(iter(index.values()), b"")]
+            data = self.index.first()
         except (OSError, sqlite3.Error):
             return  # a damaged index is set aside and rebuilt by the lookups
-        for data in sample:
-            try:
-                raw = json.loads(data)
-            except ValueError:
-                continue
-            if isinstance(raw, dict):
-                self._trusted(str(raw.get("key", "")), raw, raw.pop("signature", None))
+        if data is None:
+            return
+        try:
+            raw = json.loads(data)
+        except ValueError:
+            return
+        if isinstance(raw, dict):
+            self._trusted(str(raw.get("key", "")), raw, raw.pop("signature", None))
 
     @property
     def signed(self) -> bool:
@@ -294,6 +287,14 @@ class Store:
         return self._signer is not None
 
     # -- artifacts -----------------------------------------------------------------
+    def verify_artifact(self, ref: ArtifactRef, data: bytes) -> bool:
+        """True when ``data`` is signed as ``ref`` says (always True without a secret)."""
+        if self._signer is None:
+            return True
+        return self._signer.verify(
+            ref.signature, "artifact", ref.version.encode(), ref.serializer.encode(), data
+        )
+
     def _artifact_signature(self, version: str, serializer: str, data: bytes) -> str | None:
         if self._signer is None:
             return None
@@ -348,9 +349,7 @@ class Store:
                 f"artifact {ref.path} in {self.url} is damaged ({len(data)} bytes, expected "
                 f"{ref.size}); it will be recomputed"
             )
-        if self._signer is not None and not self._signer.verify(
-            ref.signature, "artifact", ref.version.encode(), ref.serializer.encode(), data
-        ):
+        if not self.verify_artifact(ref, data):
             raise CorruptArtifact(
                 f"artifact {ref.path} in {self.url} is not signed with this store's secret "
                 "(PLAIT_SECRET): refusing to load it; it will be recomputed"
