@@ -16,6 +16,7 @@ the builtin that fits it best, so callers can catch either::
     ├── MutatedInputError(PlaitError, RuntimeError)        .step, .input: a step changed an input
     ├── WorkerError(PlaitError, RuntimeError)              a worker's error that cannot be pickled
     ├── StoreSecretError(PlaitError, PermissionError)      a signed store opened without its secret
+    ├── DamagedHistoryError(PlaitError, OSError)           .path: the history database is damaged
     └── RunFailed(PlaitError, RuntimeError)                .result, .step; __cause__ is the error
 
 Warnings (issued with :func:`warnings.warn`, never raised by plait)::
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from plait.results import RunResult
 
 __all__ = [
+    "DamagedHistoryError",
     "MapFailed",
     "MutatedInputError",
     "OutputArityError",
@@ -164,6 +166,22 @@ class UnhashableValueError(PlaitError, TypeError):
         self.value_type = value_type
         self.cause = cause
         super().__init__(message)
+
+
+class DamagedHistoryError(PlaitError, OSError):
+    """The history database file is damaged (not a database, or damaged pages).
+
+    Attributes:
+        path: The database file.
+    """
+
+    def __init__(self, path: str, cause: object) -> None:
+        super().__init__(
+            f"the history database {path} is damaged ({cause}); no run can be recorded "
+            "in it: run `plait doctor --repair` to set it aside and recover its readable "
+            "rows (or move the file away)"
+        )
+        self.path = path
 
 
 class StoreSecretError(PlaitError, PermissionError):

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plait.errors import PlaitError
+from plait.errors import DamagedHistoryError, PlaitError
 
 __all__ = [
     "MIGRATIONS",
@@ -52,22 +52,6 @@ __all__ = [
 ]
 
 LOCK_WAIT = 60.0  # seconds a DuckDB open waits for another process's lock
-
-
-class DamagedHistoryError(PlaitError, OSError):
-    """The history database file is damaged (not a database, or damaged pages).
-
-    Attributes:
-        path: The database file.
-    """
-
-    def __init__(self, path: str, cause: object) -> None:
-        super().__init__(
-            f"the history database {path} is damaged ({cause}); no run can be recorded "
-            "in it: run `plait doctor --repair` to set it aside and recover its readable "
-            "rows (or move the file away)"
-        )
-        self.path = path
 
 
 def _schema(blob: str) -> list[str]:
