@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plait.store.entries import checksum
 from plait.store.store import ArtifactRef, Entry, Store
 
 __all__ = ["GRACE", "Problem", "Report", "check", "repair"]
@@ -253,7 +254,7 @@ def _check_artifact(store: Store, entry: Entry, ref: ArtifactRef) -> Problem | N
     except FileNotFoundError:
         drop = "drop the entry (the step is recomputed on the next run)"
         return Problem("artifact-missing", ref.path, f"artifact missing {owner}", drop)
-    if len(data) != ref.size or _checksum(data) != ref.checksum:
+    if len(data) != ref.size or checksum(data) != ref.checksum:
         detail = f"artifact damaged: {len(data)} bytes, expected {ref.size}, checksum differs"
         if len(data) == ref.size:
             detail = f"artifact damaged: its checksum differs {owner}"
@@ -510,12 +511,6 @@ def _read_index(path: str) -> list[tuple[str, bytes]]:
     return [(str(key), bytes(data)) for key, data in rows]
 
 
-def _checksum(data: bytes) -> str:
-    import xxhash
-
-    return str(xxhash.xxh3_64_hexdigest(data))
-
-
 def _old_files(store: Store, *, temporary: bool) -> Iterator[str]:
     """Temporary files anywhere in a local store, or artifacts, older than :data:`GRACE`."""
     root = _local_root(store)
@@ -561,7 +556,7 @@ def _verified_ref(store: Store, version: str) -> ArtifactRef | None:
             continue
         try:
             data = store.backend.read(path)
-            ref = ArtifactRef(version, serializer, _checksum(data), len(data))
+            ref = ArtifactRef(version, serializer, checksum(data), len(data))
             if data_version(serializer_named(serializer).loads(data)) == version:
                 return ref
         except Exception:  # any failure to read, load or hash: not adopted, recomputed

@@ -29,12 +29,10 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +41,7 @@ if TYPE_CHECKING:
 
 from plait.errors import PlaitError, StoreSecretError
 from plait.store.backends import Backend, LocalBackend, open_backend
+from plait.store.entries import ArtifactRef, CorruptArtifact, Entry, canonical, checksum
 from plait.store.index import FileIndex, Index, SQLiteIndex
 from plait.store.serializers import serializer_for, serializer_named
 from plait.store.signing import Signer
@@ -52,124 +51,6 @@ __all__ = ["SESSION", "ArtifactRef", "CorruptArtifact", "Entry", "Store"]
 _log = logging.getLogger("plait.store")
 
 SESSION = uuid.uuid4().hex  # this process: for expire.session()
-
-_VERSION = re.compile(r"[0-9a-f]{8,128}")
-_SERIALIZER = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-
-
-class CorruptArtifact(PlaitError, OSError):
-    """An artifact failed its integrity check (damaged, truncated or tampered with)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactRef:
-    """Where one stored value lives, and how to check and read it."""
-
-    version: str  # the value's data version (content hash)
-    serializer: str
-    checksum: str  # xxh3_64 of the bytes
-    size: int
-    signature: str | None = None
-
-    def __post_init__(self) -> None:
-        # The version and serializer become a path: refuse anything but the shapes plait
-        # writes, so a crafted entry or record never reaches a file outside the store.
-        if not isinstance(self.version, str) or not _VERSION.fullmatch(self.version):
-            raise ValueError(f"not a data version: {self.version!r}")
-        if not isinstance(self.serializer, str) or not _SERIALIZER.fullmatch(self.serializer):
-            raise ValueError(f"not a serializer name: {self.serializer!r}")
-
-    @property
-    def path(self) -> str:
-        """The artifact's path under the store root."""
-        return f"objects/{self.version[:2]}/{self.version}.{self.serializer}"
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        data: dict[str, Any] = {
-            "version": self.version,
-            "serializer": self.serializer,
-            "checksum": self.checksum,
-            "size": self.size,
-        }
-        if self.signature is not None:
-            data["signature"] = self.signature
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ArtifactRef:
-        """Rebuild from :meth:`to_json`."""
-        return cls(
-            data["version"],
-            data["serializer"],
-            data["checksum"],
-            int(data["size"]),
-            data.get("signature"),
-        )
-
-
-@dataclass(slots=True)
-class Entry:
-    """A step's cached result: its outputs' artifacts and how they came to be.
-
-    Attributes:
-        key: The cache key.
-        step: The step's name; ``pipeline`` the pipeline's.
-        outputs: Output name -> artifact.
-        created: When it was written (epoch seconds).
-        run_id: The run that wrote it; ``session`` the process.
-        reusable: False for ``cache=False`` steps (kept as checkpoints for resume only).
-        parts: The key's ingredients (fingerprint, input versions) for explanations.
-    """
-
-    key: str
-    step: str
-    pipeline: str
-    outputs: dict[str, ArtifactRef]
-    created: float
-    run_id: str
-    session: str
-    reusable: bool = True
-    parts: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> bytes:
-        """The entry as JSON bytes."""
-        return json.dumps(
-            {
-                "key": self.key,
-                "step": self.step,
-                "pipeline": self.pipeline,
-                "outputs": {k: v.to_json() for k, v in self.outputs.items()},
-                "created": self.created,
-                "run_id": self.run_id,
-                "session": self.session,
-                "reusable": self.reusable,
-                "parts": self.parts,
-            },
-            separators=(",", ":"),
-        ).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Entry:
-        """Parse :meth:`to_json` bytes."""
-        raw = json.loads(data)
-        return cls(
-            raw["key"],
-            raw["step"],
-            raw["pipeline"],
-            {k: ArtifactRef.from_json(v) for k, v in raw["outputs"].items()},
-            raw["created"],
-            raw["run_id"],
-            raw["session"],
-            raw.get("reusable", True),
-            raw.get("parts", {}),
-        )
-
-
-def _checksum(data: bytes) -> str:
-    import xxhash
-
-    return str(xxhash.xxh3_64_hexdigest(data))
 
 
 def _safe(name: str) -> str:
@@ -321,7 +202,7 @@ class Store:
         ref = ArtifactRef(
             version,
             serializer.name,
-            _checksum(data),
+            checksum(data),
             len(data),
             self._artifact_signature(version, serializer.name, data),
         )
@@ -340,7 +221,7 @@ class Store:
             data = self.backend.read(ref.path)
         except FileNotFoundError as exc:
             raise CorruptArtifact(f"artifact {ref.path} is missing from {self.url}") from exc
-        if len(data) != ref.size or _checksum(data) != ref.checksum:
+        if len(data) != ref.size or checksum(data) != ref.checksum:
             # The ref is trusted (its entry was checked, and the path is a checked content
             # address): the bytes are what is wrong. Delete so the recomputed value is
             # written again.
@@ -415,7 +296,7 @@ class Store:
                     "tell its entries from planted ones"
                 )
             return True
-        if self._signer.verify(signature, "entry", key.encode(), _canonical(raw)):
+        if self._signer.verify(signature, "entry", key.encode(), canonical(raw)):
             return True
         _log.warning(
             "cache entry %s in %s is %s this store's secret (PLAIT_SECRET): a miss, left in place",
@@ -430,7 +311,7 @@ class Store:
         data = entry.to_json()
         if self._signer is not None:
             raw = json.loads(data)
-            raw["signature"] = self._signer.sign("entry", entry.key.encode(), _canonical(raw))
+            raw["signature"] = self._signer.sign("entry", entry.key.encode(), canonical(raw))
             data = json.dumps(raw, separators=(",", ":")).encode()
         self.index.put(entry.key, data)
 
@@ -540,12 +421,6 @@ class Store:
             "SELECT DISTINCT run_id, cache_key FROM steps WHERE cache_key IS NOT NULL"
         )
         return {str(key) for run_id, key in rows if run_id not in doomed}
-
-
-def _canonical(raw: Mapping[str, Any]) -> bytes:
-    """The bytes an entry's signature covers: its JSON with sorted keys, no signature."""
-    body = {k: v for k, v in raw.items() if k != "signature"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _rebuild_store(url: str, history: str | bool | None) -> Store:
