@@ -5,11 +5,12 @@ from __future__ import annotations
 import plait
 import plait.errors
 
-# Exactly the names of DESIGN §2's import lines.
+# Exactly the names of DESIGN §2's import lines, and §4.2's Registry and load_pipeline.
 EXPORTED = [
     "Err",
     "Ok",
     "Pipeline",
+    "Registry",
     "RunResult",
     "Skipped",
     "Step",
@@ -18,6 +19,7 @@ EXPORTED = [
     "cached",
     "current",
     "expire",
+    "load_pipeline",
     "param",
     "step",
 ]

@@ -19,13 +19,16 @@ from plait.steps import Step, step
 from plait.store.expiry import expire
 
 if TYPE_CHECKING:
+    from plait.registry import Registry
     from plait.store.memo import cached
     from plait.store.store import Store
+    from plait.yaml_pipeline import load_pipeline
 
 __all__ = [
     "Err",
     "Ok",
     "Pipeline",
+    "Registry",
     "RunResult",
     "Skipped",
     "Step",
@@ -34,12 +37,18 @@ __all__ = [
     "cached",
     "current",
     "expire",
+    "load_pipeline",
     "param",
     "step",
 ]
 __version__ = "0.1.0"
 
-_LAZY = {"Store": "plait.store.store", "cached": "plait.store.memo"}
+_LAZY = {
+    "Registry": "plait.registry",
+    "Store": "plait.store.store",
+    "cached": "plait.store.memo",
+    "load_pipeline": "plait.yaml_pipeline",
+}
 
 
 def __getattr__(name: str) -> Any:
