@@ -35,7 +35,7 @@ from plait.typecheck import compatible, type_problems
 __all__ = ["Graph", "Plan", "Source", "compatible", "config_lookup", "resolve"]
 
 # where a step input comes from
-FROM_STEP, FROM_PARAM, FROM_CONFIG, FROM_CONFIG_PATH, FROM_DEFAULT = range(5)
+FROM_STEP, FROM_PARAM, FROM_CONFIG, FROM_CONFIG_PATH, FROM_DEFAULT, FROM_DATASET = range(6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     consumed: frozenset[str] = frozenset()  # every data name the planned steps read
     compiled: Any = None  # the scheduler's skeleton of this plan, built on first run
+    datasets: Mapping[str, Any] = field(default_factory=dict)  # name -> dataset (plait.io)
 
 
 class Graph:
@@ -251,14 +252,17 @@ def resolve(
     pipeline_name: str = "pipeline",
     left_out: Mapping[str, str] | None = None,
     outside_inputs: Iterable[str] = (),
+    datasets: Iterable[str] = (),
 ) -> Plan:
     """Resolve every input of the steps needed for ``outputs`` and collect every problem.
 
     ``left_out`` maps data names to the steps that make them but were left out of a
     selection (see ``Pipeline.select``): a missing input among them is reported as such.
     Params read only by ``outside_inputs`` (inputs of left-out steps) are not unused.
+    ``datasets`` names the pipeline's datasets: one that no step produces is a source.
     """
     problems = list(graph.problems)
+    dataset_names = frozenset(datasets)
     order, requested = _prune(graph, outputs, problems, params)
     keys = config_keys(config)
     sources: dict[str, tuple[Source, ...]] = {}
@@ -266,7 +270,10 @@ def resolve(
     for item in order:
         found = []
         for param, data in item.data_inputs.items():
-            source = _source(item, param, data, graph, params, config, keys, problems)
+            if data in dataset_names and data not in graph.producers:
+                source = _dataset_source(item, param, data, params, keys, problems)
+            else:
+                source = _source(item, param, data, graph, params, config, keys, problems)
             if (
                 source is None
                 and left_out
@@ -373,6 +380,28 @@ def _source(
             f"step {item.name!r}: {what} has no source: no step produces {data!r}, and it is "
             f"neither a param nor a config key{suggest(data, candidates)}; pass it with "
             f"params={{{data!r}: ...}} or add a step that produces it",
+            item.name,
+        )
+    )
+    return None
+
+
+def _dataset_source(
+    item: Step,
+    param: str,
+    data: str,
+    params: Mapping[str, Any],
+    keys: set[str],
+    problems: list[Problem],
+) -> Source | None:
+    """A source dataset feeds ``param``, unless a param or config key has the name too."""
+    clash = "a param" if data in params else "a config key" if data in keys else None
+    if clash is None:
+        return Source(param, data, FROM_DATASET)
+    problems.append(
+        Problem(
+            "ambiguous_input",
+            f"step {item.name!r}: input {data!r} is both {clash} and a dataset; rename one",
             item.name,
         )
     )

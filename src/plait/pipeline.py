@@ -49,6 +49,9 @@ class Pipeline:
         params: Constant params; ``run(params=...)`` overrides them.
         hooks: Objects notified of run and step events (see :mod:`plait.observe`).
         store: Where results are kept between runs (a path, URL or Store; planned).
+        datasets: Data name -> dataset (any object with ``load()``/``save(data)``, e.g.
+            :class:`plait.io.CSV`): one named like an input no step produces is a source,
+            one named like an output a sink (see ``docs/datasets.md``).
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class Pipeline:
         params: Mapping[str, Any] | None = None,
         hooks: Sequence[Any] = (),
         store: Any = None,
+        datasets: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(steps, str):
             name, steps = name or steps, None
@@ -68,6 +72,7 @@ class Pipeline:
         self.params: dict[str, Any] = dict(params or {})
         self.hooks = list(hooks)
         self.store = store
+        self.datasets: dict[str, Any] = dict(datasets or {})
         self._steps: dict[str, Step] = {}
         self._declared: dict[str, ParamSpec] = {}
         self._graph: Graph | None = None
@@ -92,6 +97,8 @@ class Pipeline:
             self._declared.update(item._declared)
             for key, value in item.params.items():
                 self.params.setdefault(key, value)
+            for key, value in item.datasets.items():
+                self.datasets.setdefault(key, value)
             return
         if isinstance(item, SubPipeline):
             for inner in item.expand():
@@ -241,7 +248,12 @@ class Pipeline:
     ) -> Pipeline:
         """A pipeline of ``steps`` with this one's settings and the params they read."""
         new = Pipeline(
-            list(steps), name=self.name, config=self.config, hooks=self.hooks, store=self.store
+            list(steps),
+            name=self.name,
+            config=self.config,
+            hooks=self.hooks,
+            store=self.store,
+            datasets=self.datasets,
         )
         needed = {data for item in new._steps.values() for data in item.data_inputs.values()}
         new.params = {k: v for k, v in self.params.items() if k in needed}
@@ -292,7 +304,9 @@ class Pipeline:
             pipeline_name=self.name,
             left_out=self._left_out,
             outside_inputs=self._outside,
+            datasets=self.datasets,
         )
+        plan.datasets = self.datasets
         if not check_params:
             plan.problems = [p for p in plan.problems if p.kind != "unused_param"]
         if use_cache:
@@ -336,8 +350,14 @@ class Pipeline:
         return self
 
     def _param_problems(self, params: Mapping[str, Any], plan: Plan) -> list[Problem]:
-        """Declared params the plan reads that have no value or the wrong type."""
-        return param_problems(self._declared, params, plan.consumed)
+        """Declared params the plan reads that have no value or the wrong type; and the
+        datasets' problems, which depend on the files at the time of the run."""
+        problems = param_problems(self._declared, params, plan.consumed)
+        if self.datasets:
+            from plait.io._checks import dataset_problems
+
+            problems.extend(dataset_problems(self.graph, plan, self.datasets))
+        return problems
 
     # -- running --------------------------------------------------------------------
     def run(
@@ -352,6 +372,7 @@ class Pipeline:
         *,
         hooks: Sequence[Any] = (),
         config: Any = None,
+        config_overrides: Mapping[str, Any] | None = None,
         max_concurrency: int | None = None,
         progress: bool = False,
     ) -> RunResult:
@@ -367,7 +388,11 @@ class Pipeline:
             on_error: ``"raise"`` (stop and raise RunFailed) or ``"continue"``.
             tags: Labels recorded with the run.
             hooks: Extra hooks for this run.
-            config: Replaces the pipeline's config for this run.
+            config: Merged deeply into the pipeline's config for this run when it is a
+                mapping (a key given replaces only that key); any other object (a
+                dataclass, a model) replaces the config.
+            config_overrides: Dotted keys set over that config, e.g.
+                ``{"model_options.test_size": 0.3}`` (a deep merge).
             max_concurrency: The most steps running at once, run-wide.
             progress: Show progress (a live display on a terminal, log lines elsewhere).
 
@@ -387,7 +412,7 @@ class Pipeline:
             on_error=on_error,
             tags=tags,
             hooks=hooks,
-            config=config,
+            config=self._run_config(config, config_overrides),
             max_concurrency=max_concurrency,
             progress=progress,
         )
@@ -404,6 +429,7 @@ class Pipeline:
         *,
         hooks: Sequence[Any] = (),
         config: Any = None,
+        config_overrides: Mapping[str, Any] | None = None,
         max_concurrency: int | None = None,
         progress: bool = False,
     ) -> RunResult:
@@ -420,10 +446,18 @@ class Pipeline:
             on_error=on_error,
             tags=tags,
             hooks=hooks,
-            config=config,
+            config=self._run_config(config, config_overrides),
             max_concurrency=max_concurrency,
             progress=progress,
         )
+
+    def _run_config(self, config: Any, overrides: Mapping[str, Any] | None) -> Any:
+        """The config of a run: ``config`` and ``overrides`` merged over the pipeline's."""
+        if config is None and not overrides:
+            return None  # the pipeline's own (and its cached plans)
+        from plait.config import effective_config
+
+        return effective_config(self.config, config, overrides)
 
     def resume(self, run_id: str, store: Any = None, **options: Any) -> RunResult:
         """Re-run what failed, was skipped or never ran in a recorded run; reuse the rest.

@@ -16,6 +16,7 @@ from __future__ import annotations
 from plait.io._base import Dataset, DatasetError, FileDataset, dataset_path
 from plait.io._catalog import DATASET_TYPES, dataset_from_config, load_catalog
 from plait.io._formats import CSV, JSON, YAML, Excel, Feather, Parquet, Pickle, Text
+from plait.io._records import run_datasets
 
 __all__ = [
     "CSV",
@@ -33,4 +34,5 @@ __all__ = [
     "dataset_from_config",
     "dataset_path",
     "load_catalog",
+    "run_datasets",
 ]

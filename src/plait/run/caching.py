@@ -22,7 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import UnhashableValueError
-from plait.graph import Source
+from plait.graph import FROM_DATASET, Source
 from plait.results import RELEASED, Ok, StepResult
 from plait.run.task import Task, TaskResult, execute
 from plait.steps import MISSING
@@ -57,7 +57,11 @@ class CacheAgent:
     def _static_version(self, source: Source) -> str:
         found = self._static.get(source.data)
         if found is None:
-            found = data_version(self.state._static_value(source))
+            datasets = self.state.datasets
+            if source.kind == FROM_DATASET and datasets is not None:
+                found = datasets.version(source.data)  # its file's content: not loaded
+            else:
+                found = data_version(self.state._static_value(source))
             self._static[source.data] = found
         return found
 

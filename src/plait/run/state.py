@@ -34,6 +34,7 @@ from plait.errors import (
 )
 from plait.graph import (
     FROM_CONFIG,
+    FROM_DATASET,
     FROM_PARAM,
     Plan,
     Source,
@@ -58,6 +59,7 @@ from plait.run.task import Task, TaskResult
 from plait.steps import MISSING, Step
 
 if TYPE_CHECKING:
+    from plait.run.datasets import RunDatasets
     from plait.store.cache import RunCache, Ticket
     from plait.store.store import Entry
 
@@ -115,10 +117,13 @@ class RunState:
         self.fetch: Callable[[Any], Any] | None = None  # set for a remote executor
         self.before_execute: Callable[[], None] | None = None  # e.g. commit step records
         self.changed: dict[str, str] = {}  # data a failed step changed in place -> that step
+        self.datasets = _run_datasets(plan, cache, run_id)  # sources and sinks (plait.io)
 
     def _static_value(self, source: Source) -> Any:
         if source.kind == FROM_PARAM:
             return self.params[source.data]
+        if source.kind == FROM_DATASET and self.datasets is not None:
+            return self.datasets.load(source.data)
         if source.data == "config":
             return self.config
         if source.kind == FROM_CONFIG:
@@ -322,6 +327,12 @@ class RunState:
         """Record a cache hit: its outputs enter the run lazily, with their versions."""
         assert self.agent is not None
         versions = self.agent.hit(node, entry)
+        if self.datasets is not None and self.datasets.saves(name):  # files missing/changed
+            try:
+                self.datasets.after_hit(node.step, versions, self.agent.load)
+            except Exception as exc:
+                self._decide(name, Err(exc), "failed", "saving a dataset failed")
+                return
         values = self.agent.lazy_values(node, entry)
         item = node.step
         kept = self._store_values(item, values)
@@ -402,6 +413,8 @@ class RunState:
         every element came from the cache)."""
         self.running.discard(name)
         item = self.nodes[name].step
+        if result.ok and self.datasets is not None and self.datasets.saves(name):
+            result = self._save_datasets(item, result)
         if result.ok:
             kept = self._store_values(item, result.values)
             outcome: Outcome = Ok(_outcome_value(item, kept))
@@ -441,6 +454,28 @@ class RunState:
                 element_attempts=element_attempts or {},
             )
             self._record(name, record, error)
+
+    def _save_datasets(self, item: Step, result: TaskResult) -> TaskResult:
+        """Save a step's sink outputs; a failed save fails the step (run/datasets.py)."""
+        assert self.datasets is not None
+        versions = {output: ref.version for output, ref in (result.artifacts or {}).items()}
+        try:
+            values = tuple(self._local(value) for value in result.values)
+            self.datasets.after_execution(item, values, versions)
+        except Exception as exc:
+            import traceback
+
+            return TaskResult(
+                False,
+                error=exc,
+                attempts=result.attempts,
+                start=result.start,
+                end=result.end,
+                duration=result.duration,
+                metrics=result.metrics,
+                traceback=traceback.format_exc(),
+            )
+        return result
 
     def _store_values(self, item: Step, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """Keep the values someone still needs; return them with RELEASED for the rest."""
@@ -529,6 +564,17 @@ class RunState:
             value = self.agent.load(name) if self.agent is not None else self.values[name]
             self.values[name] = self._local(value)
         return {k: self.values[k] for k in names}
+
+
+def _run_datasets(plan: Plan, cache: RunCache | None, run_id: str) -> RunDatasets | None:
+    """The run's sources and sinks, when the pipeline has datasets."""
+    if not plan.datasets:
+        return None
+    from plait.run.datasets import RunDatasets
+
+    producers = {o: s.name for s in plan.order for o in s.outputs}
+    store = cache.store if cache is not None else None
+    return RunDatasets(plan.datasets, producers, store=store, run_id=run_id)
 
 
 def _outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
