@@ -293,9 +293,12 @@ def test_a_bad_selection_is_a_usage_error(flow, args, needles):
 
 
 # -- 6. planned commands ----------------------------------------------------------------------
-def test_a_planned_command_says_so(tmp_path):
-    stderr = user_error(plait("ui", cwd=tmp_path))
-    assert "plait ui (the web UI) is planned but not in this release" in stderr
+def test_the_ui_is_no_longer_planned(tmp_path):
+    completed = plait("ui", "--help", cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert "planned" not in completed.stdout + completed.stderr
+    assert "--target" in completed.stdout
+    assert "PLAIT_TOKEN" in completed.stdout
 
 
 def test_other_unknown_commands_keep_clicks_error(tmp_path):

@@ -127,7 +127,7 @@ def param_options(func: F) -> F:
     )(func)
 
 
-_PLANNED = {"ui": "the web UI"}  # commands announced but not in this release
+_PLANNED: dict[str, str] = {}  # commands announced but not in this release: name -> what
 
 
 class _Group(click.Group):
@@ -475,13 +475,14 @@ def why_command(
 
 
 def _register() -> None:
-    from plait.cli import _debug, _doctor, _history
+    from plait.cli import _debug, _doctor, _history, _ui
 
     cli.add_command(_debug.debug_command)
     cli.add_command(_doctor.doctor_command)
     cli.add_command(_history.runs_group)
     cli.add_command(_history.lineage_command)
     cli.add_command(_history.cache_group)
+    cli.add_command(_ui.ui_command)
 
 
 _register()

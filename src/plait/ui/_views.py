@@ -1,0 +1,209 @@
+"""Drawings and formats for the pages: the run's DAG and timeline, a step's durations.
+
+Design. The DAG and the timeline are :mod:`plait.viz`'s own SVG (the drawings of
+``RunResult.to_html()`` and ``plait runs show --html``), fed a recorded run through the
+small adapter (:func:`as_run`, the twin of the command line's). They use SVG
+presentation attributes only (``fill=``, ``stroke=``), never ``style=``, so they pass a
+CSP without ``'unsafe-inline'``; every piece of user text in them is escaped by the
+drawing code, which is why the templates may mark them safe. The durations chart of the
+step page is drawn here, in the same manner.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.history import RunRecord, StepRecord
+from plait.viz._model import Node, build_run_graph
+from plait.viz._protocols import OUTCOME_STYLES, OutcomeStyle, format_seconds, outcome_class
+from plait.viz._svg import MAX_DRAWN_NODES, draw_graph, draw_timeline
+
+__all__ = [
+    "RunDrawing",
+    "as_run",
+    "draw_run",
+    "durations_chart",
+    "outcome",
+    "short",
+    "value_text",
+]
+
+_INPUT_STYLE = OutcomeStyle("#f6f8fa", "#8c959f", text="#424a53")
+
+
+def outcome(record: StepRecord | None) -> str:
+    """The outcome class of a recorded step (``ok``, ``cached``, ``failed``...)."""
+    if record is None:
+        return "not_run"
+    if record.status == "ok":
+        return "cached" if record.cached else "ok"
+    return record.status if record.status in OUTCOME_STYLES else "not_run"
+
+
+def value_text(value: Any) -> str:
+    """A recorded value as one line of text (recorded values are JSON-ready already)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """:func:`value_text` on one line, cut to ``limit`` characters."""
+    text = " ".join(value_text(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class _Error:
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    status: str
+    cached: bool
+    fallback: bool
+    duration: float
+    start_time: float | None
+    end_time: float | None
+    attempts: int
+    reason: str
+    error: _Error | None
+    data_versions: Mapping[str, str]
+    metrics: Mapping[str, Any]
+    failed_elements: Mapping[Any, _Error] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    run_id: str
+    pipeline: str
+    status: str
+    duration: float
+    start_time: float
+    steps: Mapping[str, _Step]
+    graph: Any = None  # the recorded structure, which draws the edges
+
+
+def as_run(record: RunRecord) -> _Run:
+    """A recorded run as :mod:`plait.viz` reads runs (``RunLike``)."""
+    steps = {}
+    for name, step in record.steps.items():
+        error = None
+        if step.error:
+            error = _Error(
+                step.error.get("type", ""),
+                step.error.get("message", ""),
+                step.error.get("traceback", ""),
+            )
+        steps[name] = _Step(
+            status=step.status,
+            cached=step.cached,
+            fallback="fallback" in step.reason,
+            duration=step.duration,
+            start_time=step.start_time,
+            end_time=step.end_time,
+            attempts=step.attempts,
+            reason=step.reason,
+            error=error,
+            data_versions=step.data_versions,
+            metrics=step.metrics,
+        )
+    return _Run(
+        record.run_id,
+        record.pipeline,
+        record.status,
+        record.duration or 0.0,
+        record.start_time,
+        steps,
+        record.structure,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunDrawing:
+    """A run's DAG and timeline as SVG, and each step's anchor on the page."""
+
+    graph: str
+    timeline: str
+    anchors: dict[str, str]
+    drawn: bool
+
+
+def draw_run(record: RunRecord) -> RunDrawing:
+    """The DAG (coloured by outcome; a node links to its row) and the timeline."""
+    run = as_run(record)
+    graph = build_run_graph(run)
+    anchors = {name: f"step-{node.id}" for name, node in graph.steps.items()}
+
+    def subtitle(node: Node) -> str:
+        if node.kind == "input":
+            return ""
+        step = run.steps.get(node.name)
+        text = outcome_class(step).replace("_", " ")
+        return text + (f" · {format_seconds(step.duration)}" if step is not None else "")
+
+    def style_of(node: Node) -> OutcomeStyle:
+        if node.kind == "input":
+            return _INPUT_STYLE
+        return OUTCOME_STYLES[outcome_class(run.steps.get(node.name))]
+
+    def link_of(node: Node) -> str | None:
+        return anchors[node.name] if node.name in run.steps else None
+
+    svg = draw_graph(graph, id_prefix="g", style_of=style_of, subtitle=subtitle, link_of=link_of)
+    return RunDrawing(svg, draw_timeline(run), anchors, len(graph.nodes) <= MAX_DRAWN_NODES)
+
+
+_CHART_WIDTH, _CHART_HEIGHT, _LEFT, _BOTTOM = 720.0, 160.0, 64.0, 18.0
+
+
+def durations_chart(executions: Sequence[StepRecord]) -> str:
+    """Bars of a step's durations, oldest to newest, coloured by outcome; each bar links
+    to its run."""
+    if not executions:
+        return '<p class="note">No executions.</p>'
+    ordered = list(reversed(executions))
+    longest = max([record.duration for record in ordered] + [1e-6])
+    slot = (_CHART_WIDTH - _LEFT) / len(ordered)
+    plot = _CHART_HEIGHT - _BOTTOM - 8
+    parts = [
+        f'<svg class="chart" width="{_CHART_WIDTH:.0f}" height="{_CHART_HEIGHT:.0f}" '
+        f'viewBox="0 0 {_CHART_WIDTH:.0f} {_CHART_HEIGHT:.0f}" role="img" '
+        'aria-label="durations across runs" font-family="ui-monospace, monospace">',
+        f'<line x1="{_LEFT:.0f}" y1="{8 + plot:.1f}" x2="{_CHART_WIDTH:.0f}" y2="{8 + plot:.1f}" '
+        'stroke="#8c959f"/>',
+        f'<text x="{_LEFT - 6:.0f}" y="14" text-anchor="end" font-size="10" fill="#57606a">'
+        f"{html.escape(format_seconds(longest))}</text>",
+        f'<text x="{_LEFT - 6:.0f}" y="{8 + plot:.1f}" text-anchor="end" font-size="10" '
+        'fill="#57606a">0</text>',
+    ]
+    for index, record in enumerate(ordered):
+        style = OUTCOME_STYLES[outcome(record)]
+        height = max(record.duration / longest * plot, 1.0)
+        x = _LEFT + index * slot + slot * 0.15
+        title = (
+            f"run {record.run_id}: {outcome(record).replace('_', ' ')}, "
+            f"{format_seconds(record.duration)}"
+        )
+        parts.append(
+            f'<a href="/runs/{html.escape(record.run_id)}"><g><title>{html.escape(title)}</title>'
+            f'<rect x="{x:.1f}" y="{8 + plot - height:.1f}" width="{max(slot * 0.7, 1.0):.1f}" '
+            f'height="{height:.1f}" fill="{style.fill}" stroke="{style.stroke}"/></g></a>'
+        )
+    parts.append(
+        f'<text x="{_LEFT:.0f}" y="{_CHART_HEIGHT - 3:.0f}" font-size="10" fill="#57606a">'
+        f"oldest</text>"
+        f'<text x="{_CHART_WIDTH:.0f}" y="{_CHART_HEIGHT - 3:.0f}" text-anchor="end" '
+        'font-size="10" fill="#57606a">newest</text></svg>'
+    )
+    return "".join(parts)
