@@ -1,0 +1,78 @@
+"""``plait datasets list TARGET``, through ``python -m plait`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+PIPELINE = textwrap.dedent(
+    """
+    from plait import Pipeline, step
+    from plait.io import CSV, JSON
+
+
+    @step
+    def headcount(companies):
+        return int(companies["employees"].sum())
+
+
+    @step
+    def unused_by_run(headcount):
+        return headcount
+
+
+    pipeline = Pipeline(
+        [headcount],
+        datasets={
+            "companies": CSV("data/companies.csv"),
+            "headcount": JSON("data/headcount.json", versioned=True),
+        },
+    )
+    """
+)
+
+
+def _plait(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
+    return subprocess.run(
+        [sys.executable, "-m", "plait", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_datasets_list_shows_each_dataset(tmp_path):
+    (tmp_path / "pipe.py").write_text(PIPELINE)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "companies.csv").write_text("employees\n3\n4\n")
+    listed = _plait("datasets", "list", "pipe.py:pipeline", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["name", "role", "type", "exists", "last", "version", "path"]
+    companies = lines[1].split()
+    assert companies[:4] == ["companies", "source", "CSV", "yes"]
+    assert companies[-1] == "data/companies.csv"
+    assert lines[2].split() == ["headcount", "sink", "JSON", "no", "-", "data/headcount.json"]
+    ran = _plait("run", "pipe.py:pipeline", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    after = _plait("datasets", "list", "pipe.py:pipeline", cwd=tmp_path).stdout.splitlines()
+    row = after[2].split()
+    assert row[:3] == ["headcount", "sink", "JSON"]
+    assert row[3] == "yes"
+    assert len(row[4]) == 20  # the version: the id of the run that saved it
+
+
+def test_datasets_list_of_a_pipeline_without_datasets(tmp_path):
+    (tmp_path / "pipe.py").write_text(
+        "from plait import Pipeline, step\n\n@step\ndef a():\n    return 1\n\n"
+        "pipeline = Pipeline([a])\n"
+    )
+    listed = _plait("datasets", "list", "pipe.py:pipeline", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip() == "pipeline 'pipeline' has no datasets"
