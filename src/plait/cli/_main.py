@@ -110,7 +110,19 @@ def store_option(func: F) -> F:
 
 
 def param_options(func: F) -> F:
-    """``--param`` and ``--config``."""
+    """``--param``, ``--config``, ``--set`` and ``--env``."""
+    func = click.option(
+        "--env",
+        metavar="ENV",
+        help="The conf env merged over conf/base (default: PLAIT_ENV, [tool.plait] env, local).",
+    )(func)
+    func = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Set one config value, e.g. --set model.test_size=0.3 (YAML-typed). Repeat.",
+    )(func)
     func = click.option(
         "--config",
         "config_file",
@@ -154,9 +166,9 @@ class _Group(click.Group):
 def cli() -> None:
     """plait: run, inspect and debug pipelines of plain Python functions.
 
-    TARGET is FILE.py:NAME or MODULE:NAME (NAME may be left out when the file defines
-    one pipeline). Exit codes: 0 ok, 1 run failed, 2 usage or validation error,
-    130 interrupted.
+    TARGET is FILE.py:NAME, MODULE:NAME (NAME may be left out when the file defines
+    one pipeline) or a YAML pipeline (pipeline.yaml). Exit codes: 0 ok, 1 run failed,
+    2 usage or validation error, 130 interrupted.
     """
 
 
@@ -215,31 +227,58 @@ def _failed(exc: Exception) -> int:
 
 
 # -- helpers shared by the commands -----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ConfigOptions:
+    """``--config``, ``--set`` and ``--env`` as given."""
+
+    file: str | None = None
+    sets: tuple[str, ...] = ()
+    env: str | None = None
+
+
 def prepare(
     target: str,
     params: Sequence[str],
-    config_file: str | None,
+    config: ConfigOptions,
     select: Callable[[Pipeline], Pipeline] | None = None,
 ) -> tuple[Pipeline, dict[str, Any], Any]:
-    """Load the target, cut it to a selection, and parse ``--param`` / ``--config`` for it.
+    """Load the target, cut it to a selection, and parse ``--param`` / the config for it.
 
     Params that only steps outside the selection read are dropped, with a note; config
-    keys are checked against the whole pipeline.
+    keys are checked against the whole pipeline. The config is layered: the pipeline's,
+    the project's conf folder, ``--config``, then ``--set`` (None: the pipeline's own).
     """
     from plait.cli._target import drop_outside, load_pipeline
-    from plait.cli._values import check_config_keys, load_config, merge_config, parse_params
+    from plait.cli._values import (
+        check_config_keys,
+        check_set_keys,
+        load_config,
+        merge_config,
+        parse_params,
+        parse_sets,
+        project_config,
+    )
 
-    full = load_pipeline(target)
+    sets = parse_sets(config.sets)
+    full = load_pipeline(target, config.env)
     pipeline = full if select is None else select(full)
     values = parse_params(params, pipeline)
     if pipeline is not full:
         values = drop_outside(values, full, pipeline)
-    config = None
-    if config_file:
-        overrides = load_config(config_file)
-        check_config_keys(full, overrides, config_file)
-        config = merge_config(pipeline.config, overrides)
-    return pipeline, values, config
+    merged, changed = pipeline.config, False
+    project = project_config(config.env)
+    if project:
+        merged, changed = merge_config(merged, project), True
+    if config.file:
+        overrides = load_config(config.file)
+        check_config_keys(full, overrides, config.file)
+        merged, changed = merge_config(merged, overrides), True
+    if sets:
+        from plait.config import nest
+
+        check_set_keys(full, sets, config.sets)
+        merged, changed = merge_config(merged, nest(sets)), True
+    return pipeline, values, merged if changed else None
 
 
 def split_names(text: str | None, option: str = "--outputs") -> list[str] | None:
@@ -282,9 +321,8 @@ def _close_stores() -> None:
 @click.option(
     "-e",
     "--executor",
-    default="sequential",
-    show_default=True,
-    help="sequential, threads[:N], processes[:N], dask[:ADDRESS], ray[:ADDRESS].",
+    help="sequential (default, or [tool.plait] executor), threads[:N], processes[:N], "
+    "dask[:ADDRESS], ray[:ADDRESS].",
 )
 @click.option(
     "--force",
@@ -316,11 +354,13 @@ def run_command(
     target: str,
     params: tuple[str, ...],
     config_file: str | None,
+    sets: tuple[str, ...],
+    env: str | None,
     outputs: str | None,
     from_steps: str | None,
     to_steps: str | None,
     step_tags: str | None,
-    executor: str,
+    executor: str | None,
     force: tuple[str, ...],
     store: str | None,
     on_error: str,
@@ -348,7 +388,11 @@ def run_command(
             outputs=wanted,
         )
 
-    pipeline, values, config = prepare(target, params, config_file, selected)
+    pipeline, values, config = prepare(
+        target, params, ConfigOptions(config_file, sets, env), selected
+    )
+    if executor is None:
+        executor = _project_executor()
     forced: bool | list[str] = True if "*" in force else list(force)
     total, terminal = _planned(pipeline, values, wanted, config)
     chosen = open_store(store)
@@ -374,6 +418,16 @@ def run_command(
         terminal=terminal,
         quiet=quiet,
     )
+
+
+def _project_executor() -> str:
+    """``[tool.plait] executor``, else ``"sequential"``."""
+    from plait.config import ConfigError, project_settings
+
+    try:
+        return project_settings().executor or "sequential"
+    except ConfigError as exc:
+        raise CommandError(str(exc), "fix the [tool.plait] table of pyproject.toml") from exc
 
 
 def _planned(
@@ -452,6 +506,8 @@ def why_command(
     step: str,
     params: tuple[str, ...],
     config_file: str | None,
+    sets: tuple[str, ...],
+    env: str | None,
     store: str | None,
     as_json: bool,
 ) -> int:
@@ -460,7 +516,7 @@ def why_command(
 
     from plait.cli._why import explain, render
 
-    pipeline, values, config = prepare(target, params, config_file)
+    pipeline, values, config = prepare(target, params, ConfigOptions(config_file, sets, env))
     chosen = open_store(store, must_exist=True)
     verdicts = explain(pipeline, step, chosen, values, config)
     if as_json:
@@ -475,14 +531,14 @@ def why_command(
 
 
 def _register() -> None:
-    from plait.cli import _datasets, _debug, _doctor, _history, _ui
+    from plait.cli import _debug, _doctor, _history, _new, _ui
 
     cli.add_command(_debug.debug_command)
     cli.add_command(_doctor.doctor_command)
-    cli.add_command(_datasets.datasets_group)
     cli.add_command(_history.runs_group)
     cli.add_command(_history.lineage_command)
     cli.add_command(_history.cache_group)
+    cli.add_command(_new.new_command)
     cli.add_command(_ui.ui_command)
 
 

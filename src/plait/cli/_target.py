@@ -1,10 +1,15 @@
-"""Finding the pipeline a command is about: ``file.py:name`` or ``module:name``.
+"""Finding the pipeline a command is about: ``file.py:name``, ``module:name`` or
+``pipeline.yaml``.
 
 A file is imported as a module named after it (``pipeline.py`` becomes module
 ``pipeline``) with its directory first on ``sys.path``, as ``python -m`` would: so the
 values it defines pickle by reference and load again in a later run, worker processes can
 import it, and its helper functions count as project code in step fingerprints. A module
 is imported with the current directory first on ``sys.path``.
+
+A ``.yaml``/``.yml`` file is a YAML pipeline (:func:`plait.load_pipeline`), loaded with
+its folder and the current directory on ``sys.path`` so the registry it names
+(``registry: module:attribute``) and the modules it allows import as they would in a test.
 
 The name may be omitted when the file or module defines exactly one pipeline. It may name
 a :class:`~plait.Pipeline`, a :class:`~plait.Step` (a one-step pipeline) or a function
@@ -35,16 +40,26 @@ if TYPE_CHECKING:
 
 __all__ = ["check_structure", "drop_outside", "load_pipeline", "select"]
 
-_FORMS = "give FILE.py:NAME (e.g. pipeline.py:pipeline) or MODULE:NAME (e.g. myproject.flows:etl)"
+_FORMS = (
+    "give FILE.py:NAME (e.g. pipeline.py:pipeline), MODULE:NAME (e.g. myproject.flows:etl) "
+    "or a YAML pipeline (pipeline.yaml)"
+)
+_YAML = (".yaml", ".yml")
 
 
-def load_pipeline(target: str) -> Pipeline:
+def load_pipeline(target: str, env: str | None = None) -> Pipeline:
     """The pipeline named by ``target``.
+
+    Args:
+        target: ``FILE.py[:NAME]``, ``MODULE:NAME`` or ``FILE.yaml``.
+        env: The conf env of a YAML pipeline's ``config:`` folders.
 
     Raises:
         CommandError: When the file, module or name cannot be found or imported, or the
-            name is not a pipeline.
+            name is not a pipeline; a YAML pipeline's problems.
     """
+    if target.endswith(_YAML):
+        return _load_yaml(target, env)
     location, _, name = target.rpartition(":") if ":" in target else (target, "", "")
     if not location:
         raise CommandError(f"target {target!r} names no file or module", _FORMS)
@@ -53,6 +68,23 @@ def load_pipeline(target: str) -> Pipeline:
     else:
         module = _import_module(location, target)
     return _pipeline_from(module, name, target)
+
+
+def _load_yaml(path: str, env: str | None) -> Pipeline:
+    from plait.errors import UsageError
+    from plait.yaml_pipeline import YamlPipelineError, load_pipeline
+
+    if not os.path.isfile(path):
+        raise CommandError(f"no file {path!r}", _FORMS)
+    for folder in (os.getcwd(), os.path.dirname(os.path.abspath(path))):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    try:
+        return load_pipeline(path, env=env)
+    except YamlPipelineError as exc:
+        raise CommandError(str(exc), "fix these problems in the YAML file") from exc
+    except UsageError as exc:  # a config file of the pipeline cannot be read
+        raise CommandError(f"{path}: {exc}", "fix the pipeline's config") from exc
 
 
 def _import_file(path: str, target: str) -> types.ModuleType:

@@ -1,5 +1,9 @@
 """Parsing what the command line gives: params, config files, the store, durations.
 
+Config reaches a run in layers, each merged deeply over the one before: the pipeline's own
+config, the project's conf folder (``conf/base`` + ``conf/<env>``, when there is one:
+:func:`project_config`), ``--config FILE``, then each ``--set KEY=VALUE``.
+
 ``--param NAME=VALUE`` is typed by the annotation of the step parameter that consumes
 ``NAME`` when there is one (``int``, ``float``, ``bool``, ``str``, ``Path``, enums,
 ``Literal``, ``X | None``, lists and dicts as JSON ...); otherwise the value is read as
@@ -27,12 +31,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_config_keys",
+    "check_set_keys",
     "load_config",
     "merge_config",
     "open_store",
     "param_annotations",
     "parse_duration",
     "parse_params",
+    "parse_sets",
+    "project_config",
     "store_location",
 ]
 
@@ -272,6 +279,77 @@ def check_config_keys(pipeline: Pipeline, overrides: Mapping[str, Any], path: st
         "remove or rename the key; the config keys the steps can read: "
         + (", ".join(known) or "none"),
     )
+
+
+def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=0.3", ...]`` as ``{"a.b": 0.3}``, typed by YAML's scalar rules.
+
+    Raises:
+        CommandError: For a pair that is not KEY=VALUE or a key given twice.
+    """
+    from plait.config import ConfigError, parse_set
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        try:
+            key, value = parse_set(pair)
+        except ConfigError as exc:
+            raise CommandError(str(exc), "write it like --set model_options.test_size=0.3") from exc
+        if key in values:
+            raise CommandError(f"--set {key!r} is given twice", f"give --set {key}=... once")
+        values[key] = value
+    return values
+
+
+def check_set_keys(pipeline: Pipeline, sets: Mapping[str, Any], pairs: Sequence[str]) -> None:
+    """Every ``--set`` key must be one a step of ``pipeline`` reads (as ``--config``'s).
+
+    Raises:
+        CommandError: Naming each key no step reads, with suggestions.
+    """
+    reads = _config_reads(pipeline)
+    if reads is None:
+        return
+    from plait.errors import suggest
+
+    known = sorted(".".join(read) for read in reads)
+    for key, pair in zip(sets, pairs, strict=True):
+        parts = tuple(key.split("."))
+        if not _unread_keys({parts[0]: _nested(parts[1:])}, (), reads):
+            continue
+        raise CommandError(
+            f"--set {pair}: no step reads {key!r}{suggest(key, known)}",
+            "the config keys the steps can read: " + (", ".join(known) or "none"),
+        )
+
+
+def _nested(parts: tuple[str, ...]) -> Any:
+    return {parts[0]: _nested(parts[1:])} if parts else None
+
+
+def project_config(env: str | None) -> dict[str, Any] | None:
+    """The project's conf folder (``[tool.plait] conf``, else ``conf`` beside the project's
+    ``pyproject.toml``, else ``./conf``) read for ``env``; None when there is none.
+
+    Raises:
+        CommandError: When ``--env`` is given without a conf folder, or the conf is wrong.
+    """
+    from plait.config import ConfigError, load_config, project_settings
+
+    try:
+        settings = project_settings()
+        folder = Path(settings.conf) if settings.conf else settings.root / "conf"
+        if not folder.is_dir():
+            if env:
+                raise CommandError(
+                    f"--env {env!r}: there is no conf folder ({folder})",
+                    "make conf/base/ and conf/<env>/ (plait new NAME makes a project with "
+                    "them), or set [tool.plait] conf",
+                )
+            return None
+        return load_config(folder, env)
+    except ConfigError as exc:
+        raise CommandError(str(exc), "fix the project's conf folder or pick another --env") from exc
 
 
 def _config_reads(pipeline: Pipeline) -> set[tuple[str, ...]] | None:

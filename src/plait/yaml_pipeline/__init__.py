@@ -2,6 +2,7 @@
 
 ```yaml
 name: sums
+registry: myproject.pipelines:registry   # where dotted calls are looked up
 imports: ["myproject."]          # module prefixes that module:function calls may import
 params:
   n: {type: int, default: 3}
@@ -76,7 +77,8 @@ def load_pipeline(
 
     Args:
         path_or_text: A ``.yaml``/``.yml`` path, or the YAML itself.
-        registry: Where dotted ``call:`` names are looked up.
+        registry: Where dotted ``call:`` names are looked up (default: the registry the
+            YAML names with ``registry: module:attribute``, imported).
         imports: Module prefixes ``module:function`` calls may import, besides the YAML's
             own ``imports:``.
         env: The env of conf folders named in ``config:`` (default: ``PLAIT_ENV``...).
@@ -98,6 +100,10 @@ def load_pipeline(
         raise YamlPipelineError(file, problems)
     data: dict[str, Any] = parsed.data
     prefixes = [*imports, *_listed(data.get("imports"))]
+    if registry is None and "registry" in data:
+        registry = _guarded(add, ("registry",), lambda: _build.load_registry(data["registry"]))
+        if registry is None:
+            raise YamlPipelineError(file, problems)
     built = _build.build_steps(data["steps"], registry, prefixes, add)
     config = _guarded(add, ("config",), lambda: _build.build_config(data.get("config"), base, env))
     datasets = _guarded(

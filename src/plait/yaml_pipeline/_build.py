@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from plait.steps import Step
     from plait.yaml_pipeline._source import Path
 
-__all__ = ["allowed", "build_config", "build_datasets", "build_pipeline", "resolve_call"]
+__all__ = [
+    "allowed",
+    "build_config",
+    "build_datasets",
+    "build_pipeline",
+    "load_registry",
+    "resolve_call",
+]
 
 Add = Callable[["Path", str, bool], None]
 _TYPES: dict[str, Any] = {
@@ -93,6 +100,25 @@ def resolve_call(
     if not callable(value):
         return None, f"call {call!r} is {type(value).__name__}, not a function or step"
     return value, None
+
+
+def load_registry(reference: str) -> Registry:
+    """The :class:`~plait.Registry` at ``module:attribute`` (the module is imported).
+
+    Raises:
+        ImportError: When the module cannot be imported.
+        TypeError: When the attribute is missing or not a Registry.
+    """
+    from plait.registry import Registry
+
+    module_name, _, attribute = reference.partition(":")
+    found = getattr(importlib.import_module(module_name), attribute, None)
+    if not isinstance(found, Registry):
+        raise TypeError(
+            f"{reference!r} is {type(found).__name__}, not a plait.Registry; name the module "
+            "attribute that holds one"
+        )
+    return found
 
 
 def _options(spec: dict[str, Any]) -> dict[str, Any]:

@@ -160,6 +160,11 @@ def _config(value: Any) -> str | None:
     return "must be a mapping, or a file (or folder) name or a list of them"
 
 
+def _call(value: Any) -> str | None:
+    ok = isinstance(value, str) and ":" in value and all(value.partition(":")[::2])
+    return None if ok else "must be module:attribute, e.g. myproject.pipelines:registry"
+
+
 def _datasets(value: Any) -> str | None:
     return None if isinstance(value, dict) or _is_name(value) else "must be a mapping or a file"
 
@@ -170,6 +175,7 @@ PIPELINE_FIELDS: dict[str, Field] = {
     "config": Field(_config, "a mapping, or files/conf folders merged in order", "map | list"),
     "datasets": Field(_datasets, "a mapping name: dataset, or a catalog file", "map | str"),
     "imports": Field(_names, "module prefixes that calls may import", "list"),
+    "registry": Field(_call, "module:attribute of the Registry calls are looked up in", "str"),
     "steps": Field(lambda v: None, "the steps, in any order", "list", True),
 }
 
