@@ -23,15 +23,14 @@ def datasets_group() -> None:
 
 @datasets_group.command("list")
 @click.argument("target")
-@click.option("--env", metavar="ENV", help="The conf env of a YAML pipeline.")
 @common
-def list_command(target: str, env: str | None) -> int:
+def list_command(target: str) -> int:
     """Each dataset of TARGET: name, role (source, sink or unused), type, whether its file
     exists, its last version (a versioned dataset's latest version, else the start of its
     file's content hash) and its path."""
     from plait.cli._target import load_pipeline
 
-    pipeline = load_pipeline(target, env)
+    pipeline = load_pipeline(target)
     if not pipeline.datasets:
         click.echo(f"pipeline {pipeline.name!r} has no datasets")
         return EXIT_OK
