@@ -531,10 +531,11 @@ def why_command(
 
 
 def _register() -> None:
-    from plait.cli import _debug, _doctor, _history, _new, _ui
+    from plait.cli import _datasets, _debug, _doctor, _history, _new, _ui
 
     cli.add_command(_debug.debug_command)
     cli.add_command(_doctor.doctor_command)
+    cli.add_command(_datasets.datasets_group)
     cli.add_command(_history.runs_group)
     cli.add_command(_history.lineage_command)
     cli.add_command(_history.cache_group)
