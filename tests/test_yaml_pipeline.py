@@ -320,3 +320,46 @@ def test_two_steps_with_one_name_are_an_error():
         r"has a step named 'total'",
     ):
         load_pipeline(text, registry=registry())
+
+
+# -- registry named by the YAML, datasets (plait.io) ------------------------------------------
+REGISTRY = registry()
+
+
+def test_the_yaml_may_name_its_registry():
+    text = "registry: test_yaml_pipeline:REGISTRY\nsteps:\n  - call: data.numbers\n"
+    assert load_pipeline(text).run(params={"n": 2})["numbers"] == [1, 2]
+    with pytest.raises(
+        YamlPipelineError,
+        match=r"<text>:1:11: registry: 'test_yaml_pipeline:"
+        r"CALLS' is list, not a plait.Registry",
+    ):
+        load_pipeline("registry: test_yaml_pipeline:CALLS\nsteps:\n  - call: data.numbers\n")
+
+
+def test_datasets_inline_and_from_a_catalog(tmp_path):
+    (tmp_path / "counts.csv").write_text("n\n1\n2\n3\n")
+    reg = Registry()
+
+    def biggest(counts) -> int:
+        return int(counts["n"].max())
+
+    reg.register(biggest, "stats.biggest")
+    inline = f"""\
+    datasets:
+      counts: {{type: CSV, path: {tmp_path / "counts.csv"}}}
+    steps:
+      - call: stats.biggest
+    """
+    assert load_pipeline(textwrap.dedent(inline), registry=reg).run()["biggest"] == 3
+    (tmp_path / "catalog.yml").write_text(
+        f"counts:\n  type: CSV\n  path: {tmp_path / 'counts.csv'}\n"
+    )
+    (tmp_path / "p.yaml").write_text("datasets: catalog.yml\nsteps:\n  - call: stats.biggest\n")
+    assert load_pipeline(tmp_path / "p.yaml", registry=reg).run()["biggest"] == 3
+
+
+def test_a_bad_dataset_is_reported_at_its_position():
+    text = "datasets:\n  counts: {type: CVS, path: x.csv}\nsteps:\n  - call: data.numbers\n"
+    with pytest.raises(YamlPipelineError, match=r"<text>:2:11: datasets.counts: .*CVS"):
+        load_pipeline(text, registry=registry())

@@ -106,9 +106,7 @@ def load_pipeline(
             raise YamlPipelineError(file, problems)
     built = _build.build_steps(data["steps"], registry, prefixes, add)
     config = _guarded(add, ("config",), lambda: _build.build_config(data.get("config"), base, env))
-    datasets = _guarded(
-        add, ("datasets",), lambda: _build.build_datasets(data.get("datasets"), base)
-    )
+    datasets = _build.build_datasets(data.get("datasets"), base, prefixes, add)
     pipeline = _build.build_pipeline(
         data.get("name", "pipeline"), built, data.get("params") or {}, config, datasets, add
     )
@@ -134,6 +132,6 @@ def _adder(parsed: Located, file: str, problems: list[Problem]) -> Any:
 def _guarded(add: Any, path: Path, make: Any) -> Any:
     try:
         return make()
-    except (PlaitError, ImportError, OSError, TypeError, ValueError) as exc:
+    except (PlaitError, ImportError, OSError) as exc:
         add(path, f"{path[0]}: {exc}", False)
         return None

@@ -107,14 +107,15 @@ def load_registry(reference: str) -> Registry:
 
     Raises:
         ImportError: When the module cannot be imported.
-        TypeError: When the attribute is missing or not a Registry.
+        UsageError: When the attribute is missing or not a Registry.
     """
+    from plait.errors import UsageError
     from plait.registry import Registry
 
     module_name, _, attribute = reference.partition(":")
     found = getattr(importlib.import_module(module_name), attribute, None)
     if not isinstance(found, Registry):
-        raise TypeError(
+        raise UsageError(
             f"{reference!r} is {type(found).__name__}, not a plait.Registry; name the module "
             "attribute that holds one"
         )
@@ -240,11 +241,24 @@ def build_config(value: Any, base: FilePath, env: str | None) -> Any:
     return resolve(merged, where="config")
 
 
-def build_datasets(value: Any, base: FilePath) -> dict[str, Any] | None:
-    """The datasets, through :mod:`plait.io` (``dataset_from_config``, ``load_catalog``)."""
+def build_datasets(
+    value: Any, base: FilePath, prefixes: Sequence[str], add: Add
+) -> dict[str, Any] | None:
+    """The datasets, through :mod:`plait.io`: a mapping (each entry checked on its own,
+    problems at its position) or a catalog file relative to the YAML."""
     if value is None:
         return None
     io = importlib.import_module("plait.io")
     if isinstance(value, str):
-        return dict(io.load_catalog(base / value))
-    return {name: io.dataset_from_config(name, spec) for name, spec in value.items()}
+        try:
+            return dict(io.load_catalog(base / value, allow_imports=tuple(prefixes)))
+        except (PlaitError, OSError, ValueError) as exc:
+            add(("datasets",), f"datasets: {exc}", False)
+            return None
+    datasets = {}
+    for name, spec in value.items():
+        try:
+            datasets[name] = io.dataset_from_config(name, spec, allow_imports=tuple(prefixes))
+        except (PlaitError, TypeError, ValueError) as exc:
+            add(("datasets", name), f"datasets.{name}: {exc}", False)
+    return datasets
