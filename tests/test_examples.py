@@ -75,6 +75,25 @@ def test_the_housing_example_hits_the_cache_the_second_time(tmp_path):
     assert hits == ["load", "clean", "featurize", "split", "fit", "evaluate"]
 
 
+def test_the_spaceflights_example_reads_and_writes_its_datasets(tmp_path):
+    script = EXAMPLES / "spaceflights" / "pipeline.py"
+    first = run_script(script, "--store", "store", cwd=tmp_path)
+    assert "R² 0.9" in first.stdout
+    data = tmp_path / "spaceflights" / "data"
+    assert (data / "03_primary" / "model_input_table.parquet").exists()
+    assert len(list((data / "06_models" / "regressor.pickle").iterdir())) == 1
+    second = run_script(script, "--store", "store", cwd=tmp_path)
+    table = second.stdout.split("\n\n", 1)[0].splitlines()[2:]
+    assert all("cache hit" in row for row in table), second.stdout
+    reviews = data / "01_raw" / "reviews.csv"
+    reviews.write_text(reviews.read_text().replace("\n60000,99.0,", "\n60000,61.0,"))
+    third = run_script(script, "--store", "store", cwd=tmp_path)
+    rows = {r.split()[0]: r for r in third.stdout.split("\n\n", 1)[0].splitlines()[2:]}
+    assert "cache hit" in rows["preprocessed_shuttles"]
+    assert "input 'reviews' changed" in rows["model_input_table"]
+    assert len(list((data / "06_models" / "regressor.pickle").iterdir())) == 2
+
+
 def _python_blocks() -> list[tuple[str, int, str]]:
     blocks = []
     for name in DOCS:

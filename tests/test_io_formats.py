@@ -177,6 +177,8 @@ def test_load_catalog_reads_yaml(tmp_path):
     datasets = load_catalog(catalog)
     assert list(datasets) == ["companies", "report"]
     assert datasets["companies"] == CSV("data/companies.csv", load_args={"sep": ","})
+    rooted = load_catalog(catalog, root=tmp_path / "project")
+    assert rooted["report"] == Text(str(tmp_path / "project" / "data" / "report.md"))
     catalog.write_text("a:\n  type: Nope\nb:\n  type: CSV\n")
     both = r"dataset 'a': unknown type 'Nope'.*; dataset 'b': CSV\(\.\.\.\) failed"
     with pytest.raises(DatasetError, match=both):

@@ -137,15 +137,19 @@ def _check_arguments(name: str, cls: type, options: Mapping[str, Any]) -> None:
 
 
 def load_catalog(
-    path: str | os.PathLike[str], *, allow_imports: Sequence[str] = ()
+    path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    allow_imports: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Read a catalog file (plain YAML: name -> dataset mapping) into datasets.
 
-    Relative local paths in the file are taken as they are (relative to the current
-    directory when loaded), as in Kedro.
+    Relative local paths in the file are relative to ``root`` when given, else taken as
+    they are (relative to the current directory when used), as in Kedro.
 
     Args:
         path: The YAML file.
+        root: The folder relative local paths of the catalog are under.
         allow_imports: Module prefixes that ``"module:Class"`` types may import.
 
     Returns:
@@ -163,9 +167,10 @@ def load_catalog(
         raise DatasetError(f"{os.fspath(path)}: a catalog is a mapping of dataset names")
     datasets: dict[str, Any] = {}
     errors: list[str] = []
-    for name, entry in raw.items():
+    for name, given in raw.items():
         if str(name).startswith("_"):  # YAML anchors' holders, as in Kedro
             continue
+        entry = _rooted(given, os.fspath(root)) if root is not None else given
         try:
             datasets[str(name)] = dataset_from_config(str(name), entry, allow_imports=allow_imports)
         except DatasetError as exc:
@@ -173,3 +178,15 @@ def load_catalog(
     if errors:
         raise DatasetError(f"{os.fspath(path)}: " + "; ".join(errors))
     return datasets
+
+
+def _rooted(entry: Any, root: str) -> Any:
+    """``entry`` with a relative local ``path``/``filepath`` put under ``root``."""
+    if not isinstance(entry, Mapping):
+        return entry  # dataset_from_config says what is wrong with it
+    rooted = dict(entry)
+    for key in _PATH_KEYS:
+        value = rooted.get(key)
+        if isinstance(value, str) and "://" not in value and not os.path.isabs(value):
+            rooted[key] = os.path.join(root, value)
+    return rooted
