@@ -1,8 +1,8 @@
 """Smoke tests of what users copy first: the examples and the code blocks of the docs.
 
 Each example runs as a script in a subprocess, in an empty directory; each ```python block
-of README.md, docs/index.md, docs/concepts.md and docs/cookbook.md runs in a fresh
-namespace there too.
+of README.md, docs/index.md, docs/concepts.md, docs/cookbook.md and docs/datasets.md runs
+in a fresh namespace there too.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-DOCS = ["README.md", "docs/index.md", "docs/concepts.md", "docs/cookbook.md"]
+DOCS = [
+    "README.md",
+    "docs/index.md",
+    "docs/concepts.md",
+    "docs/cookbook.md",
+    "docs/datasets.md",
+]
 
 
 def run_script(path: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

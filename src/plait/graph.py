@@ -14,8 +14,9 @@ to the requested outputs), where each input comes from, and every problem found.
 raises until every problem has been collected.
 
 Input sources, in the order a bare data name is looked up: the whole config (``"config"``),
-a path into it (``"config.a.b"``), a step's output, a param, a top-level config key, the
-function parameter's default. Sources never shadow each other: ambiguity is a problem.
+a path into it (``"config.a.b"``), a step's output, a source dataset (a dataset no step
+produces: ``plait.io``; this module knows only its name), a param, a top-level config key,
+the function parameter's default. Sources never shadow each other: ambiguity is a problem.
 
 Step selection (``Pipeline.select``) lives in :mod:`plait.selection` and the annotation
 check in :mod:`plait.typecheck`; both build on this module.
