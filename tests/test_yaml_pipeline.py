@@ -363,3 +363,27 @@ def test_a_bad_dataset_is_reported_at_its_position():
     text = "datasets:\n  counts: {type: CVS, path: x.csv}\nsteps:\n  - call: data.numbers\n"
     with pytest.raises(YamlPipelineError, match=r"<text>:2:11: datasets.counts: .*CVS"):
         load_pipeline(text, registry=registry())
+
+
+def test_values_are_typed_as_pyyaml_types_them():
+    import yaml
+
+    config = """\
+    config:
+      defaults: &defaults {x: 1, y: 2}
+      merged:
+        <<: *defaults
+        y: 3
+      values: [1, 2.5, true, null, ~, 2020-01-01, '3', !!str 4, 0x10, .inf, "", no, 1_000]
+      text: |
+        two
+        lines
+      empty:
+    """
+    text = textwrap.dedent(config) + "steps:\n  - call: data.numbers\n"
+    assert load_pipeline(text, registry=registry()).config == yaml.safe_load(text)["config"]
+
+
+def test_one_document_per_file():
+    with pytest.raises(YamlPipelineError, match=r"<text>:3:1: not valid here: a pipeline is one"):
+        load_pipeline("steps:\n  - call: data.numbers\n---\nname: x\n", registry=registry())
