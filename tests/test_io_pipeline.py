@@ -236,3 +236,27 @@ def test_the_run_record_names_each_dataset_with_its_path_and_version(raw, tmp_pa
     }
     assert datasets["report"]["role"] == "sink"
     assert datasets["report"]["version"] == file_version(tmp_path / "out" / "report.txt")
+
+
+# -- derived pipelines ----------------------------------------------------------------------
+
+
+def test_combined_pipelines_keep_both_datasets(raw, tmp_path):
+    first = Pipeline([totals], datasets={"companies": CSV(raw)})
+    second = Pipeline([report], datasets={"report": Text(tmp_path / "report.txt")})
+    result = (first + second).run()
+    assert result["report"] == "de: 5\nfr: 12"
+    assert (tmp_path / "report.txt").read_text() == "de: 5\nfr: 12"
+
+
+def test_a_selection_keeps_its_datasets_and_reads_a_left_out_sink_from_its_file(raw, tmp_path):
+    out = tmp_path / "totals.csv"
+    p = _pipeline(raw, tmp_path, totals=CSV(out))
+    p.run()
+    CALLS.clear()
+    tail = p.select(from_steps="report")  # totals is left out: its file feeds report
+    assert tail.run()["report"] == "de: 5\nfr: 12"
+    assert CALLS == ["report"]
+    out.unlink()
+    with pytest.raises(PipelineValidationError, match=r"input 'totals' is read from CSV"):
+        tail.run()

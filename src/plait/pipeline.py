@@ -120,7 +120,9 @@ class Pipeline:
     def __add__(self, other: Pipeline) -> Pipeline:
         if not isinstance(other, Pipeline):
             return NotImplemented
-        return combine(self, other)
+        combined = combine(self, other)
+        combined.datasets = {**other.datasets, **self.datasets}
+        return combined
 
     def _invalidate(self) -> None:
         self._graph = None
@@ -253,9 +255,10 @@ class Pipeline:
             config=self.config,
             hooks=self.hooks,
             store=self.store,
-            datasets=self.datasets,
         )
         needed = {data for item in new._steps.values() for data in item.data_inputs.values()}
+        made = {data for item in new._steps.values() for data in item.outputs}
+        new.datasets = {k: v for k, v in self.datasets.items() if k in needed or k in made}
         new.params = {k: v for k, v in self.params.items() if k in needed}
         new._declared = {k: v for k, v in self._declared.items() if k in needed}
         new._left_out, new._outside = dict(left_out), outside
