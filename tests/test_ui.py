@@ -341,6 +341,29 @@ def test_the_run_page_shows_graph_timeline_steps_errors_and_logs(client, history
     assert client.get("/runs/ffffffffff").status_code == 404
 
 
+def test_a_large_run_shows_its_steps_a_page_at_a_time(tmp_path):
+    steps = [Step(lambda: 0, name="s0000", outputs=["d0000"])]
+    steps += [
+        Step(
+            lambda x: x + 1, name=f"s{i:04d}", inputs={"x": f"d{i - 1:04d}"}, outputs=[f"d{i:04d}"]
+        )
+        for i in range(1, 520)
+    ]
+    store = Store(tmp_path / "big")
+    run_id = Pipeline(steps, name="big").run(store=store).run_id
+    with TestClient(app(store, token=TOKEN)) as big:
+        signed_in(big)
+        first = big.get(f"/runs/{run_id}").text
+        second = big.get(f"/runs/{run_id}?page=2").text
+    store.close()
+    assert "graphs are drawn up to 400 nodes" in first
+    assert 'class="plait-timeline"' in first
+    assert first.count('name="steps" value=') == 500
+    assert second.count('name="steps" value=') == 20
+    assert "steps 1 to 500 of 520" in first
+    assert 'value="s0519"' in second
+
+
 def test_the_step_page_shows_one_step_across_runs(client):
     signed_in(client)
     page = client.get("/steps/flow/total").text

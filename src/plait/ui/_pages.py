@@ -18,7 +18,7 @@ from plait.errors import UsageError
 from plait.history import History, RunRecord
 from plait.ui import _queries
 from plait.ui._context import UI, NotFound, render, safe
-from plait.ui._views import draw_run, durations_chart
+from plait.ui._views import draw_run, draw_timeline_only, durations_chart
 
 __all__ = ["compare_page", "find_run", "lineage_page", "run_page", "runs_page", "step_page"]
 
@@ -69,20 +69,31 @@ def runs_page(request: Request) -> Response:
 
 
 def run_page(request: Request) -> Response:
-    """``/runs/{id}``: the DAG, the timeline, the steps with errors and logs."""
+    """``/runs/{id}``: the DAG, the timeline, the steps with errors and logs (a page of
+    them for a large run)."""
     ui = _ui(request)
-    record = find_run(ui.store.history, request.path_params["run_id"])
-    drawing = draw_run(record)
-    failed_or_open = record.status in ("failed", "cancelled")
+    history = ui.store.history
+    try:
+        view = _queries.run_view(
+            history, request.path_params["run_id"], _queries.page_number(request.query_params)
+        )
+    except KeyError as exc:
+        raise NotFound(exc.args[0] if exc.args else "no such run") from None
+    record = view.record
+    if view.complete:
+        drawing = draw_run(record)
+    else:
+        drawing = draw_timeline_only(record, view.first, view.total)
     return render(
         request,
         "run.html",
         run=record,
+        view=view,
         graph=safe(drawing.graph),
         timeline=safe(drawing.timeline),
         anchors=drawing.anchors,
-        resumed_by=_queries.resumed_by(ui.store.history, record.run_id),
-        can_resume=failed_or_open,
+        resumed_by=_queries.resumed_by(history, record.run_id),
+        can_resume=record.status in ("failed", "cancelled"),
         target=ui.target_label or (ui.target.name if ui.target is not None else None),
     )
 

@@ -30,6 +30,7 @@ __all__ = [
     "Lineage",
     "RunPage",
     "RunQuery",
+    "RunView",
     "StepPage",
     "compare_rows",
     "lineage",
@@ -37,6 +38,7 @@ __all__ = [
     "page_number",
     "pipelines",
     "resumed_by",
+    "run_view",
     "step_page",
 ]
 
@@ -247,6 +249,65 @@ def resumed_by(history: History, run_id: str, limit: int = 20) -> list[tuple[str
         [run_id],
     )
     return [(str(a), str(b)) for a, b in rows]
+
+
+# -- one run ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """One run as its page shows it: the record, one page of its steps, their total.
+
+    ``complete`` is True when the run is small enough that every step (and the
+    structure) was loaded, through :meth:`History.run`; a larger run has a page of steps
+    and ``first``, its first :data:`DRAWN_STEPS` steps by start time, for the timeline.
+    """
+
+    record: RunRecord
+    steps: dict[str, StepRecord]
+    total: int
+    page: int
+    per_page: int
+    complete: bool
+    first: dict[str, StepRecord] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        """How many pages the steps have (at least 1)."""
+        return max(1, -(-self.total // self.per_page))
+
+
+DRAWN_STEPS = 400
+STEPS_PER_PAGE = 500
+
+
+def run_view(history: History, run_id: str, page: int = 1) -> RunView:
+    """A run with a page of its steps: at most 5 statements and
+    :data:`STEPS_PER_PAGE` step rows, however many steps the run has.
+
+    Raises:
+        KeyError: When no run, or more than one, matches ``run_id`` (a prefix).
+    """
+    full = history.resolve(run_id)
+    counted = history.db.execute("SELECT COUNT(*) FROM steps WHERE run_id = ?", [full])
+    total = int(counted[0][0]) if counted else 0
+    if total <= DRAWN_STEPS:
+        record = history.run(full)
+        return RunView(record, record.steps, total, 1, STEPS_PER_PAGE, True)
+    history.settle(full)
+    rows = history.db.execute(f"SELECT {RunRecord.COLUMNS} FROM runs WHERE run_id = ?", [full])
+    record = RunRecord.from_row(rows[0], load=_loader(history, full))
+    sql = f"SELECT {StepRecord.COLUMNS} FROM steps WHERE run_id = ? ORDER BY started_at, name"
+    offset = (page - 1) * STEPS_PER_PAGE
+    shown = history.db.execute(f"{sql} LIMIT {STEPS_PER_PAGE} OFFSET {int(offset)}", [full])
+    first = history.db.execute(f"{sql} LIMIT {DRAWN_STEPS}", [full])
+    return RunView(
+        record,
+        {row[1]: StepRecord.from_row(row) for row in shown},
+        total,
+        page,
+        STEPS_PER_PAGE,
+        False,
+        {row[1]: StepRecord.from_row(row) for row in first},
+    )
 
 
 # -- one step across runs --------------------------------------------------------------------

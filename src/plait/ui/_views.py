@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait.history import RunRecord, StepRecord
+from plait.history import RecordedPipeline, RunRecord, StepRecord
 from plait.viz._model import Node, build_run_graph
 from plait.viz._protocols import OUTCOME_STYLES, OutcomeStyle, format_seconds, outcome_class
 from plait.viz._svg import MAX_DRAWN_NODES, draw_graph, draw_timeline
@@ -26,6 +26,7 @@ __all__ = [
     "RunDrawing",
     "as_run",
     "draw_run",
+    "draw_timeline_only",
     "durations_chart",
     "outcome",
     "short",
@@ -94,10 +95,15 @@ class _Run:
     graph: Any = None  # the recorded structure, which draws the edges
 
 
-def as_run(record: RunRecord) -> _Run:
-    """A recorded run as :mod:`plait.viz` reads runs (``RunLike``)."""
-    steps = {}
-    for name, step in record.steps.items():
+def as_run(
+    record: RunRecord,
+    steps: Mapping[str, StepRecord] | None = None,
+    structure: RecordedPipeline | None = None,
+) -> _Run:
+    """A recorded run as :mod:`plait.viz` reads runs (``RunLike``), with ``steps`` and
+    ``structure`` when given (else the record's own)."""
+    shown: dict[str, _Step] = {}
+    for name, step in (record.steps if steps is None else steps).items():
         error = None
         if step.error:
             error = _Error(
@@ -105,7 +111,7 @@ def as_run(record: RunRecord) -> _Run:
                 step.error.get("message", ""),
                 step.error.get("traceback", ""),
             )
-        steps[name] = _Step(
+        shown[name] = _Step(
             status=step.status,
             cached=step.cached,
             fallback="fallback" in step.reason,
@@ -124,9 +130,21 @@ def as_run(record: RunRecord) -> _Run:
         record.status,
         record.duration or 0.0,
         record.start_time,
-        steps,
-        record.structure,
+        shown,
+        record.structure if steps is None else structure,
     )
+
+
+def draw_timeline_only(
+    record: RunRecord, first: Mapping[str, StepRecord], total: int
+) -> RunDrawing:
+    """For a run too large to draw: a note instead of the DAG, and the timeline of its
+    ``first`` steps (by start time), which is all a timeline shows."""
+    note = (
+        f'<p class="note">The run has {total:,} steps; graphs are drawn up to '
+        f"{MAX_DRAWN_NODES} nodes.</p>"
+    )
+    return RunDrawing(note, draw_timeline(as_run(record, first)), {}, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +158,8 @@ class RunDrawing:
 
 
 def draw_run(record: RunRecord) -> RunDrawing:
-    """The DAG (coloured by outcome; a node links to its row) and the timeline."""
+    """The DAG (coloured by outcome; a node links to its row) and the timeline of a run
+    whose steps are all loaded."""
     run = as_run(record)
     graph = build_run_graph(run)
     anchors = {name: f"step-{node.id}" for name, node in graph.steps.items()}
