@@ -387,3 +387,12 @@ def test_values_are_typed_as_pyyaml_types_them():
 def test_one_document_per_file():
     with pytest.raises(YamlPipelineError, match=r"<text>:3:1: not valid here: a pipeline is one"):
         load_pipeline("steps:\n  - call: data.numbers\n---\nname: x\n", registry=registry())
+
+
+def test_the_schema_reference_in_the_docs_is_the_schema():
+    from pathlib import Path
+
+    from plait.yaml_pipeline._schema import reference
+
+    docs = Path(__file__).parent.parent / "docs" / "yaml.md"
+    assert reference() in docs.read_text(encoding="utf-8")
