@@ -98,6 +98,8 @@ def test_show_and_why_take_a_yaml_target(demo):
     assert shown.returncode == 0, shown.stderr
     assert "numbers" in shown.stdout
     assert "report" in shown.stdout
+    ran = plait("run", "pipeline.yaml", "-q", cwd=demo)  # why reads an existing store
+    assert ran.returncode == 0, ran.stderr
     why = plait("why", "pipeline.yaml", "report", cwd=demo)
     assert why.returncode == 0, why.stderr
 
