@@ -39,6 +39,7 @@ def test_new_makes_a_project_skeleton(demo):
     files = sorted(str(p.relative_to(demo)) for p in demo.rglob("*") if p.is_file())
     assert files == [
         "README.md",
+        "catalog.yml",
         "conf/base/parameters.yml",
         "conf/local/.gitkeep",
         "demo/__init__.py",
@@ -58,6 +59,7 @@ def test_the_new_project_runs_at_once_python_and_yaml(demo):
     assert yaml.returncode == 0, yaml.stderr
     assert "report = 'mean of 10 numbers: 5.5'" in yaml.stdout
     assert (demo / ".plait").is_dir()  # the store of [tool.plait]
+    assert (demo / "data/report.txt").read_text() == "mean of 10 numbers: 5.5"  # catalog.yml
 
 
 def test_set_overrides_one_config_value(demo):

@@ -3,8 +3,8 @@
 The skeleton shows the project layout the rest of plait expects: ``[tool.plait]`` in
 ``pyproject.toml`` (store, env, conf), ``conf/base`` and ``conf/local``, a package whose
 module defines two steps, a :class:`~plait.Registry` and a Python pipeline, a YAML pipeline
-over that registry, and a test. Files are written only into the new folder, which must not
-exist yet.
+over that registry with a ``catalog.yml`` of datasets, and a test. Files are written only
+into the new folder, which must not exist yet.
 """
 
 from __future__ import annotations
@@ -74,10 +74,19 @@ _YAML = """\
 name: {name}
 registry: {name}.pipeline:registry   # where the calls below are looked up
 config: conf                        # conf/base + conf/<env>
+datasets: catalog.yml               # report is also saved to data/report.txt
 steps:
   - call: {name}.make_numbers
   - call: {name}.report
     retries: 1
+"""
+
+_CATALOG = """\
+# Datasets (plait.io): an output named here is saved after its step, an input no step
+# makes is loaded from its file. Paths are relative to where plait runs.
+report:
+  type: Text
+  path: data/report.txt
 """
 
 _TEST = '''\
@@ -128,6 +137,7 @@ def skeleton(name: str) -> dict[str, str]:
         f"{name}/__init__.py": f'"""The {name} project."""\n',
         f"{name}/pipeline.py": _MODULE.format(name=name),
         "pipeline.yaml": _YAML.format(name=name),
+        "catalog.yml": _CATALOG,
         "tests/test_pipeline.py": _TEST.format(name=name),
     }
 
