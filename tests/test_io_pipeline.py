@@ -260,3 +260,26 @@ def test_a_selection_keeps_its_datasets_and_reads_a_left_out_sink_from_its_file(
     out.unlink()
     with pytest.raises(PipelineValidationError, match=r"input 'totals' is read from CSV"):
         tail.run()
+
+
+def test_a_source_that_cannot_be_loaded_fails_its_step_not_the_run(tmp_path):
+    from plait.io import Parquet
+
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+
+    @step
+    def rows(table):
+        return len(table)
+
+    @step
+    def other():
+        return 1
+
+    p = Pipeline([rows, other], datasets={"table": Parquet(bad)})
+    result = p.run(on_error="continue", store=tmp_path / "store")
+    assert result["other"] == 1
+    failed = result.steps["rows"]
+    assert failed.status == "failed"
+    assert failed.reason == "loading a dataset failed"
+    assert "loading dataset 'table' (Parquet(" in failed.error.message

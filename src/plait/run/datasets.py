@@ -103,7 +103,12 @@ class RunDatasets:
         located = _file_of(dataset)
         if located is not None:
             fs, path = located
-            version = self.files.version(fs, path)
+            try:
+                version = self.files.version(fs, path)
+            except OSError as exc:
+                raise DatasetError(
+                    f"dataset {name!r} ({dataset!r}): cannot read {path!r}: {exc}", dataset=name
+                ) from exc
         else:
             from plait.store.hashing import data_version
 

@@ -40,6 +40,7 @@ from plait.graph import (
     Source,
     config_lookup,
 )
+from plait.io._base import DatasetError
 from plait.results import (
     RELEASED,
     Err,
@@ -248,7 +249,11 @@ class RunState:
                 return None
         ticket = None
         if self.agent is not None and not item.options.dynamic:
-            entry, reason, ticket = self.agent.check(node)
+            try:
+                entry, reason, ticket = self.agent.check(node)
+            except DatasetError as exc:  # a source's file went missing since validation
+                self._decide(name, Err(exc), "failed", "reading a dataset failed")
+                return None
             self.reasons[name] = reason
             if ticket is not None:
                 self.key_parts[name] = ticket.parts
@@ -259,7 +264,12 @@ class RunState:
         if self.on_step_start is not None:
             self.on_step_start(item)
         if kwargs is None or self.fetch is not None:
-            kwargs = self._kwargs(node, policy, local=item.is_async)  # async: run on the driver
+            try:
+                kwargs = self._kwargs(node, policy, local=item.is_async)  # async: on the driver
+            except DatasetError as exc:  # a source that cannot be loaded fails its readers
+                self.running.discard(name)
+                self._decide(name, Err(exc), "failed", "loading a dataset failed")
+                return None
         task = Task(item, kwargs, self.run_id, ticket=ticket)
         if item.options.map is not None:
             return self._begin_map(name, task)
