@@ -283,3 +283,18 @@ def test_a_source_that_cannot_be_loaded_fails_its_step_not_the_run(tmp_path):
     assert failed.status == "failed"
     assert failed.reason == "loading a dataset failed"
     assert "loading dataset 'table' (Parquet(" in failed.error.message
+
+
+def test_a_failed_save_fails_the_step_and_the_next_run_saves_again(raw, tmp_path):
+    out = tmp_path / "out" / "totals.csv"
+    out.mkdir(parents=True)  # a folder where the file should go: the save fails
+    store = Store(tmp_path / "store")
+    result = _pipeline(raw, tmp_path, totals=CSV(out)).run(store=store, on_error="continue")
+    failed = result.steps["totals"]
+    assert failed.status == "failed"
+    assert "step 'totals': saving output 'totals' to CSV(" in failed.error.message
+    assert result.steps["report"].status == "skipped"
+    out.rmdir()
+    again = _pipeline(raw, tmp_path, totals=CSV(out)).run(store=store)
+    assert again.steps["totals"].cached  # its entry stayed; the file is saved now
+    assert out.read_text().startswith("country,employees")

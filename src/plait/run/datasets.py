@@ -34,7 +34,10 @@ from plait.io._records import run_record_path
 from plait.io._versions import FileVersions
 
 if TYPE_CHECKING:
+    from plait.graph import Plan
+    from plait.run.task import TaskResult
     from plait.steps import Step
+    from plait.store.cache import RunCache
     from plait.store.store import Store
 
 __all__ = ["RunDatasets"]
@@ -75,6 +78,13 @@ class RunDatasets:
         self._values: dict[str, Any] = {}
         self._versions: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_plan(cls, plan: Plan, cache: RunCache | None, run_id: str) -> RunDatasets:
+        """The datasets of a run of ``plan`` (with the run's store, if it has one)."""
+        producers = {output: item.name for item in plan.order for output in item.outputs}
+        store = cache.store if cache is not None else None
+        return cls(plan.datasets, producers, store=store, run_id=run_id)
 
     # -- sources -------------------------------------------------------------------
     def load(self, name: str) -> Any:
@@ -121,6 +131,32 @@ class RunDatasets:
     def saves(self, step: str) -> bool:
         """Whether step ``step`` has outputs to save."""
         return step in self.sinks
+
+    def save_executed(
+        self, item: Step, result: TaskResult, local: Callable[[Any], Any]
+    ) -> TaskResult:
+        """Save the sinks of a step that executed; a failed save fails the step (the
+        result returned is then a failure with the save's error)."""
+        import traceback
+
+        from plait.run.task import TaskResult
+
+        versions = {output: ref.version for output, ref in (result.artifacts or {}).items()}
+        try:
+            values = tuple(local(value) for value in result.values)
+            self.after_execution(item, values, versions)
+        except Exception as exc:
+            return TaskResult(
+                False,
+                error=exc,
+                attempts=result.attempts,
+                start=result.start,
+                end=result.end,
+                duration=result.duration,
+                metrics=result.metrics,
+                traceback=traceback.format_exc(),
+            )
+        return result
 
     def after_execution(
         self, item: Step, values: tuple[Any, ...], versions: Mapping[str, str]

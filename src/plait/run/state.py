@@ -118,7 +118,7 @@ class RunState:
         self.fetch: Callable[[Any], Any] | None = None  # set for a remote executor
         self.before_execute: Callable[[], None] | None = None  # e.g. commit step records
         self.changed: dict[str, str] = {}  # data a failed step changed in place -> that step
-        self.datasets = _run_datasets(plan, cache, run_id)  # sources and sinks (plait.io)
+        self.datasets = _datasets_of(plan, cache, run_id)  # sources and sinks (plait.io)
 
     def _static_value(self, source: Source) -> Any:
         if source.kind == FROM_PARAM:
@@ -424,7 +424,7 @@ class RunState:
         self.running.discard(name)
         item = self.nodes[name].step
         if result.ok and self.datasets is not None and self.datasets.saves(name):
-            result = self._save_datasets(item, result)
+            result = self.datasets.save_executed(item, result, self._local)
         if result.ok:
             kept = self._store_values(item, result.values)
             outcome: Outcome = Ok(_outcome_value(item, kept))
@@ -464,28 +464,6 @@ class RunState:
                 element_attempts=element_attempts or {},
             )
             self._record(name, record, error)
-
-    def _save_datasets(self, item: Step, result: TaskResult) -> TaskResult:
-        """Save a step's sink outputs; a failed save fails the step (run/datasets.py)."""
-        assert self.datasets is not None
-        versions = {output: ref.version for output, ref in (result.artifacts or {}).items()}
-        try:
-            values = tuple(self._local(value) for value in result.values)
-            self.datasets.after_execution(item, values, versions)
-        except Exception as exc:
-            import traceback
-
-            return TaskResult(
-                False,
-                error=exc,
-                attempts=result.attempts,
-                start=result.start,
-                end=result.end,
-                duration=result.duration,
-                metrics=result.metrics,
-                traceback=traceback.format_exc(),
-            )
-        return result
 
     def _store_values(self, item: Step, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """Keep the values someone still needs; return them with RELEASED for the rest."""
@@ -576,15 +554,12 @@ class RunState:
         return {k: self.values[k] for k in names}
 
 
-def _run_datasets(plan: Plan, cache: RunCache | None, run_id: str) -> RunDatasets | None:
-    """The run's sources and sinks, when the pipeline has datasets."""
+def _datasets_of(plan: Plan, cache: RunCache | None, run_id: str) -> RunDatasets | None:
     if not plan.datasets:
         return None
     from plait.run.datasets import RunDatasets
 
-    producers = {o: s.name for s in plan.order for o in s.outputs}
-    store = cache.store if cache is not None else None
-    return RunDatasets(plan.datasets, producers, store=store, run_id=run_id)
+    return RunDatasets.for_plan(plan, cache, run_id)
 
 
 def _outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
