@@ -23,6 +23,8 @@ DOCS = [
     "docs/concepts.md",
     "docs/cookbook.md",
     "docs/datasets.md",
+    "docs/configuration.md",
+    "docs/yaml.md",
 ]
 
 
