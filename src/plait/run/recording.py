@@ -56,20 +56,25 @@ def _config_read(state: RunState) -> dict[str, Any]:
 def _defaulted(node: Node) -> dict[str, Any]:
     """The parameters of a step that nothing feeds, with the defaults they run with."""
     item = node.step
+    if not item.signature.defaults:  # most steps: nothing to look at
+        return {}
     fed = set(item.bound)
     fed.update(source.param for source in node.statics)
     fed.update(param for param, _, _ in node.inputs)
     return {p: v for p, v in item.signature.defaults.items() if p not in fed}
 
 
-def step_params(state: RunState, node: Node) -> dict[str, Any]:
-    """The values a step receives from params and from its own defaults, by parameter."""
+def step_params(
+    state: RunState, node: Node, defaulted: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The values a step receives from params and from its own defaults, by parameter
+    (``defaulted``: :func:`_defaulted` of the node, when the caller keeps it)."""
     received = {
         source.param: state._static_value(source)
         for source in node.statics
         if source.kind == FROM_PARAM
     }
-    received.update(_defaulted(node))
+    received.update(_defaulted(node) if defaulted is None else defaulted)
     return received
 
 
@@ -175,8 +180,17 @@ def start_recording(
     return recorder
 
 
+def _params_of(state: RunState, node: Node, defaults: dict[str, dict[str, Any]]) -> Any:
+    name = node.step.name
+    found = defaults.get(name)
+    if found is None:
+        found = defaults[name] = _defaulted(node)
+    return step_params(state, node, found)
+
+
 def _listener(state: RunState, recorder: RunRecorder, *, revised: bool) -> Any:
     """What hands a finished (or revised) step's record to the recorder."""
+    defaults: dict[str, dict[str, Any]] = {}  # step -> _defaulted (fixed for the run)
 
     def record(result: StepResult) -> None:
         try:
@@ -190,7 +204,7 @@ def _listener(state: RunState, recorder: RunRecorder, *, revised: bool) -> Any:
                 by_data,
                 parts.get("code"),
                 peak if isinstance(peak, int) else None,
-                params=step_params(state, node) if node is not None else None,
+                params=None if node is None else _params_of(state, node, defaults),
                 logs=logs_of(result.metrics),
                 revised=revised,
             )

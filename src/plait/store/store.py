@@ -275,7 +275,7 @@ class Store:
             signature = raw.pop("signature", None)
             if not self._trusted(key, raw, signature):
                 return None
-            entry = Entry.from_json(data)
+            entry = Entry.from_raw(raw)
         except (ValueError, KeyError, TypeError) as exc:
             _log.warning(
                 "cache entry %s in %s is damaged (%s); treating it as a miss", key, self.url, exc
