@@ -9,15 +9,15 @@ defaults, run B with ``seed`` given and a config file. The steps' pipeline order
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from cli_cases import plait
 
 FLOW = textwrap.dedent(
     '''
@@ -65,22 +65,6 @@ FLOW = textwrap.dedent(
     '''
 )
 ORDER = ["numbers", "noisy", "scaled", "chatty", "alpha"]
-
-
-def plait(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m plait ARGS`` in ``cwd``, with no store configured by the environment."""
-    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def ok(completed: subprocess.CompletedProcess[str]) -> str:

@@ -5,26 +5,13 @@ Everything through ``python -m plait`` in a subprocess, in a temporary directory
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-
-def plait(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PLAIT_STORE", "PLAIT_ENV")}
-    return subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from cli_cases import plait
 
 
 @pytest.fixture(scope="module")

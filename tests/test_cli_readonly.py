@@ -6,13 +6,13 @@ command (``python -m plait`` in a subprocess) and compares the two listings.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from cli_cases import plait
 
 FLOW = textwrap.dedent(
     """
@@ -40,21 +40,6 @@ READ_ONLY = [
     ("lineage", "abcdef12"),
     ("cache", "list"),
 ]
-
-
-def plait(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m plait ARGS`` in ``cwd``, with no store configured by the environment."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PLAIT_STORE", "PLAIT_SECRET")}
-    return subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def listing(root: Path) -> list[str]:

@@ -7,13 +7,13 @@ subprocess, on real files in a temporary directory.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from cli_cases import plait
 
 FLOW = textwrap.dedent(
     """
@@ -48,22 +48,6 @@ FLOW = textwrap.dedent(
     pipeline = Pipeline([load, doubled, total, shape, text], name="flow")
     """
 )
-
-
-def plait(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m plait ARGS`` in ``cwd``, with a store inside ``cwd``."""
-    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def user_error(completed: subprocess.CompletedProcess[str], *needles: str) -> str:

@@ -7,15 +7,13 @@ disk the way a user (or a full disk) would; where the command line prints the re
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from cli_cases import plait as _plait
 from plait import Pipeline, RunResult, Store, current, step
 from plait.errors import PlaitError, UsageError
 
@@ -61,20 +59,6 @@ def _run(store: Path, **options) -> RunResult:
 
 def _reasons(result: RunResult) -> dict[str, tuple[bool, str]]:
     return {name: (record.cached, record.reason) for name, record in result.steps.items()}
-
-
-def _plait(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
-    env["COLUMNS"] = "250"
-    return subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def _shown(result: RunResult, store: Path) -> dict[str, str]:
