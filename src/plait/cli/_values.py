@@ -12,7 +12,6 @@ JSON when it parses (``3``, ``true``, ``[1, 2]``) and kept as a string when it d
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import os
@@ -387,51 +386,19 @@ def _unread_keys(
 
 
 def merge_config(base: Any, overrides: Mapping[str, Any]) -> Any:
-    """The pipeline's config with ``overrides`` merged in (deeply, key by key).
-
-    A dict is merged; a dataclass is copied with the fields replaced; a pydantic model is
-    re-validated with the merged values; no config becomes the overrides.
+    """The pipeline's config with ``overrides`` merged in, deeply
+    (:func:`plait.config.deep_merge`: a dict is merged, a dataclass copied with fields
+    replaced, a pydantic model re-validated; no config becomes the overrides).
 
     Raises:
         CommandError: For a key a dataclass has not, or a config of another kind.
     """
-    if base is None:
-        return dict(overrides)
-    if isinstance(base, Mapping):
-        merged = dict(base)
-        for key, value in overrides.items():
-            old = merged.get(key)
-            is_nested = isinstance(value, Mapping) and old is not None
-            merged[key] = merge_config(old, value) if is_nested else value
-        return merged
-    if dataclasses.is_dataclass(base) and not isinstance(base, type):
-        fields = {f.name for f in dataclasses.fields(base)}
-        changes = {}
-        for key, value in overrides.items():
-            if key not in fields:
-                from plait.errors import suggest
+    from plait.config import ConfigError, deep_merge
 
-                raise CommandError(
-                    f"--config sets {key!r}, which the config {type(base).__name__} has "
-                    f"not{suggest(key, fields)}",
-                    f"its fields: {', '.join(sorted(fields))}",
-                )
-            old = getattr(base, key)
-            is_nested = isinstance(value, Mapping) and not isinstance(old, str | bytes)
-            changes[key] = merge_config(old, value) if is_nested else value
-        return dataclasses.replace(base, **changes)
-    if hasattr(base, "model_dump") and hasattr(type(base), "model_validate"):
-        try:
-            return type(base).model_validate(merge_config(base.model_dump(), overrides))
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise CommandError(
-                f"--config does not fit {type(base).__name__}: {exc}",
-                "fix the values in the config file",
-            ) from exc
-    raise CommandError(
-        f"--config cannot change a config of type {type(base).__name__}",
-        "give the pipeline a dict, dataclass or pydantic config",
-    )
+    try:
+        return deep_merge(base, overrides, what="--config")
+    except ConfigError as exc:
+        raise CommandError(str(exc), "fix the key or the value in the config file") from exc
 
 
 # -- the store ------------------------------------------------------------------------------
