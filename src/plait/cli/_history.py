@@ -121,6 +121,7 @@ def runs_show(
 ) -> int:
     """One run: its params, its steps and the errors of failed steps."""
     from plait.cli._records import as_run, logs_text, record_json, run_text
+    from plait.io import run_datasets
 
     chosen = open_store(store, must_exist=True)
     record = chosen.history.run(resolve_run(chosen, run_id))
@@ -145,9 +146,15 @@ def runs_show(
             )
         click.echo(logs_text(record, logs or None))
     elif as_json:
-        click.echo(record_json(record.to_dict()))
+        click.echo(
+            record_json({**record.to_dict(), "datasets": run_datasets(chosen, record.run_id)})
+        )
     elif not html_path:
         click.echo(run_text(record))
+        files = run_datasets(chosen, record.run_id)
+        if files:
+            click.echo("datasets:")
+            click.echo(_table([[d["name"], d["role"], d["path"], d["version"]] for d in files]))
     return EXIT_OK
 
 
@@ -281,16 +288,42 @@ def _terminal(result: Any) -> list[str]:
 def lineage_command(version: str, as_json: bool, store: str | None) -> int:
     """How the value with data VERSION came to be (a unique prefix is enough)."""
     from plait.cli._records import lineage_text, record_json
+    from plait.io._records import lineage_datasets
 
     chosen = open_store(store, must_exist=True)
     full = _resolve_version(chosen, version)
     upstream = chosen.history.lineage(full)
     users = chosen.history.consumers(full)
+    files = lineage_datasets(chosen, full, upstream, users)
     if as_json:
-        click.echo(record_json({"version": full, "lineage": upstream, "consumers": users}))
+        click.echo(
+            record_json(
+                {"version": full, "lineage": upstream, "consumers": users, "datasets": files}
+            )
+        )
     else:
         click.echo(lineage_text(full, upstream, users))
+        if files:
+            click.echo("datasets:")
+            click.echo(
+                _table(
+                    [
+                        [d["name"], d["role"], d["type"], d["path"], d["data_version"][:12]]
+                        for d in files
+                    ]
+                )
+            )
     return EXIT_OK
+
+
+def _table(rows: list[list[Any]]) -> str:
+    """Rows of cells, indented, in columns (the last column not padded)."""
+    cells = [[str("-" if cell is None else cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]) - 1)]
+    return "\n".join(
+        "  " + "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]])
+        for row in cells
+    )
 
 
 # -- cache --------------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from plait.history.records import StepRecord
     from plait.store.store import Store
 
-__all__ = ["run_datasets", "run_record_path"]
+__all__ = ["lineage_datasets", "run_datasets", "run_record_path"]
 
 
 def run_record_path(run_id: str, name: str) -> str:
@@ -45,3 +47,58 @@ def run_datasets(store: Store, run_id: str) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
     return sorted(found, key=lambda d: (d.get("role") != "source", str(d.get("name"))))
+
+
+def lineage_datasets(
+    store: Store,
+    version: str,
+    upstream: Iterable[StepRecord],
+    consumers: Iterable[StepRecord] = (),
+) -> list[dict[str, Any]]:
+    """The datasets among the values of a lineage: which files they were read from or
+    written to.
+
+    A source dataset's version is its file's content hash, the same data version its
+    consumers' records carry as an input; a sink is matched by its output name in the run
+    of the record that made (or reused) it.
+
+    Args:
+        store: The store the runs used.
+        version: The data version the lineage is about.
+        upstream: The step records of the lineage (``History.lineage(version)``).
+        consumers: The records of the steps that read the value (their runs hold the
+            record of a source the value was read from).
+
+    Returns:
+        One dict per dataset (``name``, ``role``, ``type``, ``path``, ``version``: the
+        file's content hash; ``data_version``: the value's version in the history;
+        ``run_id``), nearest first, each dataset and value once.
+    """
+    upstream = list(upstream)
+    values = {version}
+    for record in upstream:
+        values.update(record.input_versions.values())
+    records = [*upstream, *consumers]
+    per_run: dict[str, list[dict[str, Any]]] = {}
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in records:
+        if record.run_id not in per_run:
+            per_run[record.run_id] = run_datasets(store, record.run_id)
+        for dataset in per_run[record.run_id]:
+            value = _value_of(dataset, record, values)
+            if value is None:
+                continue
+            key = (dataset.get("name"), dataset.get("role"), dataset.get("path"), value)
+            found.setdefault(key, {**dataset, "data_version": value, "run_id": record.run_id})
+    return list(found.values())
+
+
+def _value_of(dataset: dict[str, Any], record: StepRecord, values: set[str]) -> str | None:
+    """The data version a run's dataset record stands for in ``record``, if any."""
+    if dataset.get("role") == "source":
+        version = dataset.get("version")
+        return version if version in values else None
+    if dataset.get("role") == "sink":
+        made = record.data_versions.get(str(dataset.get("name")))
+        return str(made) if made in values else None
+    return None

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -245,6 +246,8 @@ class RunDatasets:
     ) -> None:
         if self.store is None:
             return
+        if path is not None and "://" not in path:
+            path = os.path.abspath(path)  # the record is read from other folders
         entry = {
             "name": name,
             "role": role,
