@@ -640,7 +640,7 @@ def test_a_version_1_database_opens_migrates_and_keeps_its_records(open_store, h
 
     rows = store.history.db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
     assert rows == [(str(SCHEMA_VERSION),)]
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     result = _pipeline().run(params={"n": 2}, store=store)
     new = store.history.run(result.run_id)
     assert new.structure is not None
@@ -866,3 +866,157 @@ def test_a_database_of_the_previous_schema_opens_and_migrates(open_store, histor
     assert old.steps["source"].element_attempts == {}
     result = _pipeline().run(params={"n": 2}, store=store)
     assert store.history.run(result.run_id).pid == __import__("os").getpid()
+
+
+# -- schema 4: the run's target; the browsing queries ------------------------------------------
+
+RECORDED = _pipeline(name="recorded")  # a module-level global: runs record "test_history:..."
+
+V3_CHANGES = {  # what took a version-1 database to versions 2 and 3, verbatim
+    2: [
+        "CREATE TABLE IF NOT EXISTS structures (id TEXT PRIMARY KEY, body TEXT)",
+        "ALTER TABLE runs ADD COLUMN structure TEXT",
+        "ALTER TABLE steps ADD COLUMN params TEXT",
+        "ALTER TABLE steps ADD COLUMN logs TEXT",
+    ],
+    3: [
+        "ALTER TABLE runs ADD COLUMN pid BIGINT",
+        "ALTER TABLE runs ADD COLUMN pid_start TEXT",
+        "ALTER TABLE runs ADD COLUMN heartbeat DOUBLE PRECISION",
+        "ALTER TABLE runs ADD COLUMN inputs_signature TEXT",
+        "ALTER TABLE steps ADD COLUMN element_attempts TEXT",
+    ],
+}
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_an_older_database_gains_the_target_column_and_indexes(open_store, history_url, version):
+    connection, blob = _raw_connection(history_url)
+    cursor = connection.cursor()
+    for statement in V1_SCHEMA:
+        cursor.execute(statement.replace("{blob}", blob))
+    for step_version in range(2, version + 1):
+        for statement in V3_CHANGES[step_version]:
+            cursor.execute(statement)
+    cursor.execute(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
+    connection.commit()
+    connection.close()
+    store = open_store()
+    from plait.history.db import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION == 4
+    rows = store.history.db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+    assert rows == [("4",)]
+    assert store.history.run("01old").target is None
+    result = _pipeline().run(params={"n": 2}, store=store, target="flows.py:records")
+    assert store.history.run(result.run_id).target == "flows.py:records"
+    store.history.close()
+    again = open_store()  # nothing left to migrate
+    assert [r.target for r in again.history.runs()] == ["flows.py:records", None]
+
+
+def test_a_run_records_its_target(open_store):
+    store = open_store()
+    given = _pipeline().run(params={"n": 1}, store=store, target="/abs/flow.py:records")
+    assert store.history.run(given.run_id).target == "/abs/flow.py:records"
+    # a module-level global of an importable module: found without being given
+    found = RECORDED.run(params={"n": 1}, store=store)
+    assert store.history.run(found.run_id).target == f"{__name__}:RECORDED"
+    # a pipeline built in a function is no global: no target
+    local = _pipeline(name="local").run(params={"n": 1}, store=store)
+    assert store.history.run(local.run_id).target is None
+    assert store.history.runs(limit=1)[0].target is None
+
+
+def test_a_resume_records_the_target_of_its_origin(open_store):
+    store = open_store()
+    with pytest.raises(RunFailed) as caught:
+        _pipeline(broken).run(params={"n": 1}, store=store, target="flow.py:p")
+    resumed = _pipeline(broken).resume(caught.value.result.run_id, store=store, on_error="continue")
+    assert store.history.run(resumed.run_id).target == "flow.py:p"
+
+
+@pytest.fixture
+def many_runs(open_store):
+    """Six runs: "records" x4 (one failed, tags), "other" x2; newest last in ``ids``."""
+    store = open_store()
+    ids = []
+    for n, tags in ((1, ["a"]), (2, ["a", "b"]), (3, []), (4, ["b"])):
+        ids.append(_pipeline().run(params={"n": n}, store=store, tags=tags).run_id)
+    with pytest.raises(RunFailed) as caught:
+        _pipeline(broken).run(params={"n": 5}, store=store, tags=["a"])
+    ids.append(caught.value.result.run_id)
+    ids.append(_pipeline(name="other").run(params={"n": 6}, store=store).run_id)
+    return store, ids
+
+
+def test_runs_pages_searches_and_sorts_in_the_database(many_runs):
+    store, ids = many_runs
+    history = store.history
+    newest = ids[::-1]
+    assert [r.run_id for r in history.runs(limit=2, offset=2)] == newest[2:4]
+    assert [r.run_id for r in history.runs(limit=None, descending=False)] == ids
+    assert [r.run_id for r in history.runs(tags=["a"])] == [ids[4], ids[1], ids[0]]
+    assert [r.run_id for r in history.runs(tags=["a", "b"])] == [ids[1]]
+    assert [r.run_id for r in history.runs(tags=["a"], limit=1)] == [ids[4]]
+    assert [r.run_id for r in history.runs(text="BAD TOTAL")] == [ids[4]]  # the error
+    assert [r.run_id for r in history.runs(text="oth")] == [ids[5]]  # the pipeline
+    assert [r.run_id for r in history.runs(text="100%_!")] == []  # LIKE characters are text
+    by_pipeline = [r.pipeline for r in history.runs(sort="pipeline", descending=False)]
+    assert by_pipeline == ["other"] + ["records"] * 5
+    assert len(history.runs(sort="duration")) == 6
+    first = history.run(ids[0]).start_time
+    assert [r.run_id for r in history.runs(until=first)] == [ids[0]]
+    with pytest.raises(ValueError, match=r"sort='size' is not one of started, duration"):
+        history.runs(sort="size")
+
+
+def test_run_counts_by_status_follow_the_filters(many_runs):
+    store, _ids = many_runs
+    history = store.history
+    assert history.run_counts() == {"succeeded": 5, "failed": 1}
+    assert history.run_counts(pipeline="records", tags=["a"]) == {"succeeded": 2, "failed": 1}
+    assert history.run_counts(text="bad total") == {"failed": 1}
+    assert history.pipelines() == ["other", "records"]
+
+
+def test_runs_of_an_origin(many_runs):
+    store, ids = many_runs
+    resumed = _pipeline(broken).resume(ids[4], store=store, on_error="continue")
+    assert [r.run_id for r in store.history.runs(origin=ids[4])] == [resumed.run_id]
+    assert store.history.runs(origin=ids[0]) == []
+
+
+def test_a_runs_steps_a_page_at_a_time(many_runs):
+    store, ids = many_runs
+    history = store.history
+    assert history.step_count(ids[0]) == 3
+    assert [s.name for s in history.steps(ids[0])] == ["source", "scaled", "total"]
+    assert [s.name for s in history.steps(ids[0], limit=1, offset=1)] == ["scaled"]
+    assert history.steps(ids[0][:14], limit=2)[0].name == "source"  # a prefix is enough
+
+
+def test_a_step_across_runs_with_counts_and_reasons(many_runs):
+    store, ids = many_runs
+    history = store.history
+    executions = history.step_history("total", pipeline="records", limit=2, offset=1)
+    assert [s.run_id for s in executions] == [ids[3], ids[2]]
+    assert history.step_counts("total", pipeline="records") == {"ok": 5}
+    assert history.step_counts("broken", pipeline="records") == {"failed": 1}
+    reasons = history.step_reasons("source", pipeline="records")
+    assert sum(count for _, count in reasons) == 5
+    assert history.step_counts("nope") == {}
+
+
+def test_producers_consumers_and_lineage_take_a_limit(many_runs):
+    store, _ids = many_runs
+    history = store.history
+    again = _pipeline().run(params={"n": 1}, store=store)  # reuses ids[0]'s values
+    version = history.run(again.run_id).steps["total"].data_versions["total"]
+    assert len(history.producers(version)) == 2
+    assert [s.run_id for s in history.producers(version, limit=1)] == [again.run_id]
+    scaled = history.run(again.run_id).steps["scaled"].data_versions["scaled"]
+    assert len(history.consumers(scaled, limit=1)) == 1
+    bounded = history.lineage(version, limit=2)
+    assert [s.name for s in bounded] == ["total", "scaled"]
+    assert len(history.lineage(version)) == 6  # every producer, across both runs

@@ -378,6 +378,7 @@ class Pipeline:
         config_overrides: Mapping[str, Any] | None = None,
         max_concurrency: int | None = None,
         progress: bool = False,
+        target: str | None = None,
     ) -> RunResult:
         """Run the pipeline and return a :class:`~plait.RunResult`.
 
@@ -398,6 +399,12 @@ class Pipeline:
                 ``{"model_options.test_size": 0.3}`` (a deep merge).
             max_concurrency: The most steps running at once, run-wide.
             progress: Show progress (a live display on a terminal, log lines elsewhere).
+            target: Where the pipeline's code is, recorded with the run so a resume can
+                find it (``plait ui``, ``plait runs resume``): ``"module:name"``,
+                ``"/abs/flow.py:name"`` or a YAML file. None: for a resume or rerun, the
+                target of its origin; else ``module:name`` when the pipeline is a
+                module-level global of an importable module (looked up in the modules
+                of its steps' functions); else nothing.
 
         Raises:
             PipelineValidationError: Before anything runs, listing every problem.
@@ -418,6 +425,7 @@ class Pipeline:
             config=self._run_config(config, config_overrides),
             max_concurrency=max_concurrency,
             progress=progress,
+            target=target,
         )
 
     async def run_async(
@@ -435,6 +443,7 @@ class Pipeline:
         config_overrides: Mapping[str, Any] | None = None,
         max_concurrency: int | None = None,
         progress: bool = False,
+        target: str | None = None,
     ) -> RunResult:
         """Like :meth:`run`, awaited inside a running event loop; cancellation propagates."""
         from plait.run.runner import run_pipeline_async
@@ -452,6 +461,7 @@ class Pipeline:
             config=self._run_config(config, config_overrides),
             max_concurrency=max_concurrency,
             progress=progress,
+            target=target,
         )
 
     def _run_config(self, config: Any, overrides: Mapping[str, Any] | None) -> Any:

@@ -374,7 +374,7 @@ def run_command(
 
     It ends with the values of the outputs no step consumes (or of --outputs).
     """
-    from plait.cli._running import conclude, execute, hooks_for
+    from plait.cli._running import conclude, execute, hooks_for, recorded_target
     from plait.cli._target import select
 
     wanted = split_names(outputs)
@@ -407,6 +407,7 @@ def run_command(
             tags=list(tags) or None,
             hooks=hooks_for(quiet=quiet, profile=profile, total=total),
             config=config,
+            target=recorded_target(target),
         )
     )
     return conclude(

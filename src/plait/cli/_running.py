@@ -15,7 +15,15 @@ from plait.cli._errors import EXIT_FAILED, EXIT_OK, CommandError
 if TYPE_CHECKING:
     from plait.results import RunResult
 
-__all__ = ["conclude", "execute", "format_value", "hooks_for", "json_values", "short_value"]
+__all__ = [
+    "conclude",
+    "execute",
+    "format_value",
+    "hooks_for",
+    "json_values",
+    "recorded_target",
+    "short_value",
+]
 
 _VALUE_LIMIT = 2000  # characters of a value shown in full (plait debug, --json)
 _SHORT_LIMIT = 120  # characters of a value on its ``name = repr`` line after a run
@@ -33,6 +41,25 @@ def hooks_for(*, quiet: bool, profile: bool, total: int | None) -> list[Any]:
 
         hooks.append(ProfileHook())
     return hooks
+
+
+def recorded_target(target: str) -> str:
+    """The target as recorded with a run, so a resume elsewhere loads the same code: a
+    file (``flow.py:NAME``, ``pipeline.yaml``) made absolute; ``MODULE:NAME`` as given.
+
+    >>> recorded_target("pkg.flows:etl")
+    'pkg.flows:etl'
+    >>> recorded_target("/srv/flow.py:p")
+    '/srv/flow.py:p'
+    """
+    import os
+
+    if target.endswith((".yaml", ".yml")):
+        return os.path.abspath(target)
+    location, colon, name = target.rpartition(":") if ":" in target else (target, "", "")
+    if location.endswith(".py") or os.sep in location or "/" in location:
+        return os.path.abspath(location) + colon + name
+    return target
 
 
 def execute(start: Callable[[], RunResult]) -> RunResult:

@@ -18,7 +18,9 @@ structure, kept once per distinct structure in ``structures``), ``steps.params``
 param values a step received, defaults included) and ``steps.logs`` (its log lines); 3
 adds ``runs.pid``, ``runs.pid_start`` and ``runs.heartbeat`` (to tell a run whose process
 died), ``runs.inputs_signature`` (the HMAC of the params/config blob) and
-``steps.element_attempts`` (a map step's attempts per element).
+``steps.element_attempts`` (a map step's attempts per element); 4 adds ``runs.target``
+(the pipeline a run loaded, so a resume can find its code) and the indexes the UI's pages
+need on big histories (runs by origin, by status and start time; steps by name and run).
 
 Damage. A SQLite file that is not a database, or whose pages are damaged, raises
 :class:`DamagedHistoryError`, which names the file and the fix (``plait doctor --repair``),
@@ -54,6 +56,13 @@ __all__ = [
 LOCK_WAIT = 60.0  # seconds a DuckDB open waits for another process's lock
 
 
+_INDEXES_4 = [  # for the UI's pages over big histories (schema version 4)
+    "CREATE INDEX IF NOT EXISTS runs_by_origin ON runs (origin_run_id)",
+    "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, started_at)",
+    "CREATE INDEX IF NOT EXISTS steps_by_name_run ON steps (name, run_id)",
+]
+
+
 def _schema(blob: str) -> list[str]:
     return [
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
@@ -63,7 +72,7 @@ def _schema(blob: str) -> list[str]:
             finished_at DOUBLE PRECISION, duration DOUBLE PRECISION, host TEXT,
             plait_version TEXT, python_version TEXT, origin_run_id TEXT, executor TEXT,
             error TEXT, inputs {blob}, structure TEXT, pid BIGINT, pid_start TEXT,
-            heartbeat DOUBLE PRECISION, inputs_signature TEXT)""",
+            heartbeat DOUBLE PRECISION, inputs_signature TEXT, target TEXT)""",
         """CREATE TABLE IF NOT EXISTS steps (
             run_id TEXT, name TEXT, status TEXT, cached INTEGER, reason TEXT,
             attempts INTEGER, started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,
@@ -79,10 +88,11 @@ def _schema(blob: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS steps_by_name ON steps (name, started_at)",
         "CREATE INDEX IF NOT EXISTS data_by_version ON data (version, role)",
         "CREATE INDEX IF NOT EXISTS data_by_run ON data (run_id)",
+        *_INDEXES_4,
     ]
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,7 @@ MIGRATIONS: dict[int, list[str | AddColumn]] = {
         AddColumn("runs", "inputs_signature", "TEXT"),
         AddColumn("steps", "element_attempts", "TEXT"),
     ],
+    4: [AddColumn("runs", "target", "TEXT"), *_INDEXES_4],
 }
 
 

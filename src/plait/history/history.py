@@ -31,11 +31,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from plait.errors import suggest
 from plait.history import liveness
+from plait.history.browse import Browsing
 from plait.history.db import Database, connect
 from plait.history.recorder import RunRecorder
 from plait.history.records import RecordedPipeline, RunRecord, StepRecord
@@ -45,7 +45,7 @@ from plait.store.signing import Signer
 __all__ = ["History", "RunRecorder"]
 
 
-class History:
+class History(Browsing):
     """Run records in a database (SQLite by default; PostgreSQL, DuckDB).
 
     Args:
@@ -100,13 +100,15 @@ class History:
         origin_run_id: str | None,
         inputs: Mapping[str, Any] | None,
         structure: str | None = None,
+        target: str | None = None,
     ) -> RunRecorder:
         """Record a run as started and return the recorder of its steps.
 
         ``inputs`` holds the exact params, config and requested outputs, kept for resume
         (as JSON when they round-trip exactly, else pickled; signed with a secret).
         ``structure`` is the JSON text of the pipeline's structure
-        (:meth:`RecordedPipeline.to_json`), kept once per distinct text.
+        (:meth:`RecordedPipeline.to_json`), kept once per distinct text. ``target`` names
+        the code that ran (see :attr:`RunRecord.target`).
         """
         from plait import __version__
 
@@ -133,6 +135,7 @@ class History:
             "pid_start": liveness.process_start(pid),
             "heartbeat": time.time(),
             "inputs_signature": sign_inputs(self._signer, run_id, blob),
+            "target": target,
         }
         self.db.execute(
             f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join(['?'] * len(values))})",
@@ -165,50 +168,19 @@ class History:
             return str(rows[0][0])
         if rows:
             raise KeyError(f"run id prefix {run_id!r} is ambiguous: give more characters")
-        recent = [r.run_id for r in self.runs(limit=20)]
+        recent = [
+            str(r[0])
+            for r in self.db.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 20")
+        ]
         raise KeyError(f"no run {run_id!r} in {self.url}{suggest(run_id, recent)}")
 
-    def runs(
-        self,
-        pipeline: str | None = None,
-        status: str | None = None,
-        limit: int | None = 50,
-        *,
-        since: float | datetime | None = None,
-        tags: Iterable[str] = (),
-    ) -> list[RunRecord]:
-        """Run records, newest first, filtered by pipeline, status, start time and tags.
-
-        A ``running`` run whose process is known to be dead is reported, and written
-        back, as ``failed`` ("process died").
-        """
-        self.settle()
-        where: list[str] = []
-        args: list[Any] = []
-        for column, value in (("pipeline", pipeline), ("status", status)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if since is not None:
-            where.append("started_at >= ?")
-            args.append(since.timestamp() if isinstance(since, datetime) else since)
-        wanted = list(tags)
-        sql = f"SELECT {RunRecord.COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, run_id DESC"
-        if limit is not None and not wanted:
-            sql += f" LIMIT {int(limit)}"
-        records = [
-            RunRecord.from_row(row, load=functools.partial(self._details, str(row[0])))
-            for row in self.db.execute(sql, args)
-        ]
-        if wanted:
-            records = [r for r in records if all(t in r.tags for t in wanted)][:limit]
-        return records
-
-    def run(self, run_id: str) -> RunRecord:
+    def run(self, run_id: str, *, steps: bool = True) -> RunRecord:
         """One run with its step records and structure (``run_id`` may be a unique prefix).
+
+        Args:
+            run_id: The run's id, or a unique prefix of it.
+            steps: False: read only the run's row; its steps and structure load on first
+                access, as for a listed run (a run of 100,000 steps is one small query).
 
         Raises:
             KeyError: When no run, or more than one, matches ``run_id``.
@@ -216,6 +188,8 @@ class History:
         full = self.resolve(run_id)
         self.settle(full)
         rows = self.db.execute(f"SELECT {RunRecord.COLUMNS} FROM runs WHERE run_id = ?", [full])
+        if not steps:
+            return RunRecord.from_row(rows[0], load=functools.partial(self._details, full))
         return RunRecord.from_row(rows[0], *self._details(full))
 
     def _details(self, run_id: str) -> tuple[dict[str, StepRecord], RecordedPipeline | None]:
@@ -275,57 +249,6 @@ class History:
         return decode_inputs(
             bytes(rows[0][0]), rows[0][1], run_id=full, signer=self._signer, where=self.url
         )
-
-    def step_history(
-        self, name: str, pipeline: str | None = None, limit: int = 50
-    ) -> list[StepRecord]:
-        """The executions of one step across runs, newest first."""
-        sql = f"SELECT {', '.join('s.' + c.strip() for c in StepRecord.COLUMNS.split(','))} "
-        sql += "FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE s.name = ?"
-        args: list[Any] = [name]
-        if pipeline is not None:
-            sql += " AND r.pipeline = ?"
-            args.append(pipeline)
-        sql += f" ORDER BY s.started_at DESC LIMIT {int(limit)}"
-        return [StepRecord.from_row(row) for row in self.db.execute(sql, args)]
-
-    def _steps_by_data(self, version: str, role: str) -> list[StepRecord]:
-        prefixed = "s." + ", s.".join(c.strip() for c in StepRecord.COLUMNS.split(","))
-        rows = self.db.execute(
-            f"SELECT DISTINCT {prefixed} FROM data d JOIN steps s "
-            "ON s.run_id = d.run_id AND s.name = d.step WHERE d.version = ? AND d.role = ? "
-            "ORDER BY s.started_at DESC",
-            [version, role],
-        )
-        return [StepRecord.from_row(row) for row in rows]
-
-    def producers(self, data_version: str) -> list[StepRecord]:
-        """Step executions whose output had this data version, newest first."""
-        return self._steps_by_data(data_version, "out")
-
-    def consumers(self, data_version: str) -> list[StepRecord]:
-        """Step executions that read a value with this data version, newest first."""
-        return self._steps_by_data(data_version, "in")
-
-    def lineage(self, data_version: str, depth: int = 100) -> list[StepRecord]:
-        """The step executions upstream of a value, across runs (nearest first)."""
-        found: dict[tuple[str, str], StepRecord] = {}
-        frontier, seen = [data_version], {data_version}
-        for _ in range(depth):
-            next_frontier = []
-            for version in frontier:
-                for record in self.producers(version):
-                    if (record.run_id, record.name) in found:
-                        continue
-                    found[(record.run_id, record.name)] = record
-                    for upstream in record.input_versions.values():
-                        if upstream not in seen:
-                            seen.add(upstream)
-                            next_frontier.append(upstream)
-            if not next_frontier:
-                break
-            frontier = next_frontier
-        return list(found.values())
 
     def compare(self, run_a: str, run_b: str) -> dict[str, Any]:
         """What differs between two runs: params, config, fingerprints and each step.

@@ -262,7 +262,11 @@ class RunRecord:
     no param or config fed (under the parameter's name, or ``"step.param"`` where steps
     default the same name to different values). ``host`` and ``pid`` name the process
     that ran it (``pid`` is None for runs recorded before plait kept it); a run whose
-    process is gone reads ``failed`` with ``error`` "process died ...".
+    process is gone reads ``failed`` with ``error`` "process died ...". ``target`` names
+    the code that ran, for resume and rerun: the target ``plait run`` loaded
+    (``/abs/flow.py:pipeline``, ``module:name``, ``/abs/pipeline.yaml``), the ``target=``
+    given to :meth:`~plait.Pipeline.run`, or ``module:name`` when the pipeline is a
+    module-level global of an importable module; None when none is known.
     """
 
     run_id: str
@@ -282,6 +286,7 @@ class RunRecord:
     executor: str
     error: str | None
     pid: int | None
+    target: str | None
     _details: _Loader = field(repr=False, compare=False)
 
     @property
@@ -323,7 +328,7 @@ class RunRecord:
     COLUMNS = (
         "run_id, pipeline, fingerprint, status, params, config, tags, started_at, "
         "finished_at, duration, host, plait_version, python_version, origin_run_id, "
-        "executor, error, pid"
+        "executor, error, pid, target"
     )
 
     @classmethod
@@ -357,5 +362,6 @@ class RunRecord:
             row[14] or "",
             row[15],
             None if row[16] is None else int(row[16]),
+            row[17],
             details,
         )

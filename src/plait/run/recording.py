@@ -15,6 +15,7 @@ a newer schema; an unreachable server) fails the run, before any step runs.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import weakref
 from collections.abc import Sequence
@@ -142,8 +143,13 @@ def start_recording(
     tags: Sequence[str],
     outputs: Sequence[str] | None,
     origin: str | None,
+    target: str | None = None,
 ) -> RunRecorder | None:
-    """Record the run as started; return the recorder of its steps (None without history)."""
+    """Record the run as started; return the recorder of its steps (None without history).
+
+    ``target`` (the code that runs, for a later resume) defaults, for a resume or rerun,
+    to its origin's target, else to :func:`global_target`.
+    """
     store = cache.store
     if not store.has_history:
         return None
@@ -166,6 +172,7 @@ def start_recording(
                 "outputs": None if outputs is None else list(outputs),
             },
             structure=structure(pipeline),
+            target=target or _origin_target(history, origin) or global_target(pipeline),
         )
     except DamagedHistoryError:
         raise
@@ -178,6 +185,37 @@ def start_recording(
     state.revised.append(_listener(state, recorder, revised=True))
     state.before_execute = recorder.flush
     return recorder
+
+
+def global_target(pipeline: Pipeline) -> str | None:
+    """``module:name`` when ``pipeline`` is the global ``name`` of an importable module.
+
+    Cheap: only the modules of the first steps' functions are looked in (a pipeline is
+    most often defined next to its steps), each a dict scan, not every loaded module.
+    ``__main__`` and the modules ``plait run`` makes of files it cannot import by name do
+    not count: nothing else could import them.
+    """
+    names: dict[str, None] = {}
+    for item in list(pipeline.steps.values())[:8]:
+        module = getattr(getattr(item, "func", None), "__module__", None)
+        if isinstance(module, str):
+            names[module] = None
+    for name in names:
+        module = sys.modules.get(name)
+        if module is None or name == "__main__" or name.startswith("_plait_target_"):
+            continue
+        for attribute, value in list(vars(module).items()):
+            if value is pipeline and not attribute.startswith("_"):
+                return f"{name}:{attribute}"
+    return None
+
+
+def _origin_target(history: Any, origin: str | None) -> str | None:
+    """The target recorded with run ``origin`` (None without one)."""
+    if origin is None:
+        return None
+    rows = history.db.execute("SELECT target FROM runs WHERE run_id = ?", [origin])
+    return str(rows[0][0]) if rows and rows[0][0] else None
 
 
 def _params_of(state: RunState, node: Node, defaults: dict[str, dict[str, Any]]) -> Any:

@@ -77,6 +77,7 @@ def _prepare(
     progress: bool = False,
     origin: str | None = None,
     reuse_runs: frozenset[str] = frozenset(),
+    target: str | None = None,
 ) -> _Run:
     if on_error not in ("raise", "continue"):
         raise UsageError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
@@ -121,6 +122,7 @@ def _prepare(
             tags=info.tags,
             outputs=outputs,
             origin=origin,
+            target=target,
         )
     hook_set.emit("on_run_start", run=info)
     return _Run(
