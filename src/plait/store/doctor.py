@@ -4,8 +4,9 @@ Design note. :func:`check` reads and never writes: it opens ``index.db`` and a S
 ``history.db`` read-only, runs SQLite's ``quick_check`` on both, reads the history's schema
 version, reads every cache entry and every artifact an entry names (size, xxh3 checksum,
 and with a secret the artifact's and the entry's signatures), and lists artifacts no entry
-names and temporary files left by killed writers. Each finding is a :class:`Problem` that
-says what is wrong and what :func:`repair` would do about it.
+names, temporary files left by killed writers and unreadable dataset records. Each
+finding is a :class:`Problem` that says what is wrong and what :func:`repair` would do
+about it.
 
 :func:`repair` acts on a fresh :func:`check`, in an order where each step only relies on
 what the previous ones left:
@@ -21,7 +22,9 @@ what the previous ones left:
 4. entries whose artifacts are missing or damaged are dropped, and the damaged files
    deleted (their paths come from :class:`~plait.store.store.ArtifactRef`, which refuses
    anything but a content address);
-5. artifacts no entry names are deleted.
+5. artifacts no entry names are deleted;
+6. dataset records (``datasets/``, written by :mod:`plait.io`) that are not readable JSON
+   objects are deleted: their readers treat them as absent, so a run writes them again.
 
 A temporary file or an unnamed artifact younger than :data:`GRACE` seconds may belong to a
 write in progress (an artifact is written before its entry) and is left alone. Entries and
@@ -56,7 +59,8 @@ class Problem:
     Attributes:
         kind: ``artifact-missing``, ``artifact-damaged``, ``artifact-unsigned``,
             ``entry-damaged``, ``entry-unsigned``, ``orphan``, ``temp-file``,
-            ``index-missing``, ``index-damaged``, ``history-damaged`` or ``history-newer``.
+            ``index-missing``, ``index-damaged``, ``history-damaged``, ``history-newer``
+            or ``dataset-record-damaged``.
         path: The file, relative to the store's root.
         detail: What is wrong.
         repair: What :func:`repair` does about it ("" when it does nothing).
@@ -120,6 +124,7 @@ class _Findings:
     index_lost: bool = False
     history_damaged: bool = False
     history_version: int | None = None
+    dataset_records: list[str] = field(default_factory=list)  # unreadable, to delete
 
 
 # -- checking ---------------------------------------------------------------------------------
@@ -156,7 +161,16 @@ def _check(store: Store) -> _Findings:
     else:
         _check_entries(store, findings)
     _check_files(store, findings)
+    _check_dataset_records(store, findings)
     return findings
+
+
+def _check_dataset_records(store: Store, findings: _Findings) -> None:
+    from plait.store._dataset_records import damaged_dataset_records
+
+    for path, detail in damaged_dataset_records(store):
+        findings.dataset_records.append(path)
+        findings.problems.append(Problem("dataset-record-damaged", path, detail, "delete it"))
 
 
 def _check_history(store: Store, findings: _Findings, path: str | None) -> None:
@@ -395,6 +409,9 @@ def _fix(store: Store, findings: _Findings) -> list[str]:
             actions.append(f"deleted damaged artifact {path}")
         store.drop(key)
         actions.append(f"dropped cache entry {key}")
+    for path in findings.dataset_records:
+        store.backend.delete(path)
+        actions.append(f"deleted damaged dataset record {path}")
     named = {ref.path for entry in store.entries() for ref in entry.outputs.values()}
     for path in _old_files(store, temporary=False):
         if path not in named:

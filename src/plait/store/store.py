@@ -349,12 +349,16 @@ class Store:
 
     # -- maintenance ----------------------------------------------------------------------
     def clear(self) -> int:
-        """Delete every cache entry and artifact; return how many files were removed."""
+        """Delete every cache entry and artifact, and what datasets remember between runs
+        (``datasets/files/``, ``datasets/sinks/``); return how many files were removed.
+
+        Run history is kept, and with it each run's dataset records (``datasets/runs/``).
+        """
         removed = 0
         for entry in list(self.entries()):
             self.drop(entry.key)
             removed += 1
-        for prefix in ("cache", "objects", "steps"):
+        for prefix in ("cache", "objects", "steps", "datasets/files", "datasets/sinks"):
             for path in list(self.backend.list(prefix)):
                 self.backend.delete(path)
                 removed += 1
@@ -370,10 +374,11 @@ class Store:
         """Drop old runs and what only they kept alive.
 
         Runs beyond the ``keep_last`` newest of each pipeline, or started more than
-        ``older_than`` ago, are dropped: their records (unless ``keep_lineage``, which keeps
-        records and lineage while scrubbing values), the cache entries they wrote that no
-        remaining run used, then every artifact no remaining entry references. With
-        neither argument, only unreferenced artifacts are removed.
+        ``older_than`` ago, are dropped: their records and their datasets' records
+        (unless ``keep_lineage``, which keeps both, and lineage, while scrubbing values),
+        the cache entries they wrote that no remaining run used, then every artifact no
+        remaining entry references. With neither argument, only unreferenced artifacts
+        are removed.
 
         Returns:
             Counts of removed ``runs``, ``entries`` and ``artifacts``.
@@ -388,6 +393,9 @@ class Store:
             kept_keys = self._keys_of_kept_runs(doomed)
             if not keep_lineage:
                 self.history.delete_runs(doomed)
+                for run_id in doomed:  # what each run read and wrote (plait.io)
+                    for path in list(self.backend.list(f"datasets/runs/{run_id}")):
+                        self.backend.delete(path)
         entries = 0
         live: set[str] = set()
         for entry in list(self.entries()):
