@@ -23,14 +23,22 @@ def datasets_group() -> None:
 
 @datasets_group.command("list")
 @click.argument("target")
+@click.option(
+    "--env",
+    metavar="ENV",
+    help="The conf env merged over conf/base (default: PLAIT_ENV, [tool.plait] env, local).",
+)
 @common
-def list_command(target: str) -> int:
+def list_command(target: str, env: str | None) -> int:
     """Each dataset of TARGET: name, role (source, sink or unused), type, whether its file
     exists, its last version (a versioned dataset's latest version, else the start of its
-    file's content hash) and its path."""
+    file's content hash) and its path. TARGET is loaded as ``plait run`` loads it: for
+    ENV, with the project's conf folder read (a wrong env or conf is the same error)."""
     from plait.cli._target import load_pipeline
+    from plait.cli._values import project_config
 
-    pipeline = load_pipeline(target)
+    pipeline = load_pipeline(target, env)
+    project_config(env)  # as plait run reads it, so a bad env or conf fails the same way
     if not pipeline.datasets:
         click.echo(f"pipeline {pipeline.name!r} has no datasets")
         return EXIT_OK
