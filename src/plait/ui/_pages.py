@@ -17,7 +17,7 @@ from starlette.responses import Response
 from plait.errors import UsageError
 from plait.history import History, RunRecord
 from plait.ui import _queries
-from plait.ui._context import UI, NotFound, render, safe
+from plait.ui._context import UI, NotFound, render, safe, target_of
 from plait.ui._views import draw_run, draw_timeline_only, durations_chart
 
 __all__ = ["compare_page", "find_run", "lineage_page", "run_page", "runs_page", "step_page"]
@@ -94,7 +94,7 @@ def run_page(request: Request) -> Response:
         anchors=drawing.anchors,
         resumed_by=_queries.resumed_by(history, record.run_id),
         can_resume=record.status in ("failed", "cancelled"),
-        target=ui.target_label or (ui.target.name if ui.target is not None else None),
+        target=target_of(ui, record),
     )
 
 

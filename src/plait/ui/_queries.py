@@ -1,21 +1,17 @@
-"""The bounded queries behind the UI's pages.
+"""The bounded reads behind the UI's pages, through :class:`~plait.history.History`.
 
-Design. Every page costs a fixed number of statements, each with a ``LIMIT``: the listing
-of runs is one ``COUNT ... GROUP BY status`` and one page of rows (``LIMIT``/``OFFSET``,
-filtered and sorted in SQL), never all runs in memory; a step across runs is one page of
-its executions plus two small aggregates; lineage walks at most :data:`LINEAGE_QUERIES`
-producer lookups. Queries are portable SQL over :attr:`plait.history.History.db` (SQLite,
-PostgreSQL, DuckDB alike): ``?`` placeholders, ``LOWER(...) LIKE ? ESCAPE '!'`` for text
-search, sort columns from a fixed table (never from the request).
-
-These read the history's tables through its public ``db`` and its records' public
-``COLUMNS``/``from_row``; the paged listing and search belong in
-:class:`~plait.history.History` itself in time (see docs/ui.md).
+Design. Every page costs a fixed number of history calls, each bounded: the listing of
+runs is :meth:`History.run_counts` (one ``COUNT ... GROUP BY status``) and one page of
+:meth:`History.runs` (filtered, searched, sorted and paged in the database), never all
+runs in memory; a run shows one page of :meth:`History.steps`; a step across runs is one
+page of :meth:`History.step_history` plus two small aggregates; lineage is bounded by
+``limit``. The UI holds no SQL of its own, so it reads every history backend (SQLite,
+DuckDB, PostgreSQL) alike. Request values are parsed here, at the boundary
+(:meth:`RunQuery.parse`), into frozen values.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +19,7 @@ from typing import Any
 
 from plait.errors import UsageError
 from plait.history import History, RunRecord, StepRecord
+from plait.history.browse import SORTS
 
 __all__ = [
     "LINEAGE_QUERIES",
@@ -42,12 +39,6 @@ __all__ = [
     "step_page",
 ]
 
-SORTS = {
-    "started": "started_at",
-    "duration": "duration",
-    "pipeline": "pipeline",
-    "status": "status",
-}
 STATUSES = ("running", "succeeded", "failed", "cancelled")
 PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -151,52 +142,21 @@ class RunQuery:
         ]
         return [(key, value) for key, value in pairs if value is not None]
 
-    def where(self) -> tuple[str, list[Any]]:
-        """The ``WHERE`` clause (or ``""``) and its arguments."""
-        clauses: list[str] = []
-        args: list[Any] = []
-        if self.pipeline is not None:
-            clauses.append("pipeline = ?")
-            args.append(self.pipeline)
-        if self.status is not None:
-            clauses.append("status = ?")
-            args.append(self.status)
-        if self.tag is not None:  # tags are a JSON list: look for the JSON string
-            clauses.append("tags LIKE ? ESCAPE '!'")
-            args.append(f"%{_like(json.dumps(self.tag))}%")
-        if self.since is not None:
-            clauses.append("started_at >= ?")
-            args.append(_epoch(self.since))
-        if self.until is not None:  # the whole day
-            clauses.append("started_at < ?")
-            args.append(_epoch(self.until + timedelta(days=1)))
-        if self.text is not None:
-            pattern = f"%{_like(self.text.lower())}%"
-            columns = ("run_id", "pipeline", "tags", "params", "error")
-            clauses.append(
-                "("
-                + " OR ".join(f"LOWER(COALESCE({c}, '')) LIKE ? ESCAPE '!'" for c in columns)
-                + ")"
-            )
-            args.extend([pattern] * len(columns))
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
-
-
-def _like(text: str) -> str:
-    """``text`` as a literal inside a ``LIKE ... ESCAPE '!'`` pattern."""
-    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    def filters(self) -> dict[str, Any]:
+        """The keyword arguments of :meth:`History.runs` and :meth:`History.run_counts`
+        that select this query's runs (dates as whole UTC days)."""
+        return {
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "tags": () if self.tag is None else (self.tag,),
+            "since": None if self.since is None else _epoch(self.since),
+            "until": None if self.until is None else _epoch(self.until + timedelta(days=1)) - 1e-6,
+            "text": self.text,
+        }
 
 
 def _epoch(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-
-
-def _loader(history: History, run_id: str) -> Any:
-    def load() -> Any:
-        record = history.run(run_id)
-        return record.steps, record.structure
-
-    return load
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,39 +176,26 @@ class RunPage:
 
 def list_runs(history: History, query: RunQuery) -> RunPage:
     """One page of runs (2 statements, plus settling runs whose process died)."""
-    history.settle()
-    where, args = query.where()
-    counts = history.db.execute(f"SELECT status, COUNT(*) FROM runs{where} GROUP BY status", args)
-    by_status = {str(status): int(count) for status, count in counts}
-    column = SORTS[query.sort]
-    direction = "DESC" if query.descending else "ASC"
-    offset = (query.page - 1) * query.per_page
-    rows = history.db.execute(
-        f"SELECT {RunRecord.COLUMNS} FROM runs{where} "
-        f"ORDER BY {column} {direction}, started_at {direction}, run_id {direction} "
-        f"LIMIT {int(query.per_page)} OFFSET {int(offset)}",
-        args,
+    filters = query.filters()
+    by_status = history.run_counts(**filters)
+    runs = history.runs(
+        **filters,
+        sort=query.sort,
+        descending=query.descending,
+        limit=query.per_page,
+        offset=(query.page - 1) * query.per_page,
     )
-    runs = [RunRecord.from_row(row, load=_loader(history, str(row[0]))) for row in rows]
     return RunPage(query, runs, sum(by_status.values()), by_status)
 
 
 def pipelines(history: History, limit: int = 500) -> list[str]:
     """The pipeline names in the history (for the filter)."""
-    rows = history.db.execute(
-        f"SELECT DISTINCT pipeline FROM runs ORDER BY pipeline LIMIT {int(limit)}"
-    )
-    return [str(row[0]) for row in rows if row[0] is not None]
+    return history.pipelines(limit)
 
 
 def resumed_by(history: History, run_id: str, limit: int = 20) -> list[tuple[str, str]]:
     """The runs resumed or rerun from ``run_id``: (run id, status), newest first."""
-    rows = history.db.execute(
-        "SELECT run_id, status FROM runs WHERE origin_run_id = ? "
-        f"ORDER BY started_at DESC LIMIT {int(limit)}",
-        [run_id],
-    )
-    return [(str(a), str(b)) for a, b in rows]
+    return [(r.run_id, r.status) for r in history.runs(origin=run_id, limit=limit)]
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -287,34 +234,25 @@ def run_view(history: History, run_id: str, page: int = 1) -> RunView:
         KeyError: When no run, or more than one, matches ``run_id`` (a prefix).
     """
     full = history.resolve(run_id)
-    counted = history.db.execute("SELECT COUNT(*) FROM steps WHERE run_id = ?", [full])
-    total = int(counted[0][0]) if counted else 0
+    total = history.step_count(full)
     if total <= DRAWN_STEPS:
         record = history.run(full)
         return RunView(record, record.steps, total, 1, STEPS_PER_PAGE, True)
-    history.settle(full)
-    rows = history.db.execute(f"SELECT {RunRecord.COLUMNS} FROM runs WHERE run_id = ?", [full])
-    record = RunRecord.from_row(rows[0], load=_loader(history, full))
-    sql = f"SELECT {StepRecord.COLUMNS} FROM steps WHERE run_id = ? ORDER BY started_at, name"
-    offset = (page - 1) * STEPS_PER_PAGE
-    shown = history.db.execute(f"{sql} LIMIT {STEPS_PER_PAGE} OFFSET {int(offset)}", [full])
-    first = history.db.execute(f"{sql} LIMIT {DRAWN_STEPS}", [full])
+    record = history.run(full, steps=False)
+    shown = history.steps(full, limit=STEPS_PER_PAGE, offset=(page - 1) * STEPS_PER_PAGE)
+    first = history.steps(full, limit=DRAWN_STEPS)
     return RunView(
         record,
-        {row[1]: StepRecord.from_row(row) for row in shown},
+        {step.name: step for step in shown},
         total,
         page,
         STEPS_PER_PAGE,
         False,
-        {row[1]: StepRecord.from_row(row) for row in first},
+        {step.name: step for step in first},
     )
 
 
 # -- one step across runs --------------------------------------------------------------------
-_STEP_COLUMNS = ", ".join("s." + c.strip() for c in StepRecord.COLUMNS.split(","))
-_STEP_FROM = "FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE s.name = ? AND r.pipeline = ?"
-
-
 @dataclass(frozen=True, slots=True)
 class StepPage:
     """One step of one pipeline across runs: a page of executions and the totals."""
@@ -338,32 +276,11 @@ def step_page(
     history: History, pipeline: str, name: str, page: int = 1, per_page: int = 100
 ) -> StepPage:
     """A step's executions across runs, newest first (3 statements)."""
-    args = [name, pipeline]
-    counts = history.db.execute(
-        f"SELECT s.status, s.cached, COUNT(*) {_STEP_FROM} GROUP BY s.status, s.cached", args
-    )
-    outcomes: dict[str, int] = {}
-    for status, cached, count in counts:
-        key = "cached" if status == "ok" and cached else str(status)
-        outcomes[key] = outcomes.get(key, 0) + int(count)
-    reasons = history.db.execute(
-        f"SELECT s.reason, COUNT(*) {_STEP_FROM} GROUP BY s.reason ORDER BY COUNT(*) DESC LIMIT 10",
-        args,
-    )
-    rows = history.db.execute(
-        f"SELECT {_STEP_COLUMNS} {_STEP_FROM} ORDER BY s.started_at DESC "
-        f"LIMIT {int(per_page)} OFFSET {int((page - 1) * per_page)}",
-        args,
-    )
+    outcomes = history.step_counts(name, pipeline)
+    reasons = history.step_reasons(name, pipeline, limit=10)
+    executions = history.step_history(name, pipeline, limit=per_page, offset=(page - 1) * per_page)
     return StepPage(
-        pipeline,
-        name,
-        [StepRecord.from_row(row) for row in rows],
-        sum(outcomes.values()),
-        outcomes,
-        [(str(reason or ""), int(count)) for reason, count in reasons],
-        page,
-        per_page,
+        pipeline, name, executions, sum(outcomes.values()), outcomes, reasons, page, per_page
     )
 
 
@@ -380,43 +297,20 @@ class Lineage:
     cut: bool  # the upstream walk stopped at its query bound
 
 
-def _by_data(history: History, version: str, role: str, limit: int) -> list[StepRecord]:
-    rows = history.db.execute(
-        f"SELECT DISTINCT {_STEP_COLUMNS} FROM data d JOIN steps s "
-        "ON s.run_id = d.run_id AND s.name = d.step WHERE d.version = ? AND d.role = ? "
-        f"ORDER BY s.started_at DESC LIMIT {int(limit)}",
-        [version, role],
-    )
-    return [StepRecord.from_row(row) for row in rows]
-
-
 def lineage(history: History, version: str) -> Lineage:
     """The lineage of ``version``, in at most :data:`LINEAGE_QUERIES` + 2 statements."""
-    producers = _by_data(history, version, "out", LINEAGE_ROWS)
-    consumers = _by_data(history, version, "in", LINEAGE_ROWS + 1)
-    upstream: dict[tuple[str, str], StepRecord] = {}
-    frontier = [v for record in producers[:1] for v in record.input_versions.values()]
-    seen = {version, *frontier}
-    queries = 0
-    while frontier and queries < LINEAGE_QUERIES:
-        next_frontier: list[str] = []
-        for upstream_version in frontier:
-            if queries >= LINEAGE_QUERIES:
-                break
-            queries += 1
-            for record in _by_data(history, upstream_version, "out", 1):
-                upstream.setdefault((record.run_id, record.name), record)
-                fresh = [v for v in record.input_versions.values() if v not in seen]
-                seen.update(fresh)
-                next_frontier.extend(fresh)
-        frontier = next_frontier
+    producers = history.producers(version, limit=LINEAGE_ROWS)
+    consumers = history.consumers(version, limit=LINEAGE_ROWS + 1)
+    walked = history.lineage(version, limit=LINEAGE_QUERIES) if producers else []
+    own = {(record.run_id, record.name) for record in producers}
+    upstream = [record for record in walked if (record.run_id, record.name) not in own]
     return Lineage(
         version,
         producers,
         consumers[:LINEAGE_ROWS],
-        list(upstream.values()),
+        upstream,
         len(consumers) > LINEAGE_ROWS,
-        bool(frontier),
+        len(walked) >= LINEAGE_QUERIES,
     )
 
 
