@@ -359,6 +359,58 @@ def test_datasets_inline_and_from_a_catalog(tmp_path):
     assert load_pipeline(tmp_path / "p.yaml", registry=reg).run()["biggest"] == 3
 
 
+def _stats_project(folder):
+    """A YAML pipeline in ``folder`` whose datasets are under ``folder/data``."""
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "counts.csv").write_text("n\n1\n2\n3\n")
+    (folder / "catalog.yml").write_text(
+        "counts: {type: CSV, path: data/counts.csv}\n"
+        "biggest: {type: JSON, filepath: data/biggest.json}\n"
+    )
+    (folder / "stats.py").write_text("def biggest(counts):\n    return int(counts['n'].max())\n")
+    steps = "imports: [stats]\nsteps:\n  - call: stats:biggest\n"
+    (folder / "catalog.yaml").write_text("datasets: catalog.yml\n" + steps)
+    inline = "datasets:\n  counts: {type: CSV, path: data/counts.csv}\n"
+    inline += "  biggest: {type: JSON, path: data/biggest.json}\n"
+    (folder / "inline.yaml").write_text(inline + steps)
+
+
+@pytest.mark.parametrize("name", ["catalog.yaml", "inline.yaml"])
+def test_dataset_paths_are_relative_to_the_yaml_files_folder(tmp_path, monkeypatch, name):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    _stats_project(project)
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.syspath_prepend(str(project))
+    pipeline = load_pipeline(project / name)
+    assert pipeline.datasets["counts"].path == str(project / "data" / "counts.csv")
+    assert pipeline.run()["biggest"] == 3
+    assert (project / "data" / "biggest.json").read_text() == "3"
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_plait_run_of_a_yaml_pipeline_in_another_folder_reads_its_catalog(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    _stats_project(project)
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
+    ran = subprocess.run(
+        [sys.executable, "-m", "plait", "run", "../project/catalog.yaml", "-q"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (project / "data" / "biggest.json").read_text() == "3"
+
+
 def test_a_bad_dataset_is_reported_at_its_position():
     text = "datasets:\n  counts: {type: CVS, path: x.csv}\nsteps:\n  - call: data.numbers\n"
     with pytest.raises(YamlPipelineError, match=r"<text>:2:11: datasets.counts: .*CVS"):

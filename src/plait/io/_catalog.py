@@ -48,7 +48,11 @@ _PATH_KEYS = ("path", "filepath")  # Kedro says filepath
 
 
 def dataset_from_config(
-    name: str, mapping: Mapping[str, Any], *, allow_imports: Sequence[str] = ()
+    name: str,
+    mapping: Mapping[str, Any],
+    *,
+    allow_imports: Sequence[str] = (),
+    root: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Build one dataset from plain data.
 
@@ -58,6 +62,8 @@ def dataset_from_config(
             is accepted for ``path`` (Kedro's spelling).
         allow_imports: Module prefixes (``("my_project.",)``) whose classes a
             ``"module:Class"`` type may name; nothing is imported otherwise.
+        root: The folder a relative local ``path``/``filepath`` is under (None: as
+            written, so relative to the current directory when the dataset is used).
 
     Returns:
         The dataset: any object with ``load()`` and ``save(data)``.
@@ -70,7 +76,7 @@ def dataset_from_config(
         raise DatasetError(
             f"dataset {name!r}: expected a mapping with a 'type', got {mapping!r}", dataset=name
         )
-    options = dict(mapping)
+    options = _rooted(mapping, os.fspath(root)) if root is not None else dict(mapping)
     kind = options.pop("type", None)
     if not isinstance(kind, str) or not kind:
         raise DatasetError(
@@ -170,9 +176,10 @@ def load_catalog(
     for name, given in raw.items():
         if str(name).startswith("_"):  # YAML anchors' holders, as in Kedro
             continue
-        entry = _rooted(given, os.fspath(root)) if root is not None else given
         try:
-            datasets[str(name)] = dataset_from_config(str(name), entry, allow_imports=allow_imports)
+            datasets[str(name)] = dataset_from_config(
+                str(name), given, allow_imports=allow_imports, root=root
+            )
         except DatasetError as exc:
             errors.append(str(exc))
     if errors:
@@ -180,10 +187,8 @@ def load_catalog(
     return datasets
 
 
-def _rooted(entry: Any, root: str) -> Any:
+def _rooted(entry: Mapping[str, Any], root: str) -> dict[str, Any]:
     """``entry`` with a relative local ``path``/``filepath`` put under ``root``."""
-    if not isinstance(entry, Mapping):
-        return entry  # dataset_from_config says what is wrong with it
     rooted = dict(entry)
     for key in _PATH_KEYS:
         value = rooted.get(key)

@@ -10,6 +10,7 @@ problems come out together.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any
@@ -245,20 +246,24 @@ def build_datasets(
     value: Any, base: FilePath, prefixes: Sequence[str], add: Add
 ) -> dict[str, Any] | None:
     """The datasets, through :mod:`plait.io`: a mapping (each entry checked on its own,
-    problems at its position) or a catalog file relative to the YAML."""
+    problems at its position) or a catalog file relative to the YAML. Relative dataset
+    paths are under the YAML file's folder, wherever the pipeline is loaded from."""
     if value is None:
         return None
     io = importlib.import_module("plait.io")
+    root = os.path.abspath(base)
     if isinstance(value, str):
         try:
-            return dict(io.load_catalog(base / value, allow_imports=tuple(prefixes)))
+            return dict(io.load_catalog(base / value, root=root, allow_imports=tuple(prefixes)))
         except (PlaitError, OSError, ValueError) as exc:
             add(("datasets",), f"datasets: {exc}", False)
             return None
     datasets = {}
     for name, spec in value.items():
         try:
-            datasets[name] = io.dataset_from_config(name, spec, allow_imports=tuple(prefixes))
+            datasets[name] = io.dataset_from_config(
+                name, spec, allow_imports=tuple(prefixes), root=root
+            )
         except (PlaitError, TypeError, ValueError) as exc:
             add(("datasets", name), f"datasets.{name}: {exc}", False)
     return datasets
