@@ -152,7 +152,9 @@ class FileDataset:
         """The fsspec filesystem and the path within it."""
         from fsspec.core import url_to_fs
 
-        fs, path = url_to_fs(self.path, **self.storage_options)
+        from plait.io._catalog import revealed
+
+        fs, path = url_to_fs(self.path, **revealed(self.storage_options))
         return fs, str(path)
 
     def versions(self) -> list[str]:

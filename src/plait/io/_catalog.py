@@ -22,14 +22,19 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from plait.errors import suggest
 from plait.io._base import DatasetError
 from plait.io._formats import CSV, JSON, YAML, Excel, Feather, Parquet, Pickle, Text
 
-__all__ = ["DATASET_TYPES", "dataset_from_config", "load_catalog"]
+__all__ = ["DATASET_TYPES", "Credentials", "dataset_from_config", "load_catalog"]
+
+Credentials = Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None
+"""What ``credentials=`` takes: name -> credentials, a function returning that (called
+once, only when an entry names credentials), or None: the conf folder's
+``credentials*.yml`` (:func:`plait.config.load_credentials`)."""
 
 DATASET_TYPES: dict[str, type] = {
     cls.__name__: cls for cls in (CSV, Parquet, JSON, YAML, Text, Pickle, Excel, Feather)
@@ -53,6 +58,7 @@ def dataset_from_config(
     *,
     allow_imports: Sequence[str] = (),
     root: str | os.PathLike[str] | None = None,
+    credentials: Credentials = None,
 ) -> Any:
     """Build one dataset from plain data.
 
@@ -64,6 +70,11 @@ def dataset_from_config(
             ``"module:Class"`` type may name; nothing is imported otherwise.
         root: The folder a relative local ``path``/``filepath`` is under (None: as
             written, so relative to the current directory when the dataset is used).
+        credentials: Where a ``credentials: NAME`` entry is looked up (see
+            :data:`Credentials`). A plait dataset gets them merged under its
+            ``storage_options``, still :class:`~plait.config.Secret` values (shown as
+            ``***``, revealed only to the filesystem); any other class gets
+            ``credentials=`` with the values, as Kedro's datasets take them.
 
     Returns:
         The dataset: any object with ``load()`` and ``save(data)``.
@@ -89,6 +100,8 @@ def dataset_from_config(
         for key in _PATH_KEYS[1:]:
             if key in options and "path" not in options:
                 options["path"] = options.pop(key)
+    if "credentials" in options:
+        _add_credentials(name, cls, options, credentials)
     _check_arguments(name, cls, options)
     try:
         return cls(**options)
@@ -124,6 +137,46 @@ def _dataset_class(name: str, kind: str, allow_imports: Sequence[str]) -> type:
     return target
 
 
+def _add_credentials(
+    name: str, cls: type, options: dict[str, Any], credentials: Credentials
+) -> None:
+    """Replace ``options["credentials"]`` (a name) by the credentials it names."""
+    wanted = options["credentials"]
+    if not isinstance(wanted, str):
+        return  # a mapping given inline: the dataset's own business
+    if credentials is None:
+        from plait.config import load_credentials
+
+        credentials = load_credentials
+    known = credentials() if callable(credentials) else credentials
+    found = known.get(wanted)
+    if not isinstance(found, Mapping):
+        detail = "is not a mapping" if wanted in known else "are not in the conf folder"
+        raise DatasetError(
+            f"dataset {name!r}: credentials {wanted!r} {detail}"
+            f"{suggest(wanted, list(known))}; credentials are read from "
+            f"conf/<env>/credentials*.yml, e.g. '{wanted}: {{key: ..., secret: ...}}'",
+            dataset=name,
+        )
+    if cls in DATASET_TYPES.values():
+        del options["credentials"]
+        options["storage_options"] = {**found, **(options.get("storage_options") or {})}
+    else:
+        options["credentials"] = revealed(found)
+
+
+def revealed(value: Any) -> Any:
+    """``value`` with every :class:`~plait.config.Secret` inside it replaced by its value
+    (for the filesystem or the dataset that needs them, and nothing else)."""
+    if isinstance(value, Mapping):
+        return {key: revealed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(revealed(item) for item in value)
+    from plait.config import Secret
+
+    return value.value if isinstance(value, Secret) else value
+
+
 def _check_arguments(name: str, cls: type, options: Mapping[str, Any]) -> None:
     try:
         parameters = inspect.signature(cls).parameters
@@ -147,6 +200,7 @@ def load_catalog(
     *,
     root: str | os.PathLike[str] | None = None,
     allow_imports: Sequence[str] = (),
+    credentials: Credentials = None,
 ) -> dict[str, Any]:
     """Read a catalog file (plain YAML: name -> dataset mapping) into datasets.
 
@@ -157,6 +211,8 @@ def load_catalog(
         path: The YAML file.
         root: The folder relative local paths of the catalog are under.
         allow_imports: Module prefixes that ``"module:Class"`` types may import.
+        credentials: Where ``credentials: NAME`` entries are looked up (default: the
+            conf folder's ``credentials*.yml``, read once, when an entry names some).
 
     Returns:
         Dataset name -> dataset, in the file's order.
@@ -173,18 +229,38 @@ def load_catalog(
         raise DatasetError(f"{os.fspath(path)}: a catalog is a mapping of dataset names")
     datasets: dict[str, Any] = {}
     errors: list[str] = []
+    credentials = _once(credentials)
     for name, given in raw.items():
         if str(name).startswith("_"):  # YAML anchors' holders, as in Kedro
             continue
         try:
             datasets[str(name)] = dataset_from_config(
-                str(name), given, allow_imports=allow_imports, root=root
+                str(name), given, allow_imports=allow_imports, root=root, credentials=credentials
             )
         except DatasetError as exc:
             errors.append(str(exc))
     if errors:
         raise DatasetError(f"{os.fspath(path)}: " + "; ".join(errors))
     return datasets
+
+
+def _once(credentials: Credentials) -> Credentials:
+    """``credentials`` as a function that reads them at most once."""
+    if isinstance(credentials, Mapping):
+        return credentials
+    read: list[Mapping[str, Any]] = []
+
+    def once() -> Mapping[str, Any]:
+        if not read:
+            if credentials is None:
+                from plait.config import load_credentials
+
+                read.append(load_credentials())
+            else:
+                read.append(credentials())
+        return read[0]
+
+    return once
 
 
 def _rooted(entry: Mapping[str, Any], root: str) -> dict[str, Any]:

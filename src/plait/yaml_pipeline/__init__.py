@@ -106,7 +106,7 @@ def load_pipeline(
             raise YamlPipelineError(file, problems)
     built = _build.build_steps(data["steps"], registry, prefixes, add)
     config = _guarded(add, ("config",), lambda: _build.build_config(data.get("config"), base, env))
-    datasets = _build.build_datasets(data.get("datasets"), base, prefixes, add)
+    datasets = _build.build_datasets(data.get("datasets"), base, prefixes, add, env)
     pipeline = _build.build_pipeline(
         data.get("name", "pipeline"), built, data.get("params") or {}, config, datasets, add
     )

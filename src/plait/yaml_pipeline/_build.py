@@ -243,18 +243,33 @@ def build_config(value: Any, base: FilePath, env: str | None) -> Any:
 
 
 def build_datasets(
-    value: Any, base: FilePath, prefixes: Sequence[str], add: Add
+    value: Any, base: FilePath, prefixes: Sequence[str], add: Add, env: str | None = None
 ) -> dict[str, Any] | None:
     """The datasets, through :mod:`plait.io`: a mapping (each entry checked on its own,
     problems at its position) or a catalog file relative to the YAML. Relative dataset
-    paths are under the YAML file's folder, wherever the pipeline is loaded from."""
+    paths are under the YAML file's folder, wherever the pipeline is loaded from; an
+    entry's ``credentials: NAME`` is read from the conf folder's credentials for ``env``."""
     if value is None:
         return None
     io = importlib.import_module("plait.io")
     root = os.path.abspath(base)
+    read: list[Any] = []
+
+    def credentials() -> Any:  # read once, only when an entry names credentials
+        if not read:
+            read.append(importlib.import_module("plait.config").load_credentials(env=env))
+        return read[0]
+
     if isinstance(value, str):
         try:
-            return dict(io.load_catalog(base / value, root=root, allow_imports=tuple(prefixes)))
+            return dict(
+                io.load_catalog(
+                    base / value,
+                    root=root,
+                    allow_imports=tuple(prefixes),
+                    credentials=credentials,
+                )
+            )
         except (PlaitError, OSError, ValueError) as exc:
             add(("datasets",), f"datasets: {exc}", False)
             return None
@@ -262,7 +277,7 @@ def build_datasets(
     for name, spec in value.items():
         try:
             datasets[name] = io.dataset_from_config(
-                name, spec, allow_imports=tuple(prefixes), root=root
+                name, spec, allow_imports=tuple(prefixes), root=root, credentials=credentials
             )
         except (PlaitError, TypeError, ValueError) as exc:
             add(("datasets", name), f"datasets.{name}: {exc}", False)
