@@ -206,7 +206,9 @@ def test_a_damaged_history_is_set_aside_and_its_readable_rows_recovered(project)
     listed = plait("runs", "list", "-n", "100", "--json", cwd=project)
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
-    assert 0 < len(runs) < 56
+    # Which rows the two damaged pages held depends on the schema's page layout (they may
+    # be index pages, whose rows are rebuilt): some or all of the 56 runs come back.
+    assert 0 < len(runs) <= 56
     assert warm_run(project) == {"numbers": True, "total": True, "summary": True}
 
 
