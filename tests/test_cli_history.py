@@ -290,3 +290,33 @@ def test_resume_and_rerun_print_the_terminal_values_and_show_element_attempts(tm
     assert "answer = 6" in rerun
     quiet = ok(plait("runs", "rerun", run_id, "-s", "answer", "-t", "flow.py", "-q", cwd=tmp_path))
     assert "answer = 6" not in quiet
+
+
+def test_resume_and_rerun_use_the_target_the_run_recorded(tmp_path):
+    (tmp_path / "flow.py").write_text(REPLAYED, encoding="utf-8")
+    assert plait("run", "flow.py", "-p", "n=3", "-q", cwd=tmp_path).returncode == 1
+    run_id = next(
+        line.split()[0] for line in ok(plait("runs", "list", cwd=tmp_path)).splitlines()[1:]
+    )
+    (tmp_path / "release").touch()
+    resumed = ok(plait("runs", "resume", run_id, cwd=tmp_path))  # no -t: the recorded one
+    assert "answer = 6" in resumed
+    rerun = ok(plait("runs", "rerun", run_id, "-s", "answer", cwd=tmp_path))
+    assert "answer = 6" in rerun
+
+
+def test_resume_of_a_run_with_no_recorded_target_asks_for_one(tmp_path):
+    from plait import Pipeline, Store, step
+
+    @step
+    def one() -> int:
+        return 1
+
+    store = Store(tmp_path / ".plait")
+    run_id = Pipeline([one]).run(store=store).run_id
+    store.close()
+    refused = plait("runs", "resume", run_id, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "records no target" in refused.stderr
+    assert "-t" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -179,7 +179,9 @@ def _replay_options(func: Any) -> Any:
     for option in reversed(
         [
             click.option(
-                "-t", "--target", required=True, help="The pipeline the run was made with."
+                "-t",
+                "--target",
+                help="The pipeline the run was made with (default: the target it recorded).",
             ),
             click.option("-e", "--executor", default="sequential", show_default=True),
             click.option("--report", metavar="FILE.html", help="Write an HTML report."),
@@ -203,7 +205,7 @@ def _replay_options(func: Any) -> Any:
 @_replay_options
 def runs_resume(
     run_id: str,
-    target: str,
+    target: str | None,
     executor: str,
     report: str | None,
     as_json: bool,
@@ -223,7 +225,7 @@ def runs_resume(
 def runs_rerun(
     run_id: str,
     steps: tuple[str, ...],
-    target: str,
+    target: str | None,
     executor: str,
     report: str | None,
     as_json: bool,
@@ -236,7 +238,7 @@ def runs_rerun(
 
 def _replay(
     run_id: str,
-    target: str,
+    target: str | None,
     executor: str,
     report: str | None,
     as_json: bool,
@@ -248,9 +250,17 @@ def _replay(
     from plait.cli._running import conclude, execute, hooks_for
     from plait.cli._target import load_pipeline
 
-    pipeline = load_pipeline(target)
     chosen = open_store(store, must_exist=True)
     full = resolve_run(chosen, run_id)
+    if target is None:
+        target = chosen.history.run(full, steps=False).target
+        if target is None:
+            raise CommandError(
+                f"run {full} records no target (it was not started by `plait run` nor from "
+                "an importable module)",
+                "give the pipeline: -t FILE.py:NAME or -t module:attr",
+            )
+    pipeline = load_pipeline(target)
     hooks = hooks_for(quiet=quiet, profile=False, total=None)
     if steps is None:
         result = execute(
