@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from plait import Pipeline, Step, Store
+from plait import Pipeline, Step, Store, step
 from plait.ui import app
 
 TOKEN = "test-token-0123456789"
@@ -578,3 +578,29 @@ def test_the_pages_and_actions_work_on_every_history_backend(tmp_path, request, 
         assert f'href="/runs/{new_id}"' in client.get(f"/runs/{failed.run_id}").text
     assert store.history.run(new_id).status == "succeeded"
     store.history.close()
+
+
+def test_the_run_page_shows_each_steps_peak_memory(tmp_path):
+    from plait.observe import ProfileHook
+
+    @step
+    def big() -> int:
+        return len(bytearray(3 << 20))  # about 3 MiB at its peak
+
+    @step
+    def small(big: int) -> int:
+        return big + 1
+
+    store = Store(tmp_path / "mem")
+    run_id = Pipeline([big, small], name="mem").run(store=store, hooks=[ProfileHook()]).run_id
+    plain = Pipeline([big, small], name="mem").run(store=store, force=True).run_id
+    with TestClient(app(store, token=TOKEN)) as ui:
+        signed_in(ui)
+        page = ui.get(f"/runs/{run_id}").text
+        unprofiled = ui.get(f"/runs/{plain}").text
+    store.close()
+    assert "<th>Peak memory</th>" in page
+    row = page[page.index('value="big"') :]
+    row = row[: row.index("</tr>")]
+    assert re.search(r"[34](\.\d)? MiB", row), row
+    assert "<th>Peak memory</th>" not in unprofiled  # no column when nothing was measured

@@ -63,6 +63,18 @@ def target_of(ui: UI, record: RunRecord) -> str | None:
     return record.target
 
 
+def _size(value: object) -> str:
+    """Bytes, readably (``3.0 MiB``); ``-`` when not measured."""
+    if not isinstance(value, int):
+        return "-"
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GiB"
+
+
 def templates() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -76,6 +88,7 @@ def templates() -> Environment:
         short=short,
         text=value_text,
         outcome=outcome,
+        size=_size,
     )
     env.globals["statuses"] = STATUSES
     return env
