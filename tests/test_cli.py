@@ -673,7 +673,10 @@ def test_resume_reruns_what_failed_and_reuses_the_rest(tmp_path):
     write_flow(tmp_path)
     assert plait("run", "flow.py", "-p", "n=100", "-q", cwd=tmp_path).returncode == 1
     (failed,) = run_ids(tmp_path)
-    user_error(plait("runs", "resume", failed, cwd=tmp_path), "Missing option '-t'")
+    # Without -t the run's recorded target runs: unchanged, it fails the same way.
+    again = plait("runs", "resume", failed, "-q", cwd=tmp_path)
+    assert again.returncode == 1, again.stderr
+    assert "over the limit" in again.stdout + again.stderr
     flow = (tmp_path / "flow.py").read_text(encoding="utf-8")
     (tmp_path / "flow.py").write_text(flow.replace("total > limit", "total > 10 * limit"))
     resumed = plait("runs", "resume", failed[:16], "--target", "flow.py", "-q", cwd=tmp_path)
