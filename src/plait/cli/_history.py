@@ -120,13 +120,14 @@ def runs_show(
     store: str | None,
 ) -> int:
     """One run: its params, its steps and the errors of failed steps."""
-    from plait.cli._records import as_run, logs_text, record_json, run_text
+    from plait.cli._records import logs_text, record_json, run_text
     from plait.io import run_datasets
 
     chosen = open_store(store, must_exist=True)
     record = chosen.history.run(resolve_run(chosen, run_id))
     if html_path:
         from plait.viz import run_to_html
+        from plait.viz.recorded import as_run
 
         pipeline: Any = record.structure
         if target:

@@ -1,9 +1,8 @@
-"""Presenting history records: text tables, JSON, and the HTML report of a recorded run.
+"""Presenting history records: text tables and JSON.
 
-A :class:`~plait.history.RunRecord` is not a :class:`~plait.RunResult`, but the HTML
-report reads runs through small protocols (``plait.viz.RunLike``); :func:`as_run` wraps a
-record in objects with the attributes the report reads, so a recorded run gets the same
-page as ``RunResult.to_html()``.
+The HTML report of a recorded run is ``plait.viz``'s own, fed the record through
+:func:`plait.viz.recorded.as_run`, so a recorded run gets the same page as
+``RunResult.to_html()``.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,6 @@ if TYPE_CHECKING:
     from plait.store.store import Entry
 
 __all__ = [
-    "as_run",
     "compare_text",
     "entries_text",
     "lineage_text",
@@ -295,80 +292,3 @@ def entries_text(entries: Sequence[Entry]) -> str:
             )
         )
     return f"{table(rows)}\n{len(entries)} entries, {_size(total)}"
-
-
-# -- the HTML report of a recorded run ----------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Error:
-    type: str
-    message: str
-    traceback: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Step:
-    status: str
-    cached: bool
-    duration: float
-    start_time: float | None
-    end_time: float | None
-    attempts: int
-    reason: str
-    error: _Error | None
-    data_versions: Mapping[str, str]
-    metrics: Mapping[str, Any]
-    fallback: bool = False
-    failed_elements: Mapping[Any, _Error] = field(default_factory=dict)
-    logs: tuple[str, ...] = ()
-    logs_dropped: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Run:
-    run_id: str
-    pipeline: str
-    status: str
-    duration: float
-    start_time: float
-    steps: Mapping[str, _Step]
-    params: Mapping[str, Any]
-    graph: Any = None  # a pipeline, to draw the edges
-
-
-def as_run(record: RunRecord, pipeline: Any = None) -> _Run:
-    """A recorded run as the HTML report reads runs; the edges come from ``pipeline``, else
-    from the structure recorded with the run."""
-    steps = {}
-    for name, step in record.steps.items():
-        error = None
-        if step.error:
-            error = _Error(
-                step.error.get("type", ""),
-                step.error.get("message", ""),
-                step.error.get("traceback", ""),
-            )
-        steps[name] = _Step(
-            status=step.status,
-            cached=step.cached,
-            duration=step.duration,
-            start_time=step.start_time,
-            end_time=step.end_time,
-            attempts=step.attempts,
-            reason=step.reason,
-            error=error,
-            data_versions=step.data_versions,
-            metrics=step.metrics,
-            fallback="fallback" in step.reason,
-            logs=step.logs,
-            logs_dropped=step.logs_dropped,
-        )
-    return _Run(
-        record.run_id,
-        record.pipeline,
-        record.status,
-        record.duration or 0.0,
-        record.start_time,
-        steps,
-        record.params,
-        pipeline if pipeline is not None else record.structure,
-    )

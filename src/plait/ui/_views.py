@@ -2,9 +2,9 @@
 
 Design. The DAG and the timeline are :mod:`plait.viz`'s own SVG (the drawings of
 ``RunResult.to_html()`` and ``plait runs show --html``), fed a recorded run through the
-small adapter (:func:`as_run`, the twin of the command line's). They use SVG
-presentation attributes only (``fill=``, ``stroke=``), never ``style=``, so they pass a
-CSP without ``'unsafe-inline'``; every piece of user text in them is escaped by the
+adapter of :mod:`plait.viz.recorded`, which the command line's report uses too. They
+use SVG presentation attributes only (``fill=``, ``stroke=``), never ``style=``, so they
+pass a CSP without ``'unsafe-inline'``; every piece of user text in them is escaped by the
 drawing code, which is why the templates may mark them safe. The durations chart of the
 step page is drawn here, in the same manner.
 """
@@ -14,17 +14,17 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from plait.history import RecordedPipeline, RunRecord, StepRecord
+from plait.history import RunRecord, StepRecord
 from plait.viz._model import Node, build_run_graph
 from plait.viz._protocols import OUTCOME_STYLES, OutcomeStyle, format_seconds, outcome_class
 from plait.viz._svg import MAX_DRAWN_NODES, draw_graph, draw_timeline
+from plait.viz.recorded import as_run
 
 __all__ = [
     "RunDrawing",
-    "as_run",
     "draw_run",
     "draw_timeline_only",
     "durations_chart",
@@ -61,80 +61,6 @@ def short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@dataclass(frozen=True, slots=True)
-class _Error:
-    type: str
-    message: str
-    traceback: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Step:
-    status: str
-    cached: bool
-    fallback: bool
-    duration: float
-    start_time: float | None
-    end_time: float | None
-    attempts: int
-    reason: str
-    error: _Error | None
-    data_versions: Mapping[str, str]
-    metrics: Mapping[str, Any]
-    failed_elements: Mapping[Any, _Error] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Run:
-    run_id: str
-    pipeline: str
-    status: str
-    duration: float
-    start_time: float
-    steps: Mapping[str, _Step]
-    graph: Any = None  # the recorded structure, which draws the edges
-
-
-def as_run(
-    record: RunRecord,
-    steps: Mapping[str, StepRecord] | None = None,
-    structure: RecordedPipeline | None = None,
-) -> _Run:
-    """A recorded run as :mod:`plait.viz` reads runs (``RunLike``), with ``steps`` and
-    ``structure`` when given (else the record's own)."""
-    shown: dict[str, _Step] = {}
-    for name, step in (record.steps if steps is None else steps).items():
-        error = None
-        if step.error:
-            error = _Error(
-                step.error.get("type", ""),
-                step.error.get("message", ""),
-                step.error.get("traceback", ""),
-            )
-        shown[name] = _Step(
-            status=step.status,
-            cached=step.cached,
-            fallback="fallback" in step.reason,
-            duration=step.duration,
-            start_time=step.start_time,
-            end_time=step.end_time,
-            attempts=step.attempts,
-            reason=step.reason,
-            error=error,
-            data_versions=step.data_versions,
-            metrics=step.metrics,
-        )
-    return _Run(
-        record.run_id,
-        record.pipeline,
-        record.status,
-        record.duration or 0.0,
-        record.start_time,
-        shown,
-        record.structure if steps is None else structure,
-    )
-
-
 def draw_timeline_only(
     record: RunRecord, first: Mapping[str, StepRecord], total: int
 ) -> RunDrawing:
@@ -144,7 +70,7 @@ def draw_timeline_only(
         f'<p class="note">The run has {total:,} steps; graphs are drawn up to '
         f"{MAX_DRAWN_NODES} nodes.</p>"
     )
-    return RunDrawing(note, draw_timeline(as_run(record, first)), {}, False)
+    return RunDrawing(note, draw_timeline(as_run(record, steps=first)), {}, False)
 
 
 @dataclass(frozen=True, slots=True)
