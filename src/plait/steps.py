@@ -7,7 +7,8 @@ outside a ``with Pipeline()`` block; inside one, calling it adds a node and retu
 :class:`Handle` objects (see :mod:`plait.pipeline`).
 
 Everything the user passes is normalised here once, into frozen values, so the graph
-and the runner never re-parse flexible arguments.
+and the runner never re-parse flexible arguments; the execution options are parsed and
+checked by :mod:`plait._step_options`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
-from typing import Any, Literal, cast, overload
+from typing import Any, overload
 
+from plait._step_options import StepOptions, make_options, names_of
 from plait.errors import StepDefinitionError, suggest
 
 __all__ = ["MISSING", "Handle", "Step", "StepOptions", "step"]
-
-OnUpstream = Literal["skip", "receive", "fail"]
-_ON_UPSTREAM = ("skip", "receive", "fail")
 
 
 class _Missing:
@@ -45,41 +43,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-
-
-def to_seconds(value: float | timedelta | None, what: str) -> float | None:
-    """Normalise a duration given as seconds or a timedelta."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise StepDefinitionError(f"{what} must be seconds or a timedelta, got {value!r}")
-    return float(value)
-
-
-@dataclass(frozen=True, slots=True)
-class StepOptions:
-    """Execution options of a step; see :func:`step` for their meaning."""
-
-    cache: bool = True
-    version: str | None = None
-    expire: Any = None
-    retries: int = 0
-    backoff: float = 1.0
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-    timeout: float | None = None
-    on_failure: Callable[..., Any] | None = None
-    when: Callable[..., Any] | None = None
-    on_upstream: OnUpstream = "skip"
-    optional: bool = False
-    map: str | None = None
-    concurrency: int | None = None
-    min_success_ratio: float = 1.0
-    dynamic: bool = False
-    input_files: tuple[str, ...] = ()
-    profile: bool = False
-    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,20 +88,6 @@ def _signature(func: Callable[..., Any]) -> Signature:
         getattr(target, "__call__", None)  # noqa: B004 - async callable objects
     )
     return Signature(tuple(params), defaults, _resolve_annotations(func), var_keyword, is_async)
-
-
-def _names(value: str | Sequence[str] | None, what: str, step_name: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    names = tuple(value)
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise StepDefinitionError(
-                f"step {step_name!r}: {what} must be non-empty strings, got {name!r}"
-            )
-    return names
 
 
 class Step:
@@ -213,7 +162,7 @@ class Step:
         self._explicit_outputs = outputs is not None
         self.outputs, self.single_output = self._output_names(outputs)
         self.after = _after_names(after, step_name)
-        self.options = _make_options(step_name, self.signature, self.outputs, options)
+        self.options = make_options(step_name, self.signature.params, self.outputs, options)
         # what functools.update_wrapper sets, without copying the function's __dict__
         for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
             value = getattr(func, attribute, None)
@@ -262,7 +211,7 @@ class Step:
     def _output_names(self, outputs: str | Sequence[str] | None) -> tuple[tuple[str, ...], bool]:
         if outputs is None:
             return (self.name,), True
-        names = _names(outputs, "outputs", self.name)
+        names = names_of(outputs, "outputs", self.name)
         if len(set(names)) != len(names):
             raise StepDefinitionError(f"step {self.name!r}: outputs repeat a name: {names}")
         return names, len(names) == 1
@@ -321,7 +270,7 @@ class Step:
             if not self.options.cache and "cache" not in changes and self.outputs:
                 merged.pop("cache")
             merged.update(changes)
-            clone.options = _make_options(clone.name, clone.signature, clone.outputs, merged)
+            clone.options = make_options(clone.name, clone.signature.params, clone.outputs, merged)
         return clone
 
     def _copy(self) -> Step:
@@ -407,74 +356,6 @@ def _after_names(after: Iterable[str | Step] | str | Step, step_name: str) -> tu
                 f"step {step_name!r}: after= takes steps or step names, got {item!r}"
             )
     return tuple(names)
-
-
-_DEFAULT_OPTIONS = {True: StepOptions(cache=True), False: StepOptions(cache=False)}
-
-
-def _make_options(
-    name: str, sig: Signature, outputs: tuple[str, ...], options: Mapping[str, Any]
-) -> StepOptions:
-    if not options:  # the common case: one shared, already checked instance
-        return _DEFAULT_OPTIONS[bool(outputs)]
-    unknown = set(options) - set(StepOptions.__dataclass_fields__)
-    if unknown:
-        bad = sorted(unknown)[0]
-        raise StepDefinitionError(
-            f"step {name!r}: unknown option {bad!r}{suggest(bad, StepOptions.__dataclass_fields__)}"
-        )
-    values = dict(options)
-    if values.get("cache") is None:
-        values["cache"] = bool(outputs)  # sinks are side effects: not cached by default
-    if values.get("backoff") is None:
-        values.pop("backoff", None)
-    retry_on = values.get("retry_on", (Exception,))
-    if isinstance(retry_on, type):
-        retry_on = (retry_on,)
-    values["retry_on"] = tuple(retry_on)
-    for key in ("input_files", "tags"):
-        if key in values:
-            values[key] = _names(values[key], key, name)
-    if "timeout" in values:
-        values["timeout"] = to_seconds(values["timeout"], f"step {name!r}: timeout")
-    if "backoff" in values:
-        values["backoff"] = to_seconds(values["backoff"], f"step {name!r}: backoff")
-    if values.get("version") is not None:
-        values["version"] = str(values["version"])
-    opts = StepOptions(**values)
-    _check_options(name, sig, opts)
-    return opts
-
-
-def _check_options(name: str, sig: Signature, opts: StepOptions) -> None:
-    problems = []
-    if not isinstance(opts.retries, int) or isinstance(opts.retries, bool) or opts.retries < 0:
-        problems.append(f"retries must be a whole number >= 0, got {opts.retries!r}")
-    if opts.timeout is not None and opts.timeout <= 0:
-        problems.append(f"timeout must be positive seconds, got {opts.timeout!r}")
-    if opts.on_upstream not in _ON_UPSTREAM:
-        problems.append(
-            f"on_upstream must be one of {list(_ON_UPSTREAM)}, got {opts.on_upstream!r}"
-            f"{suggest(str(opts.on_upstream), _ON_UPSTREAM)}"
-        )
-    if opts.map is not None and opts.map not in sig.params:
-        problems.append(
-            f"map={opts.map!r} is not a parameter of the function"
-            f"{suggest(opts.map, sig.params)}; parameters are {list(sig.params)}"
-        )
-    if not 0.0 <= opts.min_success_ratio <= 1.0:
-        problems.append(f"min_success_ratio must be in [0, 1], got {opts.min_success_ratio!r}")
-    if opts.concurrency is not None and opts.concurrency < 1:
-        problems.append(f"concurrency must be >= 1, got {opts.concurrency!r}")
-    for key in ("when", "on_failure"):
-        value = getattr(opts, key)
-        if value is not None and not callable(value):
-            problems.append(f"{key}= must be callable, got {value!r}")
-    for exc_type in cast(tuple[Any, ...], opts.retry_on):
-        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
-            problems.append(f"retry_on takes exception classes, got {exc_type!r}")
-    if problems:
-        raise StepDefinitionError(f"step {name!r}: " + "; ".join(problems))
 
 
 @overload

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from plait.steps import to_seconds
+from plait._step_options import to_seconds
 
 __all__ = ["Expiry", "expire"]
 

@@ -383,7 +383,7 @@ class Store:
         Returns:
             Counts of removed ``runs``, ``entries`` and ``artifacts``.
         """
-        from plait.steps import to_seconds
+        from plait._step_options import to_seconds
 
         cutoff = to_seconds(older_than, "older_than")
         doomed: set[str] = set()
