@@ -303,12 +303,12 @@ class CacheAgent:
     ) -> None:
         """A hit that was recomputed is no hit: say so, and tell the ``revised`` listeners
         (hooks saw the step end once already and are not told twice)."""
-        from plait.run.state import _outcome_value
+        from plait.run.finishing import outcome_value
 
         item = self.state.nodes[record.name].step
         values = self.state.values
         record.outcome = Ok(
-            _outcome_value(item, tuple(values.get(o, RELEASED) for o in item.outputs))
+            outcome_value(item, tuple(values.get(o, RELEASED) for o in item.outputs))
         )
         record.cached = False
         record.reason = DAMAGED_REASON

@@ -8,7 +8,9 @@ for ready work (:meth:`RunState.next_tasks`), runs the tasks however its executo
 and reports each result back (:meth:`RunState.complete`). All policy lives here, once, for
 every executor: ``on_upstream`` (skip / receive / fail), ``when`` predicates, optional
 steps, ``on_error`` (stop scheduling on the first failure, or continue), map elements and
-their success ratio, dynamic steps that add a pipeline mid-run, and memory release.
+their success ratio, dynamic steps that add a pipeline mid-run, and memory release. The
+map and dynamic parts live in :mod:`plait.run.mapping` and :mod:`plait.run.dynamic`, and
+making a finished step's record in :mod:`plait.run.finishing`; all work on this state.
 
 Glossary of the state:
 
@@ -51,10 +53,11 @@ from plait.results import (
     StepResult,
     StepStatus,
 )
-from plait.run import dynamic, mapping
+from plait.run import dynamic, finishing, mapping
 from plait.run.caching import CacheAgent
 from plait.run.compiled import Compiled, Node, compile_plan
 from plait.run.dynamic import Expansion
+from plait.run.finishing import outcome_value, store_values
 from plait.run.mapping import MapState
 from plait.run.task import Task, TaskResult
 from plait.steps import MISSING, Step
@@ -345,11 +348,11 @@ class RunState:
                 return
         values = self.agent.lazy_values(node, entry)
         item = node.step
-        kept = self._store_values(item, values)
+        kept = store_values(self, item, values)
         record = StepResult(
             name,
             "ok",
-            Ok(_outcome_value(item, kept)),
+            Ok(outcome_value(item, kept)),
             cached=True,
             reason="cache hit",
             cache_key=key,
@@ -386,29 +389,7 @@ class RunState:
     def _finish_dynamic(self, prefix: str) -> None:
         dynamic.finish(self, prefix)
 
-    # -- finishing -------------------------------------------------------------------
-    def _versions(
-        self, name: str, record: StepResult, result: TaskResult, ticket: Ticket | None
-    ) -> None:
-        """Fill a record's data versions, cache key and reason (with a store)."""
-        if self.agent is None:
-            return
-        node = self.nodes[name]
-        record.reason = self.reasons.pop(name, record.reason)
-        if ticket is not None:
-            record.cache_key = ticket.key
-        if result.artifacts:
-            record.data_versions = self.agent.executed(node, result, ticket)
-        else:  # computed on the driver: a map's list, a dynamic step's dict, no cache key
-            for output, value in zip(node.step.outputs, result.values, strict=False):
-                local = self._local(value)  # a remote executor's references: hash the data
-                record.data_versions[output] = self.agent.version_value(output, local)
-        unversioned = self.agent.unversioned_outputs(node)
-        if unversioned is not None and not record.reason.startswith("not cached"):
-            record.reason = unversioned
-        if record.fallback:
-            record.reason += "; fallback value (not cached)"
-
+    # -- finishing (run/finishing.py) ---------------------------------------------------
     def _finish_step(
         self,
         name: str,
@@ -419,63 +400,9 @@ class RunState:
         element_attempts: dict[Any, int] | None = None,
         cached: bool = False,
     ) -> None:
-        """Record a step's end (a map step's: with its elements' attempts, ``cached`` when
-        every element came from the cache)."""
-        self.running.discard(name)
-        item = self.nodes[name].step
-        if result.ok and self.datasets is not None and self.datasets.saves(name):
-            result = self.datasets.save_executed(item, result, self._local)
-        if result.ok:
-            kept = self._store_values(item, result.values)
-            outcome: Outcome = Ok(_outcome_value(item, kept))
-            record = StepResult(
-                name,
-                "ok",
-                outcome,
-                cached=cached,
-                reason="executed",
-                fallback=result.fallback,
-                duration=result.duration,
-                start_time=result.start,
-                end_time=result.end,
-                attempts=result.attempts,
-                metrics=result.metrics,
-                failed_elements=failed or {},
-                element_attempts=element_attempts or {},
-            )
-            self._versions(name, record, result, ticket)
-            self._record(name, record, None)
-        else:
-            error = result.error or RuntimeError("step failed")
-            if self.agent is not None and ticket is not None:
-                self.agent.cache.remember(item, ticket.parts)
-            record = StepResult(
-                name,
-                "failed",
-                Err(error),
-                reason="raised",
-                duration=result.duration,
-                start_time=result.start,
-                end_time=result.end,
-                attempts=result.attempts,
-                error=ErrorInfo.from_exception(error, result.traceback),
-                metrics=result.metrics,
-                failed_elements=failed or {},
-                element_attempts=element_attempts or {},
-            )
-            self._record(name, record, error)
-
-    def _store_values(self, item: Step, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Keep the values someone still needs; return them with RELEASED for the rest."""
-        requested = self.requested
-        kept = []
-        for output, value in zip(item.outputs, values, strict=False):
-            if self.refs.get(output, 0) > 0 or requested is None or output in requested:
-                self.values[output] = value
-                kept.append(value)
-            else:
-                kept.append(RELEASED)
-        return tuple(kept)
+        finishing.finish_step(
+            self, name, result, failed, ticket, element_attempts=element_attempts, cached=cached
+        )
 
     def _record(self, name: str, record: StepResult, error: BaseException | None) -> None:
         node = self.nodes[name]
@@ -537,7 +464,7 @@ class RunState:
                 record = StepResult(item.name, "not_run", Skipped(reason), reason=reason)
             elif (record.cached or self.fetch is not None) and isinstance(record.outcome, Ok):
                 kept = tuple(self.values.get(o, RELEASED) for o in item.outputs)
-                record.outcome = Ok(_outcome_value(item, kept))
+                record.outcome = Ok(outcome_value(item, kept))
             records[item.name] = record
         return records
 
@@ -560,12 +487,6 @@ def _datasets_of(plan: Plan, cache: RunCache | None, run_id: str) -> RunDatasets
     from plait.run.datasets import RunDatasets
 
     return RunDatasets.for_plan(plan, cache, run_id)
-
-
-def _outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
-    if item.single_output or item.options.dynamic:
-        return kept[0]
-    return dict(zip(item.outputs, kept, strict=True)) if item.outputs else None
 
 
 _PREDICATE_PARAMS: dict[Any, tuple[tuple[str, ...], bool]] = {}

@@ -1,0 +1,125 @@
+"""Finishing a step: its record, the values the run keeps, and their data versions.
+
+When a task comes back (:meth:`RunState.complete <plait.run.state.RunState.complete>`),
+the step's values are kept only while a consumer still needs them or the caller asked
+for them (:data:`~plait.results.RELEASED` stands in for the rest), a
+:class:`~plait.results.StepResult` is made (``ok`` or ``failed``), and with a store the
+record gets its cache key, data versions and reason. The record then goes to
+``RunState._record``, which updates what the rest of the run sees. Like
+:mod:`plait.run.mapping` and :mod:`plait.run.dynamic`, these functions work on the
+:class:`~plait.run.state.RunState` they are given.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plait.results import RELEASED, Err, ErrorInfo, Ok, Outcome, StepResult
+
+if TYPE_CHECKING:
+    from plait.run.state import RunState
+    from plait.run.task import TaskResult
+    from plait.steps import Step
+    from plait.store.cache import Ticket
+
+__all__ = ["finish_step", "outcome_value", "store_values"]
+
+
+def outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
+    """A step's outcome value from its kept outputs: the one value, or a dict by name."""
+    if item.single_output or item.options.dynamic:
+        return kept[0]
+    return dict(zip(item.outputs, kept, strict=True)) if item.outputs else None
+
+
+def _versions(
+    run: RunState, name: str, record: StepResult, result: TaskResult, ticket: Ticket | None
+) -> None:
+    """Fill a record's data versions, cache key and reason (with a store)."""
+    if run.agent is None:
+        return
+    node = run.nodes[name]
+    record.reason = run.reasons.pop(name, record.reason)
+    if ticket is not None:
+        record.cache_key = ticket.key
+    if result.artifacts:
+        record.data_versions = run.agent.executed(node, result, ticket)
+    else:  # computed on the driver: a map's list, a dynamic step's dict, no cache key
+        for output, value in zip(node.step.outputs, result.values, strict=False):
+            local = run._local(value)  # a remote executor's references: hash the data
+            record.data_versions[output] = run.agent.version_value(output, local)
+    unversioned = run.agent.unversioned_outputs(node)
+    if unversioned is not None and not record.reason.startswith("not cached"):
+        record.reason = unversioned
+    if record.fallback:
+        record.reason += "; fallback value (not cached)"
+
+
+def finish_step(
+    run: RunState,
+    name: str,
+    result: TaskResult,
+    failed: dict[Any, ErrorInfo] | None = None,
+    ticket: Ticket | None = None,
+    *,
+    element_attempts: dict[Any, int] | None = None,
+    cached: bool = False,
+) -> None:
+    """Record a step's end (a map step's: with its elements' attempts, ``cached`` when
+    every element came from the cache)."""
+    run.running.discard(name)
+    item = run.nodes[name].step
+    if result.ok and run.datasets is not None and run.datasets.saves(name):
+        result = run.datasets.save_executed(item, result, run._local)
+    if result.ok:
+        kept = store_values(run, item, result.values)
+        outcome: Outcome = Ok(outcome_value(item, kept))
+        record = StepResult(
+            name,
+            "ok",
+            outcome,
+            cached=cached,
+            reason="executed",
+            fallback=result.fallback,
+            duration=result.duration,
+            start_time=result.start,
+            end_time=result.end,
+            attempts=result.attempts,
+            metrics=result.metrics,
+            failed_elements=failed or {},
+            element_attempts=element_attempts or {},
+        )
+        _versions(run, name, record, result, ticket)
+        run._record(name, record, None)
+    else:
+        error = result.error or RuntimeError("step failed")
+        if run.agent is not None and ticket is not None:
+            run.agent.cache.remember(item, ticket.parts)
+        record = StepResult(
+            name,
+            "failed",
+            Err(error),
+            reason="raised",
+            duration=result.duration,
+            start_time=result.start,
+            end_time=result.end,
+            attempts=result.attempts,
+            error=ErrorInfo.from_exception(error, result.traceback),
+            metrics=result.metrics,
+            failed_elements=failed or {},
+            element_attempts=element_attempts or {},
+        )
+        run._record(name, record, error)
+
+
+def store_values(run: RunState, item: Step, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Keep the values someone still needs; return them with RELEASED for the rest."""
+    requested = run.requested
+    kept = []
+    for output, value in zip(item.outputs, values, strict=False):
+        if run.refs.get(output, 0) > 0 or requested is None or output in requested:
+            run.values[output] = value
+            kept.append(value)
+        else:
+            kept.append(RELEASED)
+    return tuple(kept)
