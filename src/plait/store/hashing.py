@@ -35,10 +35,12 @@ value) count by qualified name: two distinct classes of the same module and qual
 name are the same type to the hash.
 
 Design note: values are walked depth-first with an explicit stack of encoders (see
-:mod:`plait.store._hash_core`), so nesting up to :data:`MAX_DEPTH` levels costs no Python
-stack. An object met again while it is still being encoded (a reference cycle) is hashed
-as a back-reference marker with its distance up the stack, so equal cyclic structures
-share a version. Optional libraries are only imported when a value of theirs is hashed.
+:mod:`plait.store._hash_core`; the encoders of plain Python values are in
+:mod:`plait.store._hash_std`, those of array libraries in :mod:`plait.store._hash_arrays`),
+so nesting up to :data:`MAX_DEPTH` levels costs no Python stack. An object met again while
+it is still being encoded (a reference cycle) is hashed as a back-reference marker with its
+distance up the stack, so equal cyclic structures share a version. Optional libraries are
+only imported when a value of theirs is hashed.
 
 Structural hashing walks every reference, and an object graph that shares its parts
 (a matplotlib ``Figure``: transforms, fonts, callbacks reached along many paths) would be
@@ -56,12 +58,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import decimal
 import enum
 import pathlib
 import threading
 import types
-import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -77,6 +77,22 @@ from plait.store._hash_core import (
     qualified_name,
     size,
     tag,
+)
+from plait.store._hash_std import (
+    SIMPLE,
+    encode_dataclass,
+    encode_datetime,
+    encode_enum,
+    encode_mapping,
+    encode_ordered_mapping,
+    encode_path,
+    encode_pydantic,
+    encode_timezone,
+    encode_type,
+    sequence_encoder,
+    subclassed_container,
+    unordered_encoder,
+    write_flat,
 )
 
 __all__ = ["data_version", "file_version", "register_hasher"]
@@ -178,7 +194,7 @@ def _encode(hasher: Hasher, root: Any) -> None:
     """Feed ``root``'s encoding to ``hasher``: depth-first, with an explicit stack."""
     stack: list[_Frame] = []
     on_path: dict[int, int] = {}  # id of each value being encoded -> its depth
-    simple = _SIMPLE
+    simple = SIMPLE
     if not _enter(root, hasher, stack, on_path):
         return
     while stack:
@@ -199,11 +215,11 @@ def _encode(hasher: Hasher, root: Any) -> None:
 
 def _enter(value: Any, hasher: Hasher, stack: list[_Frame], on_path: dict[int, int]) -> bool:
     """Encode ``value`` at once if it can be (True when a frame was pushed instead)."""
-    simple = _SIMPLE.get(type(value))
+    simple = SIMPLE.get(type(value))
     if simple is not None:
         simple(hasher, value)
         return False
-    if _write_flat(hasher, value):
+    if write_flat(hasher, value):
         return False
     key = id(value)
     depth = on_path.get(key)
@@ -261,144 +277,7 @@ def _custom_encoder(function: Callable[[Any], Any]) -> Encoder:
     return encode
 
 
-# -- Python values ---------------------------------------------------------------------------
-
-
-def _int(hasher: Hasher, value: int) -> None:
-    tag(hasher, b"I", value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True))
-
-
-def _complex(hasher: Hasher, value: complex) -> None:
-    tag(hasher, b"C", f"{value.real.hex()},{value.imag.hex()}".encode())
-
-
-def _timedelta(hasher: Hasher, value: dt.timedelta) -> None:
-    tag(hasher, b"r", repr((value.days, value.seconds, value.microseconds)).encode())
-
-
-_SIMPLE: dict[type, Callable[[Hasher, Any], None]] = {
-    type(None): lambda h, v: h.update(b"N"),
-    bool: lambda h, v: h.update(b"B1" if v else b"B0"),
-    int: _int,
-    float: lambda h, v: tag(h, b"F", v.hex().encode()),
-    complex: _complex,
-    str: lambda h, v: tag(h, b"S", v.encode("utf-8", "surrogatepass")),
-    bytes: lambda h, v: tag(h, b"Y", v),
-    bytearray: lambda h, v: tag(h, b"y", bytes(v)),
-    dt.date: lambda h, v: tag(h, b"d", v.isoformat().encode()),
-    dt.timedelta: _timedelta,
-    decimal.Decimal: lambda h, v: tag(h, b"M", str(v).encode()),
-    uuid.UUID: lambda h, v: tag(h, b"U", v.bytes),
-    range: lambda h, v: tag(h, b"R", repr((v.start, v.stop, v.step)).encode()),
-}
-"""Exact types written at once: values that cannot contain anything else."""
-
-
-def _write_flat(hasher: Hasher, value: Any) -> bool:
-    """Write a list or tuple of scalars at once (no encoder frame); False for others."""
-    label = _FLAT.get(type(value))
-    if label is None:
-        return False
-    simple = _SIMPLE
-    for item in value:
-        if type(item) not in simple:
-            return False
-    hasher.update(label + size(len(value)))
-    for item in value:
-        simple[type(item)](hasher, item)
-    return True
-
-
-_FLAT: dict[type, bytes] = {list: b"L", tuple: b"T"}
-
-
-def _sequence(label: bytes) -> Encoder:
-    def encode(hasher: Hasher, value: Any) -> Iterable[Any]:
-        hasher.update(label + size(len(value)))
-        items: Iterable[Any] = value  # each item is an operation: encoded in place
-        return items
-
-    return encode
-
-
-def _digests(items: Iterable[Any], digests: list[bytes]) -> Iterator[Any]:
-    """Append the digest of each item to ``digests`` (scalars at once)."""
-    for item in items:
-        sub = new_hasher()
-        simple = _SIMPLE.get(type(item))
-        if simple is not None:
-            simple(sub, item)
-        elif not _write_flat(sub, item):
-            yield Into(item, sub)
-        digests.append(sub.digest())
-
-
-def _unordered(label: bytes) -> Encoder:
-    def encode(hasher: Hasher, value: Any) -> Iterator[Any]:
-        hasher.update(label + size(len(value)))
-        digests: list[bytes] = []
-        yield from _digests(value, digests)
-        for digest in sorted(digests):
-            hasher.update(digest)
-
-    return encode
-
-
-def _mapping(hasher: Hasher, value: Mapping[Any, Any]) -> Iterator[Any]:
-    """Order-free: the sorted digests of its ``(key, value)`` pairs (encoded as tuples)."""
-    hasher.update(b"D" + size(len(value)))
-    digests: list[bytes] = []
-    for pair in value.items():
-        sub = new_hasher()
-        sub.update(b"T" + size(2))
-        for part in pair:
-            simple = _SIMPLE.get(type(part))
-            if simple is not None:
-                simple(sub, part)
-            elif not _write_flat(sub, part):
-                yield Into(part, sub)
-        digests.append(sub.digest())
-    for digest in sorted(digests):
-        hasher.update(digest)
-
-
-def _ordered_mapping(hasher: Hasher, value: Mapping[Any, Any]) -> Iterator[Any]:
-    hasher.update(b"Z" + size(len(value)))
-    for key, item in value.items():
-        yield key
-        yield item
-
-
-def _instance_state(value: Any) -> dict[str, Any] | None:
-    """Attributes a subclass of a builtin container carries beside its items, if any."""
-    return getattr(value, "__dict__", None) or None
-
-
-def _subclassed_container(label: bytes, items: Encoder) -> Encoder:
-    def encode(hasher: Hasher, value: Any) -> Iterator[Any]:
-        tag(hasher, label, qualified_name(type(value)).encode())
-        if isinstance(value, collections.defaultdict):
-            yield value.default_factory
-        yield from items(hasher, value)
-        yield _instance_state(value)
-
-    return encode
-
-
-def _datetime(hasher: Hasher, value: dt.datetime | dt.time) -> Iterable[Any]:
-    """The wall time, ``fold`` and the ``tzinfo`` itself (not just today's offset)."""
-    label = b"t" if isinstance(value, dt.datetime) else b"h"
-    wall = value.replace(tzinfo=None, fold=0).isoformat()
-    tag(hasher, label, f"{wall}|{value.fold}".encode())
-    if value.tzinfo is None:
-        hasher.update(b"N")
-        return LEAF
-    return (value.tzinfo,)
-
-
-def _timezone(hasher: Hasher, value: dt.timezone) -> Iterable[Any]:
-    tag(hasher, b"z", f"{value.utcoffset(None)}|{value.tzname(None)}".encode())
-    return LEAF
+# -- dispatch, and the encoders that may pickle (plain values: _hash_std.py) ---------------
 
 
 def _zone(hasher: Hasher, value: zoneinfo.ZoneInfo) -> Iterable[Any]:
@@ -409,22 +288,22 @@ def _zone(hasher: Hasher, value: zoneinfo.ZoneInfo) -> Iterable[Any]:
     return LEAF
 
 
-_ORDERED_SUBCLASS = _subclassed_container(b"m", _ordered_mapping)
-_MAPPING_SUBCLASS = _subclassed_container(b"m", _mapping)
-_SEQUENCE_SUBCLASS = _subclassed_container(b"l", _sequence(b"L"))
-_SET_SUBCLASS = _subclassed_container(b"s", _unordered(b"E"))
+_ORDERED_SUBCLASS = subclassed_container(b"m", encode_ordered_mapping)
+_MAPPING_SUBCLASS = subclassed_container(b"m", encode_mapping)
+_SEQUENCE_SUBCLASS = subclassed_container(b"l", sequence_encoder(b"L"))
+_SET_SUBCLASS = subclassed_container(b"s", unordered_encoder(b"E"))
 
 _EXACT: dict[type, Encoder] = {
-    list: _sequence(b"L"),
-    tuple: _sequence(b"T"),
-    dict: _mapping,
-    set: _unordered(b"E"),
-    frozenset: _unordered(b"e"),
+    list: sequence_encoder(b"L"),
+    tuple: sequence_encoder(b"T"),
+    dict: encode_mapping,
+    set: unordered_encoder(b"E"),
+    frozenset: unordered_encoder(b"e"),
     collections.OrderedDict: _ORDERED_SUBCLASS,
     collections.defaultdict: _MAPPING_SUBCLASS,
-    dt.datetime: _datetime,
-    dt.time: _datetime,
-    dt.timezone: _timezone,
+    dt.datetime: encode_datetime,
+    dt.time: encode_datetime,
+    dt.timezone: encode_timezone,
     zoneinfo.ZoneInfo: _zone,
 }
 """Exact types that contain other values (or a tzinfo), before any registered hasher."""
@@ -433,9 +312,9 @@ _EXACT: dict[type, Encoder] = {
 def _structured(value: Any) -> Encoder:
     """The encoder of a value that is not of an exact builtin or library type."""
     if isinstance(value, enum.Enum):
-        return _enum
+        return encode_enum
     if isinstance(value, pathlib.PurePath):
-        return _path
+        return encode_path
     if isinstance(value, collections.OrderedDict):
         return _ORDERED_SUBCLASS
     if isinstance(value, Mapping):
@@ -447,44 +326,12 @@ def _structured(value: Any) -> Encoder:
     if isinstance(value, types.FunctionType):
         return _function
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _dataclass
+        return encode_dataclass
     if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
-        return _pydantic
+        return encode_pydantic
     if isinstance(value, type):
-        return _type
+        return encode_type
     return _object
-
-
-def _enum(hasher: Hasher, value: enum.Enum) -> Iterable[Any]:
-    tag(hasher, b"n", qualified_name(type(value)).encode())
-    return (value.value,)
-
-
-def _path(hasher: Hasher, value: pathlib.PurePath) -> Iterable[Any]:
-    tag(hasher, b"P", f"{qualified_name(type(value))}:{value}".encode())
-    return LEAF
-
-
-def _type(hasher: Hasher, value: type) -> Iterable[Any]:
-    name = f"{qualified_name(type(value))}:{qualified_name(value)}"
-    tag(hasher, b"k", name.encode())
-    return LEAF
-
-
-def _dataclass(hasher: Hasher, value: Any) -> Iterator[Any]:
-    tag(hasher, b"c", qualified_name(type(value)).encode())
-    names = set()
-    for field in dataclasses.fields(value):
-        names.add(field.name)
-        yield field.name
-        yield getattr(value, field.name)
-    extra = {k: v for k, v in getattr(value, "__dict__", {}).items() if k not in names}
-    yield extra or None
-
-
-def _pydantic(hasher: Hasher, value: Any) -> Iterable[Any]:
-    tag(hasher, b"p", qualified_name(type(value)).encode())
-    return (value.model_dump(mode="python"),)
 
 
 def _function(hasher: Hasher, value: types.FunctionType) -> Iterable[Any]:
