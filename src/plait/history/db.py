@@ -329,10 +329,12 @@ class Database:
 def _sqlite(path: str) -> Any:
     import sqlite3
 
+    from plait._sqlite import to_wal
+
     connection = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
     try:
         connection.execute("PRAGMA busy_timeout=30000")
-        connection.execute("PRAGMA journal_mode=WAL")
+        to_wal(connection)
         connection.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         connection.close()

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from plait._sqlite import to_wal
 from plait.store.backends import Backend
 
 __all__ = ["FileIndex", "Index", "RebuiltIndex", "SQLiteIndex"]
@@ -164,7 +165,7 @@ class SQLiteIndex:
             self.path, timeout=60.0, isolation_level=None, check_same_thread=False
         )
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
+            to_wal(connection)
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data BLOB NOT NULL)"
