@@ -65,17 +65,14 @@ def _defaulted(node: Node) -> dict[str, Any]:
     return {p: v for p, v in item.signature.defaults.items() if p not in fed}
 
 
-def step_params(
-    state: RunState, node: Node, defaulted: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The values a step receives from params and from its own defaults, by parameter
-    (``defaulted``: :func:`_defaulted` of the node, when the caller keeps it)."""
+def step_params(state: RunState, node: Node) -> dict[str, Any]:
+    """The values a step receives from params and from its own defaults, by parameter."""
     received = {
         source.param: state._static_value(source)
         for source in node.statics
         if source.kind == FROM_PARAM
     }
-    received.update(_defaulted(node) if defaulted is None else defaulted)
+    received.update(_defaulted(node))
     return received
 
 
@@ -218,17 +215,8 @@ def _origin_target(history: Any, origin: str | None) -> str | None:
     return str(rows[0][0]) if rows and rows[0][0] else None
 
 
-def _params_of(state: RunState, node: Node, defaults: dict[str, dict[str, Any]]) -> Any:
-    name = node.step.name
-    found = defaults.get(name)
-    if found is None:
-        found = defaults[name] = _defaulted(node)
-    return step_params(state, node, found)
-
-
 def _listener(state: RunState, recorder: RunRecorder, *, revised: bool) -> Any:
     """What hands a finished (or revised) step's record to the recorder."""
-    defaults: dict[str, dict[str, Any]] = {}  # step -> _defaulted (fixed for the run)
 
     def record(result: StepResult) -> None:
         try:
@@ -242,7 +230,7 @@ def _listener(state: RunState, recorder: RunRecorder, *, revised: bool) -> Any:
                 by_data,
                 parts.get("code"),
                 peak if isinstance(peak, int) else None,
-                params=None if node is None else _params_of(state, node, defaults),
+                params=None if node is None else step_params(state, node),
                 logs=logs_of(result.metrics),
                 revised=revised,
             )
