@@ -191,3 +191,39 @@ def open_store(tmp_path: Path, history_url: str) -> Iterator[Any]:
     yield _open
     for store in opened:
         store.history.close()
+
+
+# -- S3: a local moto server ---------------------------------------------------------------
+# One real S3 API (moto's server on a loopback port) for the whole session; each test gets a
+# bucket of its own. boto3 and moto are imported only by the tests that use them.
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[str]:
+    """The URL of a moto S3 server on 127.0.0.1."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+_buckets = iter(range(1_000_000))
+
+
+@pytest.fixture
+def s3_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
+    """A fresh bucket on the moto server, and a boto3 client to look inside it."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    name = f"plait-test-{next(_buckets)}"
+    client.create_bucket(Bucket=name)
+    yield client, name
+    client.close()

@@ -3,13 +3,10 @@ local disk, in ``memory://`` and (CSV) on S3 through a local moto server."""
 
 from __future__ import annotations
 
-import itertools
 import os
 
-import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
 from plait.io import (
     CSV,
@@ -187,29 +184,10 @@ def test_load_catalog_reads_yaml(tmp_path):
 
 # -- S3 on a local moto server ------------------------------------------------------
 
-_buckets = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
 
 @pytest.fixture
-def bucket(endpoint, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    name = f"plait-io-{next(_buckets)}"
-    client.create_bucket(Bucket=name)
-    yield client, name
-    client.close()
+def bucket(s3_bucket):
+    return s3_bucket
 
 
 def s3_options(endpoint):

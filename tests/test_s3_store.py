@@ -6,40 +6,17 @@ AWS, with an ``endpoint_url`` in its storage options.
 
 from __future__ import annotations
 
-import itertools
-
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from plait import Pipeline, Store, step
 from store_cases import CALLS, Blob
 
-_buckets = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
 
 @pytest.fixture
-def s3(endpoint, monkeypatch):
+def s3(s3_bucket):
     """A fresh bucket, and a boto3 client to look inside it."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    bucket = f"plait-test-{next(_buckets)}"
-    client.create_bucket(Bucket=bucket)
     CALLS.reset()
-    yield client, bucket
-    client.close()
+    return s3_bucket
 
 
 def _store(endpoint, bucket):
