@@ -34,3 +34,11 @@ def plait(
         timeout=timeout,
         check=False,
     )
+
+
+def succeeds(*args: str, cwd: Path | str, **env: str) -> str:
+    """The output of ``python -m plait ARGS`` in ``cwd``, which must succeed cleanly."""
+    completed = plait(*args, cwd=cwd, **env)
+    assert completed.returncode == 0, completed.stderr + completed.stdout
+    assert "Traceback" not in completed.stderr
+    return completed.stdout

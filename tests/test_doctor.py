@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_cases import plait
 from plait import Store
 from plait.store.doctor import check
 
@@ -48,21 +49,6 @@ FLOW = textwrap.dedent(
 )
 VALUES = {"summary": {"count": 4, "total": 6}}
 AN_HOUR_AGO = time.time() - 3600
-
-
-def plait(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m plait ARGS`` in ``cwd``, with no store or secret from the environment."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PLAIT_STORE", "PLAIT_SECRET")}
-    return subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 def warm_run(folder: Path) -> dict[str, bool]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
+
+from cli_cases import plait as _plait
 
 PIPELINE = textwrap.dedent(
     """
@@ -32,19 +31,6 @@ PIPELINE = textwrap.dedent(
     )
     """
 )
-
-
-def _plait(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
-    return subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_datasets_list_shows_each_dataset(tmp_path):

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from cli_cases import plait as _plait
 from plait import Store
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "spaceflights"
-
-
-def _plait(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
-    return subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,9 @@ elements' lines, each prefixed by the element's index or key. The CLI tests run
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
+from cli_cases import succeeds as plait
 from plait import Pipeline, Store, current, step
 
 
@@ -98,25 +95,6 @@ FLOW = textwrap.dedent(
     pipeline = Pipeline([each, total], name="flow", params={"items": [1, 2, 3]})
     """
 )
-
-
-def plait(*args: str, cwd: Path) -> str:
-    """The output of ``python -m plait ARGS`` in ``cwd``, which must succeed."""
-    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
-    env["COLUMNS"] = "200"
-    completed = subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr + completed.stdout
-    assert "Traceback" not in completed.stderr
-    return completed.stdout
 
 
 def test_run_json_shows_each_steps_logs(tmp_path):

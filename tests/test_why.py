@@ -8,13 +8,12 @@ checks them "as if the upstream output came out unchanged".
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from cli_cases import succeeds as plait
 
 FLOW = textwrap.dedent(
     """
@@ -57,24 +56,6 @@ FLOW = textwrap.dedent(
 )
 
 SINK = "runs every time: a sink (no outputs) is not cached"
-
-
-def plait(*args: str, cwd: Path) -> str:
-    """The output of ``python -m plait ARGS`` in ``cwd``, which must succeed."""
-    env = {k: v for k, v in os.environ.items() if k != "PLAIT_STORE"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "plait", *args],
-        cwd=cwd,
-        env=env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr + completed.stdout
-    assert "Traceback" not in completed.stderr
-    return completed.stdout
 
 
 @pytest.fixture
