@@ -227,3 +227,70 @@ def s3_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     client.create_bucket(Bucket=name)
     yield client, name
     client.close()
+
+
+# -- Redis: a real redis-server ------------------------------------------------------------
+# One throwaway server (Debian's redis-server, installed by .ci/system.sh) on a free loopback
+# port for the whole session, with no persistence; each test gets a flushed database.
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """The URL (``redis://127.0.0.1:PORT``) of a redis-server for the whole session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "the Redis tests need redis-server: install it with .ci/system.sh", pytrace=False
+        )
+    root = Path(tempfile.mkdtemp(prefix="plait-redis-"))
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(root),
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"redis-server did not start on port {port}", pytrace=False)
+        time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """A flushed database (``redis://127.0.0.1:PORT/0``) on the session's redis-server."""
+    with socket.create_connection(("127.0.0.1", int(redis_server.rsplit(":", 1)[1]))) as sock:
+        sock.sendall(b"FLUSHALL\r\n")
+        assert sock.recv(16).startswith(b"+OK")
+    return f"{redis_server}/0"
