@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from plait.pipeline import Pipeline, param
-from plait.results import Err, Ok, RunResult, Skipped, StepResult
-from plait.run.context import current
 from plait.steps import Step, step
-from plait.store.expiry import expire
 
 if TYPE_CHECKING:
     from plait.registry import Registry
+    from plait.results import Err, Ok, RunResult, Skipped, StepResult
+    from plait.run.context import current
+    from plait.store.expiry import expire
     from plait.store.memo import cached
     from plait.store.store import Store
     from plait.yaml_pipeline import load_pipeline
@@ -43,16 +43,26 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
+# Imported on first use, keeping ``import plait`` light: building a pipeline needs only
+# steps and pipelines; the run layer (results, context) loads with the first run, the
+# store (expiry, Store, cached) with the first cached run.
 _LAZY = {
+    "Err": "plait.results",
+    "Ok": "plait.results",
     "Registry": "plait.registry",
+    "RunResult": "plait.results",
+    "Skipped": "plait.results",
     "Store": "plait.store.store",
+    "StepResult": "plait.results",
     "cached": "plait.store.memo",
+    "current": "plait.run.context",
+    "expire": "plait.store.expiry",
     "load_pipeline": "plait.yaml_pipeline",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the store's modules on first use, keeping ``import plait`` light."""
+    """Import a public name's module on first use (see ``_LAZY``)."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'plait' has no attribute {name!r}")

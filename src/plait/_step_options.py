@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from plait.errors import StepDefinitionError, suggest
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 __all__ = ["OnUpstream", "StepOptions", "check_options", "make_options", "names_of", "to_seconds"]
 
@@ -27,6 +29,8 @@ def to_seconds(value: float | timedelta | None, what: str) -> float | None:
     """Normalise a duration given as seconds or a timedelta."""
     if value is None:
         return None
+    from datetime import timedelta  # here: most steps have no duration option
+
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -26,7 +26,6 @@ Warnings (issued with :func:`warnings.warn`, never raised by plait)::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -274,6 +273,8 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
     >>> suggest("zzz", ["clean"])
     ''
     """
+    import difflib  # here: only an error message needs it, not ``import plait``
+
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
     if not close:
         return ""
