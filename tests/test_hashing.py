@@ -6,12 +6,14 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import itertools
 import json
 import os
 import pathlib
 import re
 import subprocess
 import sys
+import tracemalloc
 import uuid
 from pathlib import Path
 
@@ -487,6 +489,38 @@ def test_arrow_tables_differ_in_schema_and_values(other):
 )
 def test_arrow_tables_hash_by_content_not_layout(build):
     assert data_version(build()) == data_version(pa.table({"a": [1, 2], "s": ["x", "y"]}))
+
+
+def _strings(count):
+    return [f"item-{k % 977}" * (k % 3) for k in range(count)]
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string(), pa.binary()])
+def test_string_arrays_hash_the_same_however_chunked_and_sliced(kind):
+    # 200,003 strings: chunks that start anywhere in the bytes, over several offset blocks
+    whole = pa.array(_strings(200_003), kind)
+    cuts = [0, 1, 70_000, 70_001, 150_000, 200_003]
+    chunked = pa.chunked_array([whole[a:b] for a, b in itertools.pairwise(cuts)])
+    padded = pa.array(["x", *_strings(200_003), "y"], kind).slice(1, 200_003)
+    assert data_version(chunked) == data_version(whole) == data_version(padded)
+    moved = _strings(200_003)
+    moved[150_001], moved[150_002] = moved[150_001] + "i", moved[150_002][1:]  # a boundary moves
+    assert moved[150_002] != _strings(200_003)[150_002]
+    assert data_version(pa.array(moved, kind)) != data_version(whole)
+
+
+def test_string_columns_are_hashed_without_copying_their_buffers():
+    # the offsets and bytes are hashed where they are: numpy allocates (and tracemalloc
+    # sees) nothing near the column's size (it used to copy the offsets three times)
+    column = pd.Series(_strings(1_000_000), dtype=pd.StringDtype("pyarrow"))
+    frame = pd.DataFrame({"s": column})
+    tracemalloc.start()
+    try:
+        data_version(frame)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # the offsets alone are 8 MB
 
 
 def test_arrow_values_under_null_slots_do_not_count():

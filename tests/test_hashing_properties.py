@@ -265,7 +265,7 @@ PINNED = {
     "masked_array": "2a5bd86827123e319e83603292c01916",
     "zero_size": "8ef3b1ff21ced915d48ff8b44b0e46f5",
     "recarray": "21e913e9b25ef96642740277cb91664a",
-    "frame_named_columns": "8998a6bee62ec7d2b2a061367d73eb01",
+    "frame_named_columns": "cd4841fadccdd26c57a47f55cdf16491",  # issue 16: string end offsets
     "cycle": "85e14cfa0feabc346bb71025cb8fb86a",
     "nested_deep": "c16ae16e9c9b0c75239dd8303ee2ca37",
 }

@@ -1,7 +1,8 @@
 """Data-version encoders for array libraries: numpy, pandas, pyarrow, polars.
 
 Numeric buffers go straight to xxh3 (no copy for contiguous arrays, no Python loop per
-element); everything that changes how the value behaves is hashed beside them: the exact
+element), and so do arrow strings: their bytes and their offsets buffer as they are (see
+:func:`_end_offsets` for how that stays independent of chunking); everything that changes how the value behaves is hashed beside them: the exact
 type (``np.matrix``, ``recarray``, masked arrays, DataFrame subclasses), dtype and shape,
 masks, categories and arrow dictionaries, index and column names and levels, timezones
 and the kind of each null in object columns. A library is only imported once a value of
@@ -230,7 +231,7 @@ def _arrow_array(hasher: Hasher, array: Any) -> Iterator[Any]:
         array = array.unify_dictionaries()
     chunks = getattr(array, "chunks", [array])
     tag(hasher, b"W", f"{array.type}|{len(array)}".encode())
-    streams = [new_hasher(), new_hasher(), new_hasher()]  # values, lengths, null positions
+    streams = [_Stream(), _Stream(), _Stream()]  # values, end offsets/lengths, null positions
     position = 0
     dictionary = None
     for raw in chunks:
@@ -241,13 +242,13 @@ def _arrow_array(hasher: Hasher, array: Any) -> Iterator[Any]:
         if pa.types.is_dictionary(chunk.type):
             if dictionary is None or not chunk.dictionary.equals(dictionary):
                 dictionary = chunk.dictionary
-                yield Into(dictionary, streams[1])
+                yield Into(dictionary, streams[1].hasher)
             chunk = chunk.indices
         if chunk.null_count:
             chunk = _without_null_bytes(chunk)
         if not _arrow_buffers(streams, chunk):
             for item in chunk.to_pylist():  # nested types (list, struct, map...): exact
-                yield Into(item, streams[0])
+                yield Into(item, streams[0].hasher)
         position += len(chunk)
     for stream in streams:
         hasher.update(stream.digest())
@@ -275,7 +276,52 @@ def _without_null_bytes(chunk: Any) -> Any:
         return chunk
 
 
-def _arrow_buffers(streams: list[Hasher], chunk: Any) -> bool:
+class _Stream:
+    """A hasher that counts the string bytes fed so far (the next chunk's base offset)."""
+
+    __slots__ = ("done", "hasher")
+
+    def __init__(self) -> None:
+        self.hasher = new_hasher()
+        self.done = 0
+
+    def update(self, data: Any) -> None:
+        self.hasher.update(data)
+
+    def digest(self) -> bytes:
+        return bytes(self.hasher.digest())
+
+
+_I4_LIMIT = 1 << 31
+_BLOCK = 1 << 16  # offsets rebased per block: a small buffer, never a copy of the column
+
+
+def _end_offsets(stream: _Stream, ends: Any, shift: int, large: bool) -> None:
+    """Feed each string's end, counted from the start of the whole array's string bytes.
+
+    That is the chunk's own offsets buffer, hashed as it is, when the chunk starts where
+    the previous ones ended (a single unsliced chunk: the usual case); other chunks are
+    shifted block by block. The entries are 4-byte for ``string``/``binary`` while they
+    fit (8-byte beyond 2 GiB, which only a chunked array reaches) and 8-byte for the
+    ``large_`` types, so the bytes depend on the value only, never on its chunking; and
+    the element count (in the array's tag) makes the switch point unambiguous.
+    """
+    import numpy as np
+
+    if shift == 0 and sys.byteorder == "little":
+        stream.update(ends)  # no copy: the buffer itself
+        return
+    for begin in range(0, len(ends), _BLOCK):
+        block = ends[begin : begin + _BLOCK].astype("<i8") + shift
+        if large:
+            stream.update(block)
+            continue
+        cut = int(np.searchsorted(block, _I4_LIMIT))
+        stream.update(block[:cut].astype("<i4"))
+        stream.update(block[cut:])
+
+
+def _arrow_buffers(streams: list[_Stream], chunk: Any) -> bool:
     """Feed the live bytes of a fixed-width, boolean or string chunk; False otherwise."""
     import numpy as np
     import pyarrow as pa
@@ -287,8 +333,10 @@ def _arrow_buffers(streams: list[Hasher], chunk: Any) -> bool:
         offsets = np.frombuffer(buffers[1], dtype="<i8" if large else "<i4")
         offsets = offsets[start : start + count + 1]
         if count:
-            streams[1].update(np.diff(offsets).astype("<i8").tobytes())
-            streams[0].update(memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])])
+            first, last = int(offsets[0]), int(offsets[-1])
+            _end_offsets(streams[1], offsets[1:], streams[0].done - first, large)
+            streams[0].update(memoryview(buffers[2])[first:last])
+            streams[0].done += last - first
         return True
     if pa.types.is_boolean(kind) and not chunk.null_count:
         streams[0].update(chunk.to_numpy(zero_copy_only=False).astype("u1").tobytes())
