@@ -52,6 +52,10 @@ class Pipeline:
         datasets: Data name -> dataset (any object with ``load()``/``save(data)``, e.g.
             :class:`plait.io.CSV`): one named like an input no step produces is a source,
             one named like an output a sink (see ``docs/datasets.md``).
+        experiment: The experiment its runs belong to (default: the pipeline's name);
+            recorded with each run.
+        version: The pipeline's version (any text, e.g. ``"1.2.0"``), recorded with each
+            run.
     """
 
     def __init__(
@@ -64,6 +68,8 @@ class Pipeline:
         hooks: Sequence[Any] = (),
         store: Any = None,
         datasets: Mapping[str, Any] | None = None,
+        experiment: str | None = None,
+        version: str | None = None,
     ) -> None:
         if isinstance(steps, str):
             name, steps = name or steps, None
@@ -73,6 +79,8 @@ class Pipeline:
         self.hooks = list(hooks)
         self.store = store
         self.datasets: dict[str, Any] = dict(datasets or {})
+        self.experiment = experiment
+        self.version = version
         self._steps: dict[str, Step] = {}
         self._declared: dict[str, ParamSpec] = {}
         self._graph: Graph | None = None

@@ -66,24 +66,52 @@ def runs_group(ctx: click.Context) -> int | None:
 @click.option(
     "--status", type=click.Choice(["running", "succeeded", "failed", "cancelled"]), default=None
 )
+@click.option("--trigger", help="Only runs started by the trigger of this name or kind.")
+@click.option("--experiment", help="Only runs of this experiment.")
+@click.option("--version", "version", help="Only runs of this pipeline version.")
+@click.option("--project", help="Only runs of this project.")
 @click.option("-n", "--limit", type=int, default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @store_option
 @common
 def runs_list(
-    pipeline: str | None, status: str | None, limit: int, as_json: bool, store: str | None
+    pipeline: str | None,
+    status: str | None,
+    trigger: str | None,
+    experiment: str | None,
+    version: str | None,
+    project: str | None,
+    limit: int,
+    as_json: bool,
+    store: str | None,
 ) -> int:
     """The latest runs, newest first."""
     from plait.cli._records import record_json, runs_text
 
     chosen = open_store(store, must_exist=True)
-    records = chosen.history.runs(pipeline=pipeline, status=status, limit=limit)
+    groups = {
+        "pipeline": pipeline,
+        "status": status,
+        "trigger": trigger,
+        "experiment": experiment,
+        "version": version,
+        "project": project,
+    }
+    records = chosen.history.runs(
+        pipeline=pipeline,
+        status=status,
+        limit=limit,
+        trigger=trigger,
+        experiment=experiment,
+        version=version,
+        project=project,
+    )
     if as_json:
         click.echo(record_json([r.to_dict(steps=False) for r in records]))
     elif records:
         click.echo(runs_text(records))
     else:
-        filters = [f"--{n} {v}" for n, v in (("pipeline", pipeline), ("status", status)) if v]
+        filters = [f"--{n} {v}" for n, v in groups.items() if v]
         if filters:
             click.echo(f"no run matched {' '.join(filters)} in {chosen.url}")
         else:

@@ -74,14 +74,30 @@ def _where(
     tags: Iterable[str],
     text: str | None,
     origin: str | None,
+    trigger: str | None = None,
+    experiment: str | None = None,
+    version: str | None = None,
+    project: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The ``WHERE`` clause (or ``""``) of a selection of runs, and its arguments."""
     clauses: list[str] = []
     args: list[Any] = []
-    for column, value in (("pipeline", pipeline), ("status", status), ("origin_run_id", origin)):
+    equal = (
+        ("pipeline", pipeline),
+        ("status", status),
+        ("origin_run_id", origin),
+        ("experiment", experiment),
+        ("version", version),
+        ("project", project),
+    )
+    for column, value in equal:
         if value is not None:
             clauses.append(f"{column} = ?")
             args.append(value)
+    if trigger is not None:  # a JSON object written with sorted keys and no spaces
+        clauses.append("(trigger LIKE ? ESCAPE '!' OR trigger LIKE ? ESCAPE '!')")
+        for key in ("name", "kind"):
+            args.append(f"%{_like(json.dumps({key: trigger}, separators=(',', ':'))[1:-1])}%")
     if since is not None:
         clauses.append("started_at >= ?")
         args.append(_seconds(since))
@@ -114,6 +130,10 @@ class Browsing:
         tags: Iterable[str] = (),
         text: str | None = None,
         origin: str | None = None,
+        trigger: str | None = None,
+        experiment: str | None = None,
+        version: str | None = None,
+        project: str | None = None,
         sort: str = "started",
         descending: bool = True,
         offset: int = 0,
@@ -134,6 +154,11 @@ class Browsing:
             text: Only runs whose id, pipeline, tags, params or error contain this text
                 (case-insensitive).
             origin: Only the runs resumed or rerun from this run id.
+            trigger: Only the runs started by the trigger of this name or kind
+                (``RunRecord.trigger``).
+            experiment: Only the runs of this experiment.
+            version: Only the runs of this pipeline version.
+            project: Only the runs of this project.
             sort: ``started``, ``duration``, ``pipeline`` or ``status`` (ties by start time).
             descending: Largest (newest) first.
             offset: Skip this many (for pages).
@@ -154,6 +179,10 @@ class Browsing:
             tags=tags,
             text=text,
             origin=origin,
+            trigger=trigger,
+            experiment=experiment,
+            version=version,
+            project=project,
         )
         direction = "DESC" if descending else "ASC"
         order = f"started_at {direction}, run_id {direction}"
@@ -181,6 +210,10 @@ class Browsing:
         tags: Iterable[str] = (),
         text: str | None = None,
         origin: str | None = None,
+        trigger: str | None = None,
+        experiment: str | None = None,
+        version: str | None = None,
+        project: str | None = None,
     ) -> dict[str, int]:
         """How many runs :meth:`runs` selects with these filters, by status (one query)."""
         self.settle()
@@ -192,6 +225,10 @@ class Browsing:
             tags=tags,
             text=text,
             origin=origin,
+            trigger=trigger,
+            experiment=experiment,
+            version=version,
+            project=project,
         )
         rows = self.db.execute(f"SELECT status, COUNT(*) FROM runs{where} GROUP BY status", args)
         return {str(state): int(count) for state, count in rows}

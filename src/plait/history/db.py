@@ -20,7 +20,10 @@ adds ``runs.pid``, ``runs.pid_start`` and ``runs.heartbeat`` (to tell a run whos
 died), ``runs.inputs_signature`` (the HMAC of the params/config blob) and
 ``steps.element_attempts`` (a map step's attempts per element); 4 adds ``runs.target``
 (the pipeline a run loaded, so a resume can find its code) and the indexes the UI's pages
-need on big histories (runs by origin, by status and start time; steps by name and run).
+need on big histories (runs by origin, by status and start time; steps by name and run);
+5 adds ``runs.trigger`` (what started a run: JSON ``{"kind", "name", "event_id"}``),
+``runs.experiment``, ``runs.version`` (the pipeline's version) and ``runs.project``, with
+indexes to list runs by each.
 
 Damage. A SQLite file that is not a database, or whose pages are damaged, raises
 :class:`DamagedHistoryError`, which names the file and the fix (``plait doctor --repair``),
@@ -61,6 +64,11 @@ _INDEXES_4 = [  # for the UI's pages over big histories (schema version 4)
     "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, started_at)",
     "CREATE INDEX IF NOT EXISTS steps_by_name_run ON steps (name, run_id)",
 ]
+_INDEXES_5 = [  # listings by experiment, version and project (schema version 5)
+    "CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, started_at)",
+    "CREATE INDEX IF NOT EXISTS runs_by_version ON runs (version, started_at)",
+    "CREATE INDEX IF NOT EXISTS runs_by_project ON runs (project, started_at)",
+]
 
 
 def _schema(blob: str) -> list[str]:
@@ -72,7 +80,8 @@ def _schema(blob: str) -> list[str]:
             finished_at DOUBLE PRECISION, duration DOUBLE PRECISION, host TEXT,
             plait_version TEXT, python_version TEXT, origin_run_id TEXT, executor TEXT,
             error TEXT, inputs {blob}, structure TEXT, pid BIGINT, pid_start TEXT,
-            heartbeat DOUBLE PRECISION, inputs_signature TEXT, target TEXT)""",
+            heartbeat DOUBLE PRECISION, inputs_signature TEXT, target TEXT, trigger TEXT,
+            experiment TEXT, version TEXT, project TEXT)""",
         """CREATE TABLE IF NOT EXISTS steps (
             run_id TEXT, name TEXT, status TEXT, cached INTEGER, reason TEXT,
             attempts INTEGER, started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,
@@ -89,10 +98,12 @@ def _schema(blob: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS data_by_version ON data (version, role)",
         "CREATE INDEX IF NOT EXISTS data_by_run ON data (run_id)",
         *_INDEXES_4,
+        # no index on a column added after version 4 here: this runs before the migrations
+        # add it to an older database (they create such indexes, for new databases too)
     ]
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +132,13 @@ MIGRATIONS: dict[int, list[str | AddColumn]] = {
         AddColumn("steps", "element_attempts", "TEXT"),
     ],
     4: [AddColumn("runs", "target", "TEXT"), *_INDEXES_4],
+    5: [
+        AddColumn("runs", "trigger", "TEXT"),
+        AddColumn("runs", "experiment", "TEXT"),
+        AddColumn("runs", "version", "TEXT"),
+        AddColumn("runs", "project", "TEXT"),
+        *_INDEXES_5,
+    ],
 }
 
 

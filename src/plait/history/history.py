@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import sys
 import threading
@@ -101,6 +102,10 @@ class History(Browsing):
         inputs: Mapping[str, Any] | None,
         structure: str | None = None,
         target: str | None = None,
+        trigger: Mapping[str, str] | None = None,
+        experiment: str | None = None,
+        version: str | None = None,
+        project: str | None = None,
     ) -> RunRecorder:
         """Record a run as started and return the recorder of its steps.
 
@@ -108,7 +113,8 @@ class History(Browsing):
         (as JSON when they round-trip exactly, else pickled; signed with a secret).
         ``structure`` is the JSON text of the pipeline's structure
         (:meth:`RecordedPipeline.to_json`), kept once per distinct text. ``target`` names
-        the code that ran (see :attr:`RunRecord.target`).
+        the code that ran (see :attr:`RunRecord.target`); ``trigger``, ``experiment``,
+        ``version`` and ``project`` are kept as :class:`RunRecord` reads them.
         """
         from plait import __version__
 
@@ -136,6 +142,10 @@ class History(Browsing):
             "heartbeat": time.time(),
             "inputs_signature": sign_inputs(self._signer, run_id, blob),
             "target": target,
+            "trigger": None if trigger is None else _trigger_json(trigger),
+            "experiment": experiment,
+            "version": version,
+            "project": project,
         }
         self.db.execute(
             f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join(['?'] * len(values))})",
@@ -300,6 +310,16 @@ class History(Browsing):
         """Cache keys of every recorded step execution."""
         rows = self.db.execute("SELECT DISTINCT cache_key FROM steps WHERE cache_key IS NOT NULL")
         return {str(row[0]) for row in rows}
+
+
+def _trigger_json(trigger: Mapping[str, Any]) -> str:
+    """``{"kind", "name", "event_id"}`` as JSON with sorted keys and no spaces (the
+    ``runs(trigger=)`` filter looks for ``"name":"..."`` in it)."""
+    return json.dumps(
+        {str(k): None if v is None else str(v) for k, v in trigger.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 def _changed(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:

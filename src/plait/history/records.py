@@ -267,6 +267,11 @@ class RunRecord:
     (``/abs/flow.py:pipeline``, ``module:name``, ``/abs/pipeline.yaml``), the ``target=``
     given to :meth:`~plait.Pipeline.run`, or ``module:name`` when the pipeline is a
     module-level global of an importable module; None when none is known.
+    ``trigger`` says what started the run: ``{"kind", "name", "event_id"}`` for a run
+    started by a trigger or a stream of :mod:`plait.events`, None for a direct call.
+    ``experiment`` (the pipeline's ``experiment=``, else its name), ``version`` (the
+    pipeline's ``version=``, None when it has none) and ``project`` (the store's
+    ``project=``) group runs; runs recorded before plait kept them read None.
     """
 
     run_id: str
@@ -287,6 +292,10 @@ class RunRecord:
     error: str | None
     pid: int | None
     target: str | None
+    trigger: dict[str, str] | None
+    experiment: str | None
+    version: str | None
+    project: str | None
     _details: _Loader = field(repr=False, compare=False)
 
     @property
@@ -328,7 +337,7 @@ class RunRecord:
     COLUMNS = (
         "run_id, pipeline, fingerprint, status, params, config, tags, started_at, "
         "finished_at, duration, host, plait_version, python_version, origin_run_id, "
-        "executor, error, pid, target"
+        "executor, error, pid, target, trigger, experiment, version, project"
     )
 
     @classmethod
@@ -363,5 +372,9 @@ class RunRecord:
             row[15],
             None if row[16] is None else int(row[16]),
             row[17],
+            _json(row[18], None),
+            row[19],
+            row[20],
+            row[21],
             details,
         )

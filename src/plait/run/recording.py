@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait.graph import FROM_CONFIG, FROM_CONFIG_PATH, FROM_PARAM
@@ -141,11 +141,14 @@ def start_recording(
     outputs: Sequence[str] | None,
     origin: str | None,
     target: str | None = None,
+    trigger: Mapping[str, str] | None = None,
 ) -> RunRecorder | None:
     """Record the run as started; return the recorder of its steps (None without history).
 
     ``target`` (the code that runs, for a later resume) defaults, for a resume or rerun,
-    to its origin's target, else to :func:`global_target`.
+    to its origin's target, else to :func:`global_target`. ``trigger`` is what started
+    the run (see :attr:`plait.history.RunRecord.trigger`); the experiment and version come
+    from the pipeline, the project from the store.
     """
     store = cache.store
     if not store.has_history:
@@ -170,6 +173,10 @@ def start_recording(
             },
             structure=structure(pipeline),
             target=target or _origin_target(history, origin) or global_target(pipeline),
+            trigger=trigger,
+            experiment=pipeline.experiment or pipeline.name,
+            version=pipeline.version,
+            project=store.project,
         )
     except DamagedHistoryError:
         raise

@@ -78,6 +78,8 @@ def _prepare(
     origin: str | None = None,
     reuse_runs: frozenset[str] = frozenset(),
     target: str | None = None,
+    trigger: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> _Run:
     if on_error not in ("raise", "continue"):
         raise UsageError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
@@ -90,7 +92,7 @@ def _prepare(
         problems = [p for p in problems if p.kind != "unused_param"]
     if problems:
         raise PipelineValidationError(problems, pipeline.name)
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     cache = _run_cache(pipeline, store, force, run_id, plan.order, reuse_runs)
     exe, owned = make_executor(executor)
     hook_set = HookSet([*pipeline.hooks, *hooks, *_built_in_hooks(plan.order, progress)])
@@ -123,6 +125,7 @@ def _prepare(
             outputs=outputs,
             origin=origin,
             target=target,
+            trigger=trigger,
         )
     hook_set.emit("on_run_start", run=info)
     return _Run(

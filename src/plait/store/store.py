@@ -69,6 +69,8 @@ class Store:
             ``postgresql://...``; default ``history.db`` in a local store; False: none.
         secret: Key for signing pickled artifacts (default: ``PLAIT_SECRET`` if set).
         storage_options: Passed to fsspec for remote URLs (credentials, endpoint...).
+        project: The project the runs recorded through this store belong to (recorded
+            with each run; None: no project).
     """
 
     def __init__(
@@ -78,8 +80,10 @@ class Store:
         secret: str | bytes | None = None,
         history: str | bool | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        project: str | None = None,
     ) -> None:
         self.url = os.fspath(url)
+        self.project = project
         self.backend: Backend = open_backend(self.url, **dict(storage_options or {}))
         secret = secret if secret is not None else os.environ.get("PLAIT_SECRET")
         secret = secret.encode() if isinstance(secret, str) else secret
@@ -137,7 +141,7 @@ class Store:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Never the secret: a worker reads PLAIT_SECRET from its own environment.
-        return (_rebuild_store, (self.url, self._history_url))
+        return (_rebuild_store, (self.url, self._history_url, self.project))
 
     def check_secret(self) -> None:
         """Refuse, up front, a store written with a secret when this one has none.
@@ -431,8 +435,8 @@ class Store:
         return {str(key) for run_id, key in rows if run_id not in doomed}
 
 
-def _rebuild_store(url: str, history: str | bool | None) -> Store:
-    return Store(url, history=history)
+def _rebuild_store(url: str, history: str | bool | None, project: str | None = None) -> Store:
+    return Store(url, history=history, project=project)
 
 
 def as_store(value: Any) -> Store | None:
