@@ -146,3 +146,177 @@ def test_a_worker_count_after_dask_is_refused_with_the_address_form():
 def test_dask_takes_a_client_an_address_or_nothing():
     with pytest.raises(UsageError, match=r"distributed.Client, a scheduler address.*got 42"):
         Dask(42)  # type: ignore[arg-type]
+
+
+# -- registrations and worker setup reach the workers ----------------------------------------
+
+NODES = """
+import uuid
+
+
+class Model:
+    def __init__(self, weights):
+        self.weights = weights
+        self.trained_at = uuid.uuid4().hex  # differs at every training: not the model
+
+
+def train(n):
+    return Model([i * 0.5 for i in range(n)])
+
+
+def score(train):
+    return sum(train.weights)
+"""
+
+REGISTERING = """
+import json
+
+import nodes
+from plait import Pipeline, step
+from plait.store.hashing import register_hasher
+from plait.store.serializers import register_serializer
+
+register_hasher(nodes.Model, lambda model: model.weights)
+
+
+class ModelSerializer:
+    name = "model"
+
+    def accepts(self, value):
+        return isinstance(value, nodes.Model)
+
+    def dumps(self, value):
+        return json.dumps(value.weights).encode()
+
+    def loads(self, data):
+        return nodes.Model(json.loads(data))
+
+
+register_serializer(ModelSerializer())
+pipeline = Pipeline([step(nodes.train), step(nodes.score)])
+"""
+
+
+def _project(folder: Path) -> Path:
+    (folder / "nodes.py").write_text(NODES)
+    (folder / "flow.py").write_text(REGISTERING)
+    return folder
+
+
+def _run_json(folder: Path, *args: str) -> dict:
+    import json
+
+    from cli_cases import succeeds
+
+    return json.loads(succeeds("run", "flow.py", "-p", "n=4", "--json", "-q", *args, cwd=folder))
+
+
+def test_hashers_and_serializers_registered_in_the_driver_reach_dask_workers(tmp_path):
+    """The reported failure: the steps live in nodes.py (which workers import), the
+    registrations in flow.py (which they never import). The model's data version must come
+    from its registered hasher (the training stamp left out), on the workers too."""
+    folder = _project(tmp_path)
+    first = _run_json(folder, "-e", "dask", "--store", "store")
+    again = _run_json(folder, "-e", "dask", "--store", "store", "--force", "train")
+    assert first["status"] == again["status"] == "succeeded"
+    versions = first["steps"]["train"]["data_versions"]
+    assert again["steps"]["train"]["data_versions"] == versions
+    assert again["steps"]["train"]["cached"] is False
+    assert again["steps"]["score"]["cached"] is True  # equal model: its consumer hits
+    suffixes = {path.suffix for path in (folder / "store" / "objects").rglob("*.*")}
+    assert ".model" in suffixes  # written with the registered serializer
+
+
+def test_a_client_passed_as_the_executor_is_used_and_kept(dask_executor):
+    client = dask_executor.client
+    result = Pipeline([sibling, where_am_i]).run(params={"x": 1}, executor=client)
+    assert result["sibling"] == 2
+    assert int(result["where_am_i"].split(":")[0]) != os.getpid()
+    assert client.status == "running"
+    assert client.submit(int, "5").result() == 5
+
+
+class Stamp:
+    """A class registered with a hasher in this process only (removed after the test)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _wait_for(path: Path, lines: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while not path.exists() or len(path.read_text().split()) < lines:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never had {lines} lines")
+        time.sleep(0.01)
+
+
+def test_worker_setup_runs_once_on_every_worker_including_one_that_joins_later(tmp_path):
+    import threading
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    from plait.store import hashing
+
+    log = tmp_path / "setup.log"
+
+    def setup():
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+    @step
+    def gate(folder):
+        _wait_for(Path(folder, "joined"), 1)
+        return 1
+
+    @step
+    def after(gate, folder):
+        return gate + 1
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        )
+    client = Client(cluster, set_as_default=False)
+    hashing.register_hasher(Stamp, lambda stamp: stamp.value)
+    try:
+        executor = Dask(client, setup=setup)
+        box = {}
+
+        def run():
+            pipeline = Pipeline([gate, after])
+            box["result"] = pipeline.run(params={"folder": str(tmp_path)}, executor=executor)
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        _wait_for(log, 1)  # the first worker is set up and the run has started
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=60)
+        (tmp_path / "joined").write_text("go\n")
+        runner.join(timeout=60)
+        assert box["result"]["after"] == 2
+        worker_pids = set(client.run(os.getpid).values())
+        assert len(worker_pids) == 2
+        assert sorted(map(int, log.read_text().split())) == sorted(worker_pids)  # once each
+        registered = client.run(lambda: Stamp in hashing._CUSTOM)
+        assert list(registered.values()) == [True, True]
+    finally:
+        hashing._CUSTOM.pop(Stamp, None)
+        client.close()
+        cluster.close()
+
+
+def test_a_worker_setup_string_names_a_function():
+    with pytest.raises(UsageError, match=r"'nowhere': write it as 'module:function'"):
+        Dask(setup="nowhere")
+    with pytest.raises(UsageError, match=r"cannot import module 'no_such_module_x'"):
+        Dask(setup="no_such_module_x:setup")
+    with pytest.raises(UsageError, match=r"module 'os' has no function 'nothing_here'"):
+        Dask(setup="os:nothing_here")

@@ -2,9 +2,11 @@
 
 ``"sequential"``, ``"threads"`` / ``"threads:8"`` and ``"processes"`` / ``"processes:4"``
 are shortcuts for ``Sequential()``, ``Threads(8)`` and ``Processes(4)``; ``"dask"`` /
-``"dask:tcp://host:8786"`` and ``"ray"`` / ``"ray:auto"`` for ``Dask(...)`` and
-``Ray(...)`` (extras ``plait[dask]`` and ``plait[ray]``). ``Dask`` and ``Ray`` are loaded
-on first access, so importing this module never imports an engine.
+``"dask:tcp://host:8786"``, ``"ray"`` / ``"ray:auto"`` and ``"celery:redis://host:6379/0"``
+for ``Dask(...)``, ``Ray(...)`` and ``Celery(...)`` (extras ``plait[dask]``,
+``plait[ray]`` and ``plait[celery]``); a ``distributed.Client`` passed as ``executor=`` is
+``Dask(client)``. ``Dask``, ``Ray`` and ``Celery`` are loaded on first access, so
+importing this module never imports an engine.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from typing import TYPE_CHECKING, Any
 from plait.run.executors import Executor, Processes, Sequential, Threads
 
 if TYPE_CHECKING:
+    from plait.run.celery_executor import Celery
     from plait.run.dask_executor import Dask
     from plait.run.ray_executor import Ray
 
-__all__ = ["Dask", "Executor", "Processes", "Ray", "Sequential", "Threads"]
+__all__ = ["Celery", "Dask", "Executor", "Processes", "Ray", "Sequential", "Threads"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Celery":
+        from plait.run.celery_executor import Celery
+
+        return Celery
     if name == "Dask":
         from plait.run.dask_executor import Dask
 

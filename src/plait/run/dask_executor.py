@@ -24,6 +24,11 @@ report: a worker that died (``KilledWorker``, raised at once on the local cluste
 here, whose ``allowed-failures`` is 0), inputs that could not travel, a cancelled task.
 A dead worker's step runs again if its ``retries`` and ``retry_on`` allow, else it fails
 with a :class:`~plait.errors.WorkerError` whose type name is ``KilledWorker``.
+
+Worker setup: the user's ``setup`` function and the hashers and serializers registered in
+the driver reach every worker as a ``WorkerPlugin`` (:mod:`plait.run.worker_setup`), which
+the scheduler also hands to workers that join later; it is registered again before the
+next task whenever the driver's registrations change.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from plait.run.remote import (
     shape_values,
 )
 from plait.run.task import Task, TaskResult
+from plait.run.worker_setup import Setup, bundle, resolve_setup
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
@@ -173,16 +179,22 @@ class Dask:
             ``"tcp://10.0.0.5:8786"``, or None: start a local cluster on first use (one
             worker process per CPU, one thread each, no dashboard) and close it on
             :meth:`shutdown`. A given client or cluster is never closed.
+        setup: A function of no argument run once on every worker (those that join later
+            too) before it runs a step, or ``"module:function"``. The hashers and
+            serializers registered in this process reach the workers the same way.
 
     Raises:
-        UsageError: When ``distributed`` is not installed, or for another kind of argument.
+        UsageError: When ``distributed`` is not installed, for another kind of argument,
+            or a ``setup`` string that does not name a function.
     """
 
     name = "dask"
     inline = False
     remote = True
 
-    def __init__(self, client_or_address: Client | str | None = None) -> None:
+    def __init__(
+        self, client_or_address: Client | str | None = None, *, setup: Setup | str | None = None
+    ) -> None:
         distributed = _distributed()
         given = client_or_address
         if given is not None and not isinstance(given, str | distributed.Client):
@@ -201,6 +213,8 @@ class Dask:
         self._cluster: LocalCluster | None = None
         self._lock = threading.Lock()
         self._pickled = PickledSteps()
+        self.setup = resolve_setup(setup)
+        self._installed: tuple[str, str | None] | None = None  # (client id, bundle token)
 
     # -- connection ------------------------------------------------------------------
     @property
@@ -212,7 +226,28 @@ class Dask:
                 self._client = self._connect()
             client = self._client
         _subscribe(client)
+        self._install(client)
         return client
+
+    def _install(self, client: Any) -> None:
+        """Hand the cluster the worker setup plugin when it has not this bundle yet."""
+        made = bundle(self.setup)
+        token = None if made is None else made.token
+        if self._installed == (client.id, token):
+            return
+        with self._lock:
+            if self._installed == (client.id, token):
+                return
+            if made is not None or self._installed is not None:
+                from plait.run._dask_plugin import SetupPlugin
+
+                try:
+                    client.register_plugin(SetupPlugin(made))
+                except Exception as exc:
+                    raise PlaitError(
+                        f"the worker setup of the Dask executor failed on a worker: {exc}"
+                    ) from exc
+            self._installed = (client.id, token)
 
     def _connect(self) -> Client:
         import dask

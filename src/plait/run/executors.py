@@ -177,9 +177,15 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="plait-parent-watch", daemon=True).start()
 
 
-def _run_pickled(payload: bytes) -> bytes:
-    """Worker side of :class:`Processes`: unpickle a task, run it, pickle the result."""
+def _run_pickled(payload: bytes, setup: Any = None) -> bytes:
+    """Worker side of :class:`Processes`: install the worker setup (once per worker),
+    unpickle a task, run it, pickle the result."""
     import cloudpickle
+
+    if setup is not None:
+        from plait.run.worker_setup import install
+
+        install(setup)
 
     task: Task = cloudpickle.loads(payload)
     result = execute(task)
@@ -222,13 +228,25 @@ class Processes:
     Args:
         max_workers: Worker processes (default: the number of CPUs).
         start_method: ``"spawn"``, ``"forkserver"`` or ``"fork"``.
+        setup: A function of no argument run once in each worker process before its
+            first step (or ``"module:function"``). The hashers and serializers registered
+            in this process reach the workers the same way.
     """
 
     inline = False
 
-    def __init__(self, max_workers: int | None = None, start_method: str = "spawn") -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        start_method: str = "spawn",
+        *,
+        setup: Any = None,
+    ) -> None:
+        from plait.run.worker_setup import resolve_setup
+
         self.max_workers = max_workers or os.cpu_count() or 1
         self.start_method = start_method
+        self.setup = resolve_setup(setup)
         self.name = f"processes:{self.max_workers}"
         self._pool: cf.ProcessPoolExecutor | None = None
 
@@ -242,7 +260,9 @@ class Processes:
             self._pool = cf.ProcessPoolExecutor(
                 self.max_workers, mp_context=context, initializer=_die_with_parent
             )
-        inner = self._pool.submit(_run_pickled, payload)
+        from plait.run.worker_setup import bundle
+
+        inner = self._pool.submit(_run_pickled, payload, bundle(self.setup))
         outer: cf.Future[TaskResult] = cf.Future()
 
         def relay(done: cf.Future[bytes]) -> None:
@@ -298,18 +318,36 @@ def _dumps(task: Task, cloudpickle: Any) -> bytes:
         ) from exc
 
 
-_SHORTCUTS = ("sequential", "threads", "processes", "dask", "ray")
+_SHORTCUTS = ("sequential", "threads", "processes", "dask", "ray", "celery")
 
 
-def make_executor(spec: Any) -> tuple[Executor, bool]:
-    """Turn an executor or a shortcut string into an executor; True if the run owns it."""
+def make_executor(spec: Any, *, setup: Any = None) -> tuple[Executor, bool]:
+    """Turn an executor, a ``distributed.Client`` or a shortcut string into an executor;
+    True if the run owns it (a client's executor is owned, the client never closed).
+
+    ``setup`` (a callable or ``"module:function"``) is the worker setup of an executor
+    made here from a string or a client (see :mod:`plait.run.worker_setup`).
+    """
     if not isinstance(spec, str):
         if isinstance(spec, Executor):
+            if setup is not None:
+                raise UsageError(
+                    f"a worker setup is given with the executor object {spec!r}: pass it "
+                    "to the executor instead, e.g. Dask(client, setup=...)"
+                )
             return spec, False
-        raise UsageError(f"executor must be a name or an executor object, got {spec!r}")
+        if _is_dask_client(spec):
+            from plait.run.dask_executor import Dask
+
+            return Dask(spec, setup=setup), True
+        raise UsageError(
+            f"executor must be a name, an executor object or a distributed.Client, got {spec!r}"
+        )
     kind, _, count = spec.partition(":")
-    if kind in ("dask", "ray"):  # the part after ':' is a cluster address
-        return _remote_executor(kind, count or None), True
+    if kind in ("dask", "ray", "celery"):  # the part after ':' is a cluster address
+        return _remote_executor(kind, count or None, setup), True
+    if setup is not None:
+        return _local_with_setup(spec, setup), True
     workers = None
     if count:
         try:
@@ -338,8 +376,39 @@ def make_executor(spec: Any) -> tuple[Executor, bool]:
     )
 
 
-def _remote_executor(kind: str, address: str | None) -> Executor:
-    """``Dask(address)`` or ``Ray(address)``, imported only now (optional dependencies)."""
+def _is_dask_client(value: Any) -> bool:
+    """True for a ``distributed.Client`` (checked without importing ``distributed``)."""
+    return any(
+        kind.__name__ == "Client" and kind.__module__.startswith("distributed")
+        for kind in type(value).__mro__
+    )
+
+
+def _local_with_setup(spec: str, setup: Any) -> Executor:
+    """A local executor after running the worker setup: once here for the executors that
+    run steps in this process; in each worker for ``processes``."""
+    from plait.run.worker_setup import resolve_setup
+
+    function = resolve_setup(setup)
+    executor, _ = make_executor(spec)
+    if isinstance(executor, Processes):
+        executor.setup = function
+    elif function is not None:
+        function()
+    return executor
+
+
+def _remote_executor(kind: str, address: str | None, setup: Any = None) -> Executor:
+    """``Dask``, ``Ray`` or ``Celery`` on ``address``, imported only now (optional
+    dependencies)."""
+    if kind == "celery":
+        from plait.run.celery_executor import Celery
+
+        if not address:
+            raise UsageError(
+                "executor 'celery' needs its broker: write 'celery:redis://host:6379/0'"
+            )
+        return Celery(address, setup=setup)
     if address is not None and address.isdigit():
         raise UsageError(
             f"executor '{kind}:{address}': the part after ':' is a cluster address, like "
@@ -351,7 +420,7 @@ def _remote_executor(kind: str, address: str | None) -> Executor:
     if kind == "dask":
         from plait.run.dask_executor import Dask
 
-        return Dask(address)
+        return Dask(address, setup=setup)
     from plait.run.ray_executor import Ray
 
-    return Ray(address)
+    return Ray(address, setup=setup)

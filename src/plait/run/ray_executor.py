@@ -16,6 +16,12 @@ Ray's own retries of system failures are off (``max_retries=0``): a worker that 
 mid-step fails the step with a :class:`~plait.errors.WorkerError` (type name
 ``WorkerCrashedError``, ``NodeDiedError`` or ``OutOfMemoryError``), or runs it again when
 the step's ``retries`` and ``retry_on`` allow.
+
+Worker setup: the user's ``setup`` function and the hashers and serializers registered in
+the driver travel with each task as a small bundle (:mod:`plait.run.worker_setup`), which
+a worker process installs before its first task. Unlike Ray's ``worker_process_setup_hook``
+(a ``runtime_env`` fixed when Ray is initialised) this works on a Ray someone else started,
+and follows registrations made after it started.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from plait.run.remote import (
     shape_values,
 )
 from plait.run.task import Task, TaskResult
+from plait.run.worker_setup import Setup, bundle, install, resolve_setup
 
 __all__ = ["Ray"]
 
@@ -61,10 +68,12 @@ def _ray() -> Any:
 def run_on_ray(payload: tuple[Any, ...], *values: Any) -> Any:
     """Worker side: run the task; return its description, then its ``count`` values.
 
-    ``payload`` is ``(count, step, run_id, element, ticket, template)``: one argument, so
-    Ray serialises it once; ``values`` are the references' values, resolved by Ray.
+    ``payload`` is ``(count, step, run_id, element, ticket, template, setup)``: one
+    argument, so Ray serialises it once; ``values`` are the references' values, resolved
+    by Ray.
     """
-    count, item, run_id, element, ticket, template = payload
+    count, item, run_id, element, ticket, template, setup = payload
+    install(setup)
     result = run_task(item, run_id, element, ticket, template, *values)
     meta = describe(result)
     if count == 0:
@@ -98,18 +107,23 @@ class Ray:
             use Ray if it is already initialised in this process, else start a local Ray
             (one CPU slot per CPU, no dashboard). :meth:`shutdown` shuts Ray down only if
             this executor initialised it.
+        setup: A function of no argument run once in every Ray worker process before its
+            first step, or ``"module:function"``. The hashers and serializers registered
+            in this process reach the workers the same way.
 
     Raises:
-        UsageError: When ``ray`` is not installed.
+        UsageError: When ``ray`` is not installed, or a ``setup`` string that does not
+            name a function.
     """
 
     name = "ray"
     inline = False
     remote = True
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, *, setup: Setup | str | None = None) -> None:
         _ray()
         self.address = address
+        self.setup = resolve_setup(setup)
         self._function: Any = None
         self._variants: dict[int, Any] = {}  # number of outputs -> the function's options
         self._pickled = PickledSteps()
@@ -167,6 +181,7 @@ class Ray:
             task.element,
             task.ticket,
             template,
+            bundle(self.setup),
         )
         returned = variant.remote(payload, *refs)
         if count == 0:
