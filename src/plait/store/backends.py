@@ -1,6 +1,7 @@
 """Byte stores under a root: a local directory, or any fsspec URL.
 
-Both offer the same five calls on relative, ``/``-separated paths. Writes are atomic:
+Both offer the same five calls on relative, ``/``-separated paths (so does the Redis
+backend, :mod:`plait.store.redis_backend`). Writes are atomic:
 the local backend writes a temporary file in the target's directory, fsyncs it when asked,
 and renames it into place; object stores (S3, GCS...) publish an object whole on upload.
 A reader therefore sees a complete file or none, and two writers of the same path (the
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 __all__ = ["Backend", "FsspecBackend", "LocalBackend", "open_backend"]
+
+_REDIS_SCHEMES = ("redis", "rediss", "valkey", "valkeys")
 
 
 class Backend(Protocol):
@@ -142,8 +145,14 @@ class FsspecBackend:
             yield full[strip:] if full.startswith(self.root) else full
 
 
-def open_backend(url: str, **storage_options: Any) -> LocalBackend | FsspecBackend:
-    """A backend for a path or URL (``file://`` and plain paths are local)."""
+def open_backend(url: str, **storage_options: Any) -> Backend:
+    """A backend for a path or URL (``file://`` and plain paths are local;
+    ``redis://``, ``rediss://``, ``valkey://`` a Redis database, see
+    :mod:`plait.store.redis_backend`)."""
+    if url.partition("://")[0] in _REDIS_SCHEMES and "://" in url:
+        from plait.store.redis_backend import RedisBackend
+
+        return RedisBackend(url, **storage_options)
     if "://" not in url or url.startswith("file://"):
         return LocalBackend(url.removeprefix("file://"))
     return FsspecBackend(url, **storage_options)
