@@ -289,7 +289,7 @@ class Server:
             return
 
         def request() -> None:
-            self._force = self._force or force or self._stopping
+            self._force = self._force or force
             self._stopping = True
             stop.set()
             if self._force:
@@ -339,12 +339,16 @@ class Server:
         if self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
 
+    def _signalled(self) -> None:
+        """The first SIGTERM/SIGINT stops gracefully; a second cancels running runs."""
+        self.stop(force=self._stopping)
+
     def _install_signals(self) -> list[int]:
         if threading.current_thread() is not threading.main_thread() or self._loop is None:
             return []
         installed: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self._loop.add_signal_handler(sig, self.stop)
+            self._loop.add_signal_handler(sig, self._signalled)
             installed.append(sig)
         return installed
 

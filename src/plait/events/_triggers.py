@@ -103,10 +103,13 @@ class ManualClock:
 
     Args:
         start: The time it starts at (timezone-aware; naive means UTC).
+        until: Time never passes this point: a sleep past it waits until cancelled (so a
+            test sees exactly the ticks before it).
     """
 
-    def __init__(self, start: dt.datetime) -> None:
+    def __init__(self, start: dt.datetime, until: dt.datetime | None = None) -> None:
         self._now = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+        self.until = until
         self.slept: list[float] = []
 
     def now(self) -> dt.datetime:
@@ -120,6 +123,9 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         """Advance by ``seconds`` and let other tasks run."""
         self.slept.append(seconds)
+        if self.until is not None and self._now + dt.timedelta(seconds=seconds) > self.until:
+            self._now = max(self._now, self.until)
+            await asyncio.Event().wait()  # frozen: until the task is cancelled
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
 
