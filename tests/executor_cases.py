@@ -9,9 +9,11 @@ Steps may run in another process, so nothing here relies on shared memory: count
 timestamps and markers are files under ``tmp_path`` (appending one short line to a file
 is atomic on POSIX), and helpers take the directory as an argument.
 
-``"dask"`` and ``"ray"`` are real engines shared by the whole session (starting one takes
-seconds): a ``distributed.LocalCluster`` with two worker processes of one thread each, and
-a local Ray with two CPUs. They start on first use and stop when pytest ends.
+``"dask"``, ``"ray"`` and ``"celery"`` are real engines shared by the whole session
+(starting one takes seconds): a ``distributed.LocalCluster`` with two worker processes of
+one thread each, a local Ray with two CPUs, and a ``celery worker`` process (prefork, two
+pool processes) on database 15 of the session's redis-server. They start on first use and
+stop when pytest ends.
 
 A test module uses the fixtures by binding them at module level (an assignment, so
 linters do not see an unused import)::
@@ -24,6 +26,7 @@ linters do not see an unused import)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -33,16 +36,16 @@ from typing import Any
 import pytest
 
 from plait import Pipeline, step
-from plait.executors import Dask, Processes, Ray, Sequential, Threads
+from plait.executors import Celery, Dask, Processes, Ray, Sequential, Threads
 
 #: One id per executor kind, spelled like the shortcut string for the same executor.
-EXECUTORS = ["sequential", "threads:4", "processes:2", "dask", "ray"]
+EXECUTORS = ["sequential", "threads:4", "processes:2", "dask", "ray", "celery"]
 #: Executors that run several steps at once.
-PARALLEL = ["threads:4", "processes:2", "dask", "ray"]
+PARALLEL = ["threads:4", "processes:2", "dask", "ray", "celery"]
 #: Executors whose steps run on an engine, outputs staying there as its references.
-REMOTE = ["dask", "ray"]
+REMOTE = ["dask", "ray", "celery"]
 #: The executors that are shared by the whole session (never shut down by a test).
-SHARED = ["processes:2", "dask", "ray"]
+SHARED = ["processes:2", "dask", "ray", "celery"]
 #: Executors whose steps share the caller's memory (contextvars, in-process objects).
 IN_PROCESS = ["sequential", "threads:4"]
 
@@ -146,6 +149,70 @@ def shared_ray(request: pytest.FixtureRequest) -> Ray:
     return _ENGINES["ray"]
 
 
+def shared_celery(request: pytest.FixtureRequest) -> Celery:
+    """The session's Celery executor: a real ``celery worker`` process (prefork, two pool
+    processes) on database 15 of the session's redis-server (``redis_url`` flushes only
+    database 0), values and outcomes through that Redis; killed when pytest ends."""
+    _started_once("celery")
+    if "celery" not in _ENGINES:
+        _BROKEN["celery"] = "its start raised (see the first test that needed it)"
+        import signal
+        import subprocess
+        import sys
+
+        broker = f"{request.getfixturevalue('redis_server')}/15"
+        here = str(Path(__file__).parent)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p),
+        }
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "plait.run.celery_executor",
+                "-b",
+                broker,
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "-O",
+                "fair",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=here,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the pool goes with it
+        )
+
+        def stop() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+
+        request.config.add_cleanup(stop)
+        executor = Celery(broker)
+        _warm(executor, str(request.getfixturevalue("tmp_path_factory").mktemp("warm")))
+        _ENGINES["celery"] = executor
+        del _BROKEN["celery"]
+    return _ENGINES["celery"]
+
+
 @pytest.fixture(scope="session")
 def process_pool(tmp_path_factory):
     """One warm ``Processes(2)`` pool shared by the whole session (spawning costs ~0.3 s).
@@ -172,6 +239,8 @@ def _make(kind: str, request: pytest.FixtureRequest):
         return shared_dask(request)
     if kind == "ray":
         return shared_ray(request)
+    if kind == "celery":
+        return shared_celery(request)
     raise AssertionError(f"unknown executor id {kind!r}")
 
 
@@ -220,6 +289,8 @@ def kind_of(executor) -> str:
         return "dask"
     if isinstance(executor, Ray):
         return "ray"
+    if isinstance(executor, Celery):
+        return "celery"
     raise AssertionError(f"unknown executor {executor!r}")
 
 
@@ -283,7 +354,7 @@ def ran_on(executor, place: str) -> bool:
     """Whether ``place`` (from :func:`where`) is where ``executor`` runs steps."""
     pid, _, thread = place.partition(":")
     kind = kind_of(executor)
-    if kind in ("processes", "dask", "ray"):
+    if kind in ("processes", "dask", "ray", "celery"):
         return int(pid) != os.getpid()
     if int(pid) != os.getpid():
         return False

@@ -18,7 +18,7 @@ __all__ = ["NAME", "SetupPlugin"]
 NAME = "plait-worker-setup"  # one plugin per cluster: registering again replaces it
 
 
-class SetupPlugin(WorkerPlugin):  # type: ignore[misc]
+class SetupPlugin(WorkerPlugin):
     """Installs the bundle on every worker, including those that join later."""
 
     name = NAME

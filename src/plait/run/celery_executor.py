@@ -1,0 +1,470 @@
+"""The Celery executor: each step runs as a Celery task on the workers of a broker.
+
+Design note
+-----------
+Celery moves *messages*; a broker is no place for data frames. So a step is one Celery
+task whose message carries only the step (cloudpickled once per step), its plain inputs
+and *references* to its upstream values, and values travel through a shared byte store:
+
+- **Values.** The worker runs the task (:func:`~plait.run.remote.run_task`: attempts,
+  retries, timeouts, fallback, the run's store written from where the values are), then
+  writes each output, pickled, to the *transport* at ``values/<executor>/<token>/<i>``
+  and hands back a :class:`Stored` reference. A later task reads its inputs from there;
+  the driver reads only what it must see (:meth:`Celery.fetch`). The transport is the
+  backend of ``store=`` (a shared directory, an fsspec URL, ``redis://``), or by default
+  the broker's own Redis database (keys ``plait-values:…`` with a TTL, see
+  :mod:`plait.store.redis_backend`). With another broker and no ``store=``, the executor
+  is refused with the fix.
+- **Outcomes.** The small description of the outcome (status, error, traceback,
+  attempts, timings, metrics, artifacts; no values) is pushed by the worker onto a Redis
+  list of the executor (``plait-outcomes:<executor>``); one thread of the driver waits on
+  it (``BLPOP``) and resolves the task's future. No Celery result backend is needed.
+- **Cancellation.** A cancelled step's task is revoked with ``terminate=True``: a running
+  attempt is stopped by killing the pool process that runs it (Celery starts another).
+- **Trust.** With ``PLAIT_SECRET`` set, the driver signs each task message and each
+  value it writes; a worker with ``PLAIT_SECRET`` refuses a message whose signature does
+  not match, and values are checked wherever they are read. Without a secret, whoever can
+  publish on the broker can run code on the workers (as with any pickled Celery task).
+
+Workers: ``celery -A plait.run.celery_executor worker -b redis://host:6379/0`` runs a
+worker that knows plait's task (``plait.run_step``); an application of one's own gets it
+with :func:`register`. Workers need the project's code importable, as with Dask and Ray.
+
+Not handled: a worker *process* that dies mid-step (``os._exit``, the OOM killer) sends
+no outcome, and the run waits for it; give such steps a ``timeout=`` only helps within a
+living process. Dask and Ray report dead workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures as cf
+import functools
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from plait.errors import PlaitError, SerializationError, UsageError
+from plait.run.remote import (
+    PickledSteps,
+    describe,
+    detach,
+    explain,
+    failed,
+    output_count,
+    resolve,
+    run_task,
+    shape_values,
+)
+from plait.run.task import Task, TaskResult
+from plait.run.worker_setup import Setup, bundle, install, resolve_setup
+
+__all__ = ["TASK_NAME", "Celery", "Stored", "register"]
+
+TASK_NAME = "plait.run_step"
+_HINT = "pip install 'plait[celery]'"
+_VALUES_TTL = 24 * 3600  # seconds values and outcomes live in a default Redis transport
+
+
+def _celery() -> Any:
+    try:
+        import celery
+    except ImportError as exc:
+        raise UsageError(
+            f"the Celery executor needs the 'celery' package ({exc}); install it with {_HINT}"
+        ) from exc
+    return celery
+
+
+def _is_redis(url: str) -> bool:
+    return url.partition("://")[0] in ("redis", "rediss", "valkey", "valkeys")
+
+
+def _secret() -> bytes | None:
+    secret = os.environ.get("PLAIT_SECRET")
+    return secret.encode() if secret else None
+
+
+def _sign(purpose: str, data: bytes) -> bytes:
+    """``data`` prefixed with its signature (64 hex digits) when a secret is set."""
+    secret = _secret()
+    if secret is None:
+        return data
+    from plait.store.signing import Signer
+
+    return Signer(secret).sign(purpose, data).encode() + data
+
+
+def _unsign(purpose: str, data: bytes) -> bytes:
+    """``data`` without its signature; refused when this process has a secret and the
+    signature does not match it."""
+    secret = _secret()
+    if secret is None:
+        return data
+    from plait.store.signing import Signer
+
+    signature, body = data[:64].decode("ascii", "replace"), data[64:]
+    if not Signer(secret).verify(signature, purpose, body):
+        raise PlaitError(
+            f"a Celery {purpose} is not signed with this process's PLAIT_SECRET: refused "
+            "(give the driver and the workers the same secret)"
+        )
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A value held by the transport store, at ``path``."""
+
+    path: str
+
+
+# -- the worker side ---------------------------------------------------------------------
+
+_CLIENTS: dict[str, Any] = {}  # outcome URL -> Redis client, one per worker process
+
+
+def _outcomes(url: str) -> Any:
+    client = _CLIENTS.get(url)
+    if client is None:
+        import redis
+
+        client = _CLIENTS[url] = redis.Redis.from_url(_redis_scheme(url))
+    return client
+
+
+def _redis_scheme(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return scheme.replace("valkey", "redis") + "://" + rest
+
+
+def run_on_celery(message: str) -> None:
+    """The Celery task: run one step, store its values, push its outcome."""
+    import cloudpickle
+
+    data = _unsign("task", base64.b64decode(message))
+    (token, count, item, run_id, element, ticket, template, refs, setup, transport, where) = (
+        cloudpickle.loads(data)
+    )
+    outcome_url, queue, prefix = where
+    started = time.time()
+    try:
+        install(setup)
+        if isinstance(item, bytes):  # a fresh copy per task, as run_task would make
+            item = cloudpickle.loads(item)
+        values = [_read(transport, ref) for ref in refs]
+        result = run_task(item, run_id, element, ticket, template, *values)
+        stored: list[Stored] = []
+        if result.ok:
+            stored = _write_values(transport, prefix, token, result, count, item)
+    except Exception as exc:  # never leave the driver waiting
+        result, stored = failed(exc, started), []
+    outcome = _sign("outcome", bytes(cloudpickle.dumps((describe(result), stored))))
+    client = _outcomes(outcome_url)
+    client.rpush(queue, token.encode() + b":" + outcome)
+    client.expire(queue, _VALUES_TTL)
+
+
+def _read(transport: Any, ref: Stored) -> Any:
+    import pickle
+
+    return pickle.loads(_unsign("value", transport.read(ref.path)))
+
+
+def _write_values(
+    transport: Any, prefix: str, token: str, result: TaskResult, count: int, item: Any
+) -> list[Stored]:
+    import cloudpickle
+
+    stored = []
+    for index, value in enumerate(result.values[:count]):
+        path = f"{prefix}/{token}/{index}"
+        try:
+            data = bytes(cloudpickle.dumps(value, protocol=5))
+        except Exception as exc:
+            name = getattr(item, "name", "?")
+            raise SerializationError(
+                f"step {name!r}: an output ({type(value).__name__}) cannot be pickled to "
+                f"reach the next step through the shared store: {exc}; return plain data",
+                step=name,
+            ) from exc
+        transport.write(path, _sign("value", data))
+        stored.append(Stored(path))
+    return stored
+
+
+def register(app: Any) -> Any:
+    """Add plait's task to a Celery application (its workers can then run plait steps);
+    returns the task."""
+    return app.task(name=TASK_NAME, ignore_result=True, acks_late=False)(run_on_celery)
+
+
+def _app_for(broker: str) -> Any:
+    celery = _celery()
+    app = celery.Celery("plait", broker=broker or None, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,  # a long step does not hold queued steps back
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    register(app)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the application ``celery -A plait.run.celery_executor worker -b URL``
+    runs (its broker from ``-b`` or ``PLAIT_CELERY_BROKER``)."""
+    if name == "app":
+        made = _app_for(os.environ.get("PLAIT_CELERY_BROKER", ""))
+        globals()["app"] = made
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- the driver side ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Flight:
+    task: Task
+    outer: cf.Future[TaskResult]
+    started: float
+    token: str = ""
+    done: bool = field(default=False)
+
+
+class Celery:
+    """Run steps as Celery tasks; their values travel through a shared store.
+
+    Args:
+        app_or_broker_url: A ``celery.Celery`` application (plait's task is added to it),
+            or a broker URL such as ``"redis://host:6379/0"``.
+        store: Where values travel between steps: a :class:`~plait.Store`, a shared
+            directory, or a URL (``s3://…``, ``redis://…``) every worker can reach.
+            Default: the broker's Redis (values expire after a day).
+        setup: A function of no argument run once in every worker process before its
+            first step, or ``"module:function"``. The hashers and serializers registered
+            in this process reach the workers the same way.
+        queue: The Celery queue to send steps to (default: the application's).
+        outcomes: The Redis URL where workers push outcomes (default: the broker's, or a
+            Redis ``store``'s).
+
+    Raises:
+        UsageError: When ``celery`` is not installed, or neither a shared store nor a
+            Redis broker is given.
+    """
+
+    name = "celery"
+    inline = False
+    remote = True
+
+    def __init__(
+        self,
+        app_or_broker_url: Any,
+        *,
+        store: Any = None,
+        setup: Setup | str | None = None,
+        queue: str | None = None,
+        outcomes: str | None = None,
+    ) -> None:
+        celery = _celery()
+        given = app_or_broker_url
+        if isinstance(given, str):
+            self.app = _app_for(given)
+        elif isinstance(given, celery.Celery):
+            self.app = given
+            register(given)
+        else:
+            raise UsageError(
+                "Celery(app_or_broker_url) takes a celery.Celery application or a broker "
+                f"URL like 'redis://host:6379/0', got {given!r}"
+            )
+        self._given = given
+        self.broker = str(self.app.conf.broker_url or "")
+        self.transport = self._transport(store)
+        self.outcomes = outcomes or self._outcome_url(store)
+        self.setup = resolve_setup(setup)
+        self.queue = queue
+        self.id = uuid.uuid4().hex
+        self._prefix = f"values/{self.id}"
+        self._pickled = PickledSteps()
+        self._flights: dict[str, _Flight] = {}
+        self._lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _transport(self, store: Any) -> Any:
+        if store is None:
+            if not _is_redis(self.broker):
+                raise UsageError(
+                    f"the Celery executor moves values through a shared store, and its "
+                    f"broker {self.broker!r} is not Redis: give it one every worker can "
+                    "reach, e.g. Celery(app, store='s3://bucket/plait') or "
+                    "store='/shared/dir' or store='redis://host:6379/1'"
+                )
+            from plait.store.redis_backend import RedisBackend
+
+            joiner = "&" if "?" in self.broker else "?"  # options in the URL travel with it
+            return RedisBackend(f"{self.broker}{joiner}prefix=plait-values&ttl={_VALUES_TTL}")
+        from plait.store.store import Store, as_store
+
+        chosen = as_store(store) if not isinstance(store, Store) else store
+        if chosen is None:
+            raise UsageError(f"Celery(store=...) got {store!r}: give a path or URL")
+        return chosen.backend
+
+    def _outcome_url(self, store: Any) -> str:
+        if _is_redis(self.broker):
+            return self.broker
+        url = getattr(store, "url", store)
+        if isinstance(url, str) and _is_redis(url):
+            return url.partition("?")[0]
+        raise UsageError(
+            f"the Celery executor's workers push outcomes to Redis, and neither its broker "
+            f"{self.broker!r} nor its store is Redis: give Celery(app, outcomes="
+            "'redis://host:6379/0')"
+        )
+
+    @staticmethod
+    def _is_ref(value: Any) -> bool:
+        return type(value) is Stored
+
+    # -- the executor protocol ---------------------------------------------------------
+    def submit(self, task: Task) -> cf.Future[TaskResult]:
+        """Send ``task`` to the workers; the future resolves with its description and one
+        :class:`Stored` reference per output."""
+        import cloudpickle
+
+        self._listen()
+        outer: cf.Future[TaskResult] = cf.Future()
+        token = uuid.uuid4().hex
+        flight = _Flight(task, outer, time.time(), token)
+        template, refs = detach(task.kwargs, self._is_ref)
+        payload = (
+            token,
+            output_count(task),
+            self._pickled(task.step),
+            task.run_id,
+            task.element,
+            task.ticket,
+            template,
+            refs,
+            bundle(self.setup),
+            self.transport,
+            (self.outcomes, self._queue_key, self._prefix),
+        )
+        try:
+            data = bytes(cloudpickle.dumps(payload))
+        except Exception as exc:
+            raise explain(task, exc, self._is_ref) from exc
+        message = base64.b64encode(_sign("task", data)).decode("ascii")
+        with self._lock:
+            self._flights[token] = flight
+        try:
+            self.app.send_task(TASK_NAME, args=[message], task_id=token, queue=self.queue)
+        except Exception as exc:
+            with self._lock:
+                self._flights.pop(token, None)
+            raise PlaitError(
+                f"step {task.label!r}: could not send it to the Celery broker "
+                f"{self.broker!r}: {exc}"
+            ) from exc
+        outer.add_done_callback(functools.partial(self._on_cancel, flight))
+        return outer
+
+    @property
+    def _queue_key(self) -> str:
+        return f"plait-outcomes:{self.id}"
+
+    def _listen(self) -> None:
+        with self._lock:
+            if self._listener is not None and self._listener.is_alive():
+                return
+            self._stop = threading.Event()
+            self._listener = threading.Thread(
+                target=self._receive,
+                args=(self._stop,),
+                name=f"plait-celery-{self.id[:6]}",
+                daemon=True,
+            )
+            self._listener.start()
+
+    def _receive(self, stop: threading.Event) -> None:
+        """The listener thread: resolve each flight whose outcome a worker pushed."""
+        import redis
+
+        client = redis.Redis.from_url(_redis_scheme(self.outcomes))
+        try:
+            while not stop.is_set():
+                try:
+                    item = client.blpop([self._queue_key], timeout=1)
+                except redis.RedisError:
+                    if stop.wait(0.5):
+                        return
+                    continue
+                if item is not None:
+                    raw: Any = item[1]
+                    self._deliver(bytes(raw))
+        finally:
+            client.close()
+
+    def _deliver(self, raw: bytes) -> None:
+        import cloudpickle
+
+        token, _, outcome = raw.partition(b":")
+        with self._lock:
+            flight = self._flights.pop(token.decode(), None)
+        if flight is None:
+            return  # cancelled meanwhile
+        try:
+            result, stored = cloudpickle.loads(_unsign("outcome", outcome))
+        except Exception as exc:  # an error type this process cannot import, say
+            result, stored = failed(exc, flight.started), []
+        if result.ok:
+            result.values = shape_values(flight.task, list(stored))
+        if flight.outer.set_running_or_notify_cancel():
+            flight.outer.set_result(result)
+
+    def _on_cancel(self, flight: _Flight, outer: cf.Future[TaskResult]) -> None:
+        if not outer.cancelled():
+            return
+        with self._lock:
+            gone = self._flights.pop(flight.token, None)
+        if gone is not None:
+            self.app.control.revoke(flight.token, terminate=True)
+
+    def fetch(self, value: Any) -> Any:
+        """``value`` with every :class:`Stored` reference in it replaced by its value.
+
+        Raises:
+            PlaitError: When the shared store cannot hand a value back.
+        """
+        try:
+            return resolve(value, self._is_ref, self._read_all)
+        except PlaitError:
+            raise
+        except Exception as exc:
+            raise PlaitError(f"could not fetch a value from the Celery store: {exc}") from exc
+
+    def _read_all(self, refs: list[Any]) -> list[Any]:
+        return [_read(self.transport, ref) for ref in refs]
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop listening for outcomes and delete the values this executor's steps left
+        in the shared store (the next submit starts again)."""
+        self._stop.set()
+        with self._lock:
+            pending, self._flights = list(self._flights.values()), {}
+        for flight in pending:
+            self.app.control.revoke(flight.token, terminate=True)
+        for path in list(self.transport.list(self._prefix)):
+            self.transport.delete(path)
+
+    def __repr__(self) -> str:
+        return f"Celery({self._given!r})"
