@@ -322,7 +322,13 @@ def _close_stores() -> None:
     "-e",
     "--executor",
     help="sequential (default, or [tool.plait] executor), threads[:N], processes[:N], "
-    "dask[:ADDRESS], ray[:ADDRESS].",
+    "dask[:ADDRESS], ray[:ADDRESS], celery:BROKER_URL.",
+)
+@click.option(
+    "--worker-setup",
+    metavar="MODULE:FUNCTION",
+    help="Run this function once in every worker before its first step (default: "
+    "[tool.plait] worker_setup).",
 )
 @click.option(
     "--force",
@@ -361,6 +367,7 @@ def run_command(
     to_steps: str | None,
     step_tags: str | None,
     executor: str | None,
+    worker_setup: str | None,
     force: tuple[str, ...],
     store: str | None,
     on_error: str,
@@ -393,6 +400,7 @@ def run_command(
     )
     if executor is None:
         executor = _project_executor()
+    chosen_executor = _with_worker_setup(executor, worker_setup)
     forced: bool | list[str] = True if "*" in force else list(force)
     total, terminal = _planned(pipeline, values, wanted, config)
     chosen = open_store(store)
@@ -400,7 +408,7 @@ def run_command(
         lambda: pipeline.run(
             params=values,
             outputs=wanted,
-            executor=executor,
+            executor=chosen_executor,
             store=chosen,
             force=forced,
             on_error=on_error,
@@ -419,6 +427,29 @@ def run_command(
         terminal=terminal,
         quiet=quiet,
     )
+
+
+def _with_worker_setup(executor: str, option: str | None) -> Any:
+    """The executor, made here with the worker setup of ``--worker-setup`` or
+    ``[tool.plait] worker_setup`` when there is one (the run then owns it all the same:
+    :class:`plait.run.executors.Owned`); else the executor string itself."""
+    from plait.config import ConfigError, project_settings
+    from plait.errors import UsageError
+    from plait.run.executors import Owned, make_executor
+
+    setup = option
+    if setup is None:
+        try:
+            setup = project_settings().worker_setup
+        except ConfigError as exc:
+            raise CommandError(str(exc), "fix the [tool.plait] table of pyproject.toml") from exc
+    if setup is None:
+        return executor
+    try:
+        made, _ = make_executor(executor, setup=setup)
+    except UsageError as exc:
+        raise CommandError(str(exc), "give --worker-setup MODULE:FUNCTION") from exc
+    return Owned(made)
 
 
 def _project_executor() -> str:
@@ -532,8 +563,11 @@ def why_command(
 
 
 def _register() -> None:
-    from plait.cli import _datasets, _debug, _doctor, _history, _new, _ui
+    from plait.cli import _datasets, _debug, _doctor, _history, _new, _serve, _ui
 
+    from plait.cli._assets import assets_group
+
+    cli.add_command(assets_group)
     cli.add_command(_debug.debug_command)
     cli.add_command(_doctor.doctor_command)
     cli.add_command(_datasets.datasets_group)
@@ -542,6 +576,8 @@ def _register() -> None:
     cli.add_command(_history.cache_group)
     cli.add_command(_new.new_command)
     cli.add_command(_ui.ui_command)
+    cli.add_command(_serve.serve_command)
+    cli.add_command(_serve.stream_command)
 
 
 _register()

@@ -26,7 +26,7 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from plait.errors import PlaitError, UsageError
@@ -106,6 +106,8 @@ class Server:
         hooks: Sequence[Any] = (),
         target: str | None = None,
         announce: Callable[[str], None] | None = None,
+        params: Mapping[str, Any] | None = None,
+        config: Any = None,
     ) -> None:
         from plait.store.store import as_store
 
@@ -132,6 +134,8 @@ class Server:
         self.executor = executor
         self.hooks = list(hooks)
         self.target = target
+        self.params = dict(params or {})
+        self.config = config
         self.announce = announce or (lambda message: _log.warning("%s", message))
         self.counts: collections.Counter[str] = collections.Counter()
         self.ready = threading.Event()  # set once every trigger is listening
@@ -155,6 +159,8 @@ class Server:
         """
         from plait.run.runner import new_run_id
 
+        if self.params:
+            event = replace(event, params={**self.params, **event.params})
         submission = Submission(event, new_run_id())
         self._remember(submission)
         self.counts["events"] += 1
@@ -248,7 +254,7 @@ class Server:
                 on_error="continue",
                 tags=None,
                 hooks=self.hooks,
-                config=None,
+                config=self.config,
                 max_concurrency=None,
                 target=self.target,
                 trigger=event.trigger,
@@ -373,6 +379,8 @@ def serve(
     hooks: Sequence[Any] = (),
     announce: Callable[[str], None] | None = None,
     target: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    config: Any = None,
 ) -> Server:
     """Run ``pipeline`` on each event of ``triggers`` until SIGTERM/SIGINT.
 
@@ -393,6 +401,8 @@ def serve(
         announce: Where start-up messages (a generated webhook token) go; default the
             ``plait.events`` logger.
         target: The target recorded with each run (the CLI sets it).
+        params: Params of every run (an event's own params win).
+        config: The config of every run (see ``Pipeline.run``).
 
     Returns:
         The stopped :class:`Server` (its ``counts`` say what happened).
@@ -414,6 +424,8 @@ def serve(
         hooks=hooks,
         announce=announce,
         target=target,
+        params=params,
+        config=config,
     )
     asyncio.run(server.run(handle_signals=True))
     return server

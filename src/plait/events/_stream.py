@@ -22,7 +22,7 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Iterable as IterableType
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -165,6 +165,8 @@ def stream(
     on_failure: str = "continue",
     stop: threading.Event | None = None,
     target: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    config: Any = None,
 ) -> StreamStats:
     """Run ``pipeline`` once per item of ``source`` (or per micro-batch of ``batch``).
 
@@ -182,6 +184,8 @@ def stream(
             (stop before committing it; a restart retries it).
         stop: Set it to stop (SIGTERM/SIGINT also stop when called in the main thread).
         target: The target recorded with each run (the CLI sets it).
+        params: Other params of every run.
+        config: The config of every run (see ``Pipeline.run``).
 
     Returns:
         :class:`StreamStats`.
@@ -209,6 +213,14 @@ def stream(
         daemon=True,
     )
     stats = StreamStats()
+    options = {
+        "store": chosen,
+        "executor": executor,
+        "hooks": hooks,
+        "target": target,
+        "config": config,
+    }
+    base = dict(params or {})
     restore = _catch_signals(stop)
     reader.start()
     try:
@@ -217,9 +229,7 @@ def stream(
             items, ended = _take(inbox, batch or 1, batch_wait if batch else 0, stop)
             if not items:
                 break
-            status = _run_items(
-                pipeline, source, items, param, batch, chosen, executor, hooks, target, stats
-            )
+            status = _run_items(pipeline, source, items, param, batch, base, options, stats)
             if status == "failed" and on_failure == "stop":
                 _log.error("stream %s: a run failed; stopping before committing it", source.name)
                 break
@@ -239,10 +249,8 @@ def _run_items(
     items: list[Item],
     param: str,
     batch: int | None,
-    store: Any,
-    executor: Any,
-    hooks: Sequence[Any],
-    target: str | None,
+    params: dict[str, Any],
+    options: dict[str, Any],
     stats: StreamStats,
 ) -> str:
     from plait.errors import PipelineValidationError
@@ -254,19 +262,15 @@ def _run_items(
     try:
         result = run_pipeline(
             pipeline,
-            params={param: value},
+            params={**params, param: value},
             outputs=None,
-            executor=executor,
-            store=store,
             force=False,
             on_error="continue",
             tags=None,
-            hooks=hooks,
-            config=None,
             max_concurrency=None,
-            target=target,
             run_id=run_id,
             trigger={"kind": "stream", "name": source.name, "event_id": event_id},
+            **options,
         )
         status: str = result.status
     except PipelineValidationError as exc:
