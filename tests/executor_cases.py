@@ -9,11 +9,12 @@ Steps may run in another process, so nothing here relies on shared memory: count
 timestamps and markers are files under ``tmp_path`` (appending one short line to a file
 is atomic on POSIX), and helpers take the directory as an argument.
 
-``"dask"``, ``"ray"`` and ``"celery"`` are real engines shared by the whole session
-(starting one takes seconds): a ``distributed.LocalCluster`` with two worker processes of
-one thread each, a local Ray with two CPUs, and a ``celery worker`` process (prefork, two
-pool processes) on database 15 of the session's redis-server. They start on first use and
-stop when pytest ends.
+``"dask"`` (a ``distributed.Client`` given to ``Dask``), ``"dask:address"`` (``Dask``
+given the same cluster's scheduler address), ``"ray"`` and ``"celery"`` are real engines
+shared by the whole session (starting one takes seconds): a ``distributed.LocalCluster``
+with two worker processes of one thread each, a local Ray with two CPUs, and a ``celery
+worker`` process (prefork, two pool processes) on database 15 of the session's
+redis-server. They start on first use and stop when pytest ends.
 
 A test module uses the fixtures by binding them at module level (an assignment, so
 linters do not see an unused import)::
@@ -39,13 +40,13 @@ from plait import Pipeline, step
 from plait.executors import Celery, Dask, Processes, Ray, Sequential, Threads
 
 #: One id per executor kind, spelled like the shortcut string for the same executor.
-EXECUTORS = ["sequential", "threads:4", "processes:2", "dask", "ray", "celery"]
+EXECUTORS = ["sequential", "threads:4", "processes:2", "dask", "dask:address", "ray", "celery"]
 #: Executors that run several steps at once.
-PARALLEL = ["threads:4", "processes:2", "dask", "ray", "celery"]
+PARALLEL = ["threads:4", "processes:2", "dask", "dask:address", "ray", "celery"]
 #: Executors whose steps run on an engine, outputs staying there as its references.
-REMOTE = ["dask", "ray", "celery"]
+REMOTE = ["dask", "dask:address", "ray", "celery"]
 #: The executors that are shared by the whole session (never shut down by a test).
-SHARED = ["processes:2", "dask", "ray", "celery"]
+SHARED = ["processes:2", "dask", "dask:address", "ray", "celery"]
 #: Executors whose steps share the caller's memory (contextvars, in-process objects).
 IN_PROCESS = ["sequential", "threads:4"]
 
@@ -237,6 +238,11 @@ def _make(kind: str, request: pytest.FixtureRequest):
         return request.getfixturevalue("process_pool")
     if kind == "dask":
         return shared_dask(request)
+    if kind == "dask:address":  # the same cluster, through a client of its own
+        if kind not in _ENGINES:
+            _ENGINES[kind] = Dask(shared_dask(request).client.scheduler.address)
+            request.config.add_cleanup(_ENGINES[kind].shutdown)
+        return _ENGINES[kind]
     if kind == "ray":
         return shared_ray(request)
     if kind == "celery":

@@ -320,3 +320,55 @@ def test_a_worker_setup_string_names_a_function():
         Dask(setup="no_such_module_x:setup")
     with pytest.raises(UsageError, match=r"module 'os' has no function 'nothing_here'"):
         Dask(setup="os:nothing_here")
+
+
+SETUP_MODULE = """
+import os
+
+
+def configure():
+    with open("setup.log", "a") as handle:
+        handle.write(f"{os.getpid()}\\n")
+"""
+
+SIMPLE_FLOW = """
+import os
+
+from plait import Pipeline, step
+
+
+@step
+def pid():
+    return os.getpid()
+
+
+pipeline = Pipeline([pid])
+"""
+
+
+def test_the_command_line_runs_the_worker_setup_on_the_workers(tmp_path):
+    import json
+
+    from cli_cases import succeeds
+
+    (tmp_path / "workers.py").write_text(SETUP_MODULE)
+    (tmp_path / "flow.py").write_text(SIMPLE_FLOW)
+    args = ("run", "flow.py", "-e", "dask", "--json", "-q")
+    output = succeeds(*args, "--worker-setup", "workers:configure", cwd=tmp_path)
+    assert json.loads(output)["status"] == "succeeded"
+    first = (tmp_path / "setup.log").read_text().split()
+    assert first  # each worker of the local cluster, once
+    assert len(first) == len(set(first))
+    (tmp_path / "pyproject.toml").write_text('[tool.plait]\nworker_setup = "workers:configure"\n')
+    again = succeeds(*args, "--force", cwd=tmp_path)  # not a cache hit: the step runs
+    assert len((tmp_path / "setup.log").read_text().split()) == 2 * len(first), again
+
+
+def test_a_bad_worker_setup_on_the_command_line_is_a_clear_error(tmp_path):
+    from cli_cases import plait
+
+    (tmp_path / "flow.py").write_text(SIMPLE_FLOW)
+    completed = plait("run", "flow.py", "--worker-setup", "nowhere_at_all:fn", cwd=tmp_path)
+    assert completed.returncode == 2
+    assert "cannot import module 'nowhere_at_all'" in completed.stderr
+    assert "Traceback" not in completed.stderr

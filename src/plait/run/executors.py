@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from plait.errors import PlaitError, SerializationError, UsageError, WorkerError, suggest
 from plait.run.task import Task, TaskResult, execute
 
-__all__ = ["Executor", "Processes", "Sequential", "Threads", "make_executor"]
+__all__ = ["Executor", "Owned", "Processes", "Sequential", "Threads", "make_executor"]
 
 
 @runtime_checkable
@@ -328,6 +328,8 @@ def make_executor(spec: Any, *, setup: Any = None) -> tuple[Executor, bool]:
     ``setup`` (a callable or ``"module:function"``) is the worker setup of an executor
     made here from a string or a client (see :mod:`plait.run.worker_setup`).
     """
+    if isinstance(spec, Owned):
+        return spec.executor, True
     if not isinstance(spec, str):
         if isinstance(spec, Executor):
             if setup is not None:
@@ -374,6 +376,17 @@ def make_executor(spec: Any, *, setup: Any = None) -> tuple[Executor, bool]:
         f"unknown executor {spec!r}{suggest(kind, _SHORTCUTS)}; choose one of "
         f"{list(_SHORTCUTS)} or pass an executor object"
     )
+
+
+class Owned:
+    """An executor handed to a run that owns it: the run shuts it down at its end, as it
+    does an executor it made from a string (the command line makes one with a worker
+    setup this way)."""
+
+    __slots__ = ("executor",)
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
 
 
 def _is_dask_client(value: Any) -> bool:
