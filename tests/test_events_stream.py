@@ -15,11 +15,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from cli_cases import plait
 
+from cli_cases import plait
 from plait import Pipeline, Store, step
 from plait.errors import UsageError
-from plait.events import FileTail, Iterable, Item, stream
+from plait.events import FileTail, Item, Iterable, stream
 
 SEEN: list[object] = []
 
@@ -230,4 +230,5 @@ def test_sigkill_then_restart_loses_nothing_and_replays_nothing_acknowledged(
     assert len(new) == 20
     assert not acknowledged & {r.trigger["event_id"] for r in new}
     killed = [r for r in first_runs if r.params["line"] == "line-040"]
-    assert len(killed) == 1 and killed[0].status != "succeeded"  # its duplicate shows
+    assert len(killed) == 1
+    assert killed[0].status != "succeeded"  # its duplicate shows

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import signal
 import threading
@@ -302,7 +303,10 @@ class Server:
                 for task in list(self._running.values()):
                     task.cancel()
 
-        loop.call_soon_threadsafe(request)
+        if self.stopped.is_set():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopped
+            loop.call_soon_threadsafe(request)
 
     async def run(self, *, handle_signals: bool = False) -> None:
         """Serve until :meth:`stop` (or SIGTERM/SIGINT with ``handle_signals``)."""

@@ -1,0 +1,161 @@
+"""FileWatch on real files: a run per new or changed file matching the glob (debounced),
+none for other files; and the CLI's plait serve on a webhook, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cli_cases import plait
+from events_cases import StopAfter, running
+from plait import Pipeline, Store, step
+from plait.errors import UsageError
+from plait.events import FileWatch, Server
+
+SEEN: list[str] = []
+
+
+@step(cache=False)  # the path is the same when the file changes: its content is not an input
+def ingest(path: str) -> int:
+    SEEN.append(os.path.basename(path))
+    return len(Path(path).read_text())
+
+
+def test_new_and_changed_files_matching_the_glob_start_runs(tmp_path: Path) -> None:
+    SEEN.clear()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    stopper = StopAfter(2)
+    watch = FileWatch(str(inbox / "*.csv"), param="path", debounce=0.05)
+    server = Server(
+        Pipeline([ingest], name="w"),
+        [watch],
+        overlap="queue",
+        hooks=[stopper],
+        store=str(tmp_path / "s"),
+    )
+    stopper.server = server
+    with running(server):
+        (inbox / "notes.txt").write_text("ignored")
+        (inbox / "a.csv").write_text("1,2\n")
+        deadline = time.monotonic() + 30
+        while len(stopper.ended) < 1:
+            assert time.monotonic() < deadline, "no run for a.csv"
+            time.sleep(0.02)
+        (inbox / "a.csv").write_text("1,2\n3,4\n")  # changed
+        while len(stopper.ended) < 2:
+            assert time.monotonic() < deadline, "no run for the change"
+            time.sleep(0.02)
+    assert SEEN[:2] == ["a.csv", "a.csv"]
+    records = Store(str(tmp_path / "s")).history.runs(
+        trigger="watch " + str(inbox / "*.csv"), limit=None
+    )
+    assert len(records) >= 2
+    assert all(r.trigger["event_id"].startswith(str(inbox / "a.csv") + "@") for r in records)
+
+
+def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    import asyncio
+
+    server = Server(Pipeline([ingest]), [FileWatch(str(tmp_path / "nowhere" / "*.csv"))])
+    with pytest.raises(UsageError, match="does not exist"):
+        asyncio.run(server.run())
+
+
+FLOW = """
+from plait import Pipeline, step
+
+@step
+def greet(name: str) -> str:
+    return "hello " + name
+
+p = Pipeline([greet], name="greeter")
+"""
+
+
+def test_plait_serve_webhook_runs_on_post_and_stops_on_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    env["PLAIT_TOKEN"] = "cli-test-token"
+    command = [sys.executable, "-m", "plait", "serve", "flow.py:p", "--webhook", "127.0.0.1:0"]
+    server = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = ""
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "POST http://" in line:
+                url = line.split("POST ", 1)[1].split()[0]
+                break
+        assert url, "no URL announced"
+        request = urllib.request.Request(
+            url,
+            data=json.dumps({"name": "ada"}).encode(),
+            headers={"Authorization": "Bearer cli-test-token"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            run_id = json.loads(answer.read())["run_id"]
+        status_url = url.removesuffix("/run") + f"/runs/{run_id}"
+        deadline = time.monotonic() + 30
+        while True:
+            ask = urllib.request.Request(
+                status_url, headers={"Authorization": "Bearer cli-test-token"}
+            )
+            with urllib.request.urlopen(ask, timeout=30) as answer:
+                if json.loads(answer.read())["status"] == "succeeded":
+                    break
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        server.send_signal(signal.SIGTERM)
+        stdout, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, stderr
+    assert "1 run(s) started, 1 succeeded" in stdout
+    assert "Traceback" not in stderr
+    shown = plait("runs", "list", "--trigger", "webhook /run", cwd=tmp_path)
+    assert run_id[:8] in shown.stdout, shown.stdout + shown.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "needs at least one trigger"),
+        (("--every", "soon"), "is not a duration"),
+        (("--cron", "every hour"), "not a valid cron expression"),
+        (("--webhook", "0.0.0.0:8000"), "refusing to serve a webhook"),
+        (("--redis", "http://x"), "is not a Redis URL"),
+    ],
+)
+def test_plait_serve_usage_errors_are_clear(tmp_path: Path, args: tuple, message: str) -> None:
+    (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
+    done = plait("serve", "flow.py:p", *args, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_plait_stream_reads_a_file(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
+    (tmp_path / "names.txt").write_text("ada\nbob\n")
+    done = plait(
+        "stream", "flow.py:p", "names.txt", "--no-follow", "--param-name", "name", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 item(s) in 2 run(s): 2 succeeded" in done.stdout
+    again = plait(
+        "stream", "flow.py:p", "names.txt", "--no-follow", "--param-name", "name", cwd=tmp_path
+    )
+    assert "0 item(s) in 0 run(s)" in again.stdout  # its checkpoint: nothing new
