@@ -56,6 +56,7 @@ class Emitter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._deadline: float | None = None  # set by close(timeout): retries stop there
 
     # -- hook methods (the run's thread: never block) ---------------------------------
     def on_run_start(self, run: Any) -> None:
@@ -162,6 +163,7 @@ class Emitter:
         if self._thread is None:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._deadline = deadline
         while True:
             try:
                 self._queue.put(_STOP, timeout=0.05)
@@ -276,9 +278,10 @@ class WebhookEmitter(Emitter):
             except OSError:
                 if attempt == self.retries:
                     raise
-            if self._closed:
-                raise ConnectionError(f"{self.url}: giving up, the emitter is closing")
-            time.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.0))
+            delay = self.backoff * 2**attempt * random.uniform(0.5, 1.0)
+            if self._deadline is not None and time.monotonic() + delay > self._deadline:
+                raise ConnectionError(f"{self.url}: no retry, close()'s timeout is near")
+            time.sleep(delay)
 
 
 class RedisEmitter(Emitter):
