@@ -387,6 +387,7 @@ class Pipeline:
         max_concurrency: int | None = None,
         progress: bool = False,
         target: str | None = None,
+        history: Any = None,
     ) -> RunResult:
         """Run the pipeline and return a :class:`~plait.RunResult`.
 
@@ -413,6 +414,11 @@ class Pipeline:
                 target of its origin; else ``module:name`` when the pipeline is a
                 module-level global of an importable module (looked up in the modules
                 of its steps' functions); else nothing.
+            history: Record the run there without a store: ``"sqlite:///runs.db"``,
+                ``"duckdb:///runs.duckdb"``, ``"postgresql://..."``, ``"memory"`` (this
+                process's) or a :class:`~plait.history.History`. Every step runs and no
+                value is kept; runs, data versions and lineage are recorded. With a
+                store, give the store its history instead (``Store(url, history=...)``).
 
         Raises:
             PipelineValidationError: Before anything runs, listing every problem.
@@ -434,6 +440,7 @@ class Pipeline:
             max_concurrency=max_concurrency,
             progress=progress,
             target=target,
+            history=history,
         )
 
     async def run_async(
@@ -452,6 +459,7 @@ class Pipeline:
         max_concurrency: int | None = None,
         progress: bool = False,
         target: str | None = None,
+        history: Any = None,
     ) -> RunResult:
         """Like :meth:`run`, awaited inside a running event loop; cancellation propagates."""
         from plait.run.runner import run_pipeline_async
@@ -470,6 +478,7 @@ class Pipeline:
             max_concurrency=max_concurrency,
             progress=progress,
             target=target,
+            history=history,
         )
 
     def _run_config(self, config: Any, overrides: Mapping[str, Any] | None) -> Any:

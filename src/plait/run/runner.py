@@ -80,6 +80,7 @@ def _prepare(
     target: str | None = None,
     trigger: Mapping[str, str] | None = None,
     run_id: str | None = None,
+    history: Any = None,
 ) -> _Run:
     if on_error not in ("raise", "continue"):
         raise UsageError(f"on_error must be 'raise' or 'continue', got {on_error!r}")
@@ -93,7 +94,7 @@ def _prepare(
     if problems:
         raise PipelineValidationError(problems, pipeline.name)
     run_id = run_id or new_run_id()
-    cache = _run_cache(pipeline, store, force, run_id, plan.order, reuse_runs)
+    cache = _run_cache(pipeline, store, force, run_id, plan.order, reuse_runs, history)
     exe, owned = make_executor(executor)
     hook_set = HookSet([*pipeline.hooks, *hooks, *_built_in_hooks(plan.order, progress)])
     tag_tuple = tuple(tags.items() if isinstance(tags, Mapping) else tags or ())
@@ -164,10 +165,21 @@ def _run_cache(
     run_id: str,
     steps: Sequence[Step],
     reuse_runs: frozenset[str] = frozenset(),
+    history: Any = None,
 ) -> RunCache | None:
-    """The run's cache, when a store is given (argument, pipeline or ``PLAIT_STORE``)."""
+    """The run's cache, when a store is given (argument, pipeline or ``PLAIT_STORE``), or
+    a history without one (:mod:`plait.run.history_only`)."""
     from plait.store.store import as_store
 
+    if history is not None:
+        if store is not None:
+            raise UsageError(
+                "run(history=...) records a run that has no store; with a store, give the "
+                "store its history: Store(url, history=...)"
+            )
+        from plait.run.history_only import history_only_cache
+
+        return history_only_cache(history, pipeline.name, run_id)
     chosen = as_store(store if store is not None else pipeline.store)
     if isinstance(force, str):
         force = [force]
