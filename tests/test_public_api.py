@@ -5,9 +5,14 @@ from __future__ import annotations
 import plait
 import plait.errors
 
-# Exactly the names of DESIGN §2's import lines, and §4.2's Registry and load_pipeline.
+# Exactly the names of DESIGN §2's import lines, §4.2's Registry and load_pipeline, and
+# §4.5's assets.
 EXPORTED = [
+    "Asset",
+    "Dataset",
     "Err",
+    "Metrics",
+    "Model",
     "Ok",
     "Pipeline",
     "Registry",

@@ -16,6 +16,7 @@ from plait.pipeline import Pipeline, param
 from plait.steps import Step, step
 
 if TYPE_CHECKING:
+    from plait.assets import Asset, Dataset, Metrics, Model
     from plait.registry import Registry
     from plait.results import Err, Ok, RunResult, Skipped, StepResult
     from plait.run.context import current
@@ -25,7 +26,11 @@ if TYPE_CHECKING:
     from plait.yaml_pipeline import load_pipeline
 
 __all__ = [
+    "Asset",
+    "Dataset",
     "Err",
+    "Metrics",
+    "Model",
     "Ok",
     "Pipeline",
     "Registry",
@@ -47,6 +52,10 @@ __version__ = "0.1.0"
 # steps and pipelines; the run layer (results, context) loads with the first run, the
 # store (expiry, Store, cached) with the first cached run.
 _LAZY = {
+    "Asset": "plait.assets",
+    "Dataset": "plait.assets",
+    "Metrics": "plait.assets",
+    "Model": "plait.assets",
     "Err": "plait.results",
     "Ok": "plait.results",
     "Registry": "plait.registry",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.composition import SubPipeline, combine, namespaced
 from plait.errors import PipelineValidationError, Problem, StepDefinitionError
-from plait.graph import Graph, Plan, resolve
+from plait.graph import Graph, Plan, narrow, resolve
 from plait.handles import _BUILDER as _BUILDER  # noqa: PLC0414 (run/runner.py imports it)
 from plait.handles import (
     ParamSpec,
@@ -33,6 +33,7 @@ from plait.steps import MISSING, Handle, Step
 
 if TYPE_CHECKING:
     from plait.results import RunResult
+    from plait.snapshot import Change, Snapshot
 
 # SubPipeline, namespaced and _BUILDER are re-exported for the run layer's imports.
 __all__ = ["Pipeline", "SubPipeline", "active_builder", "namespaced", "param"]
@@ -307,16 +308,20 @@ class Pipeline:
         use_cache = config is None
         if use_cache and key in self._plans:
             return self._plans[key]
-        plan = resolve(
-            self.graph,
-            params=merged,
-            config=self.config if config is None else config,
-            outputs=outputs,
-            pipeline_name=self.name,
-            left_out=self._left_out,
-            outside_inputs=self._outside,
-            datasets=self.datasets,
-        )
+        whole = self._plans.get((key[0], None, check_params)) if use_cache else None
+        if whole is not None and outputs is not None and not whole.problems:
+            plan = narrow(self.graph, whole, outputs, merged)  # nothing resolved twice
+        else:
+            plan = resolve(
+                self.graph,
+                params=merged,
+                config=self.config if config is None else config,
+                outputs=outputs,
+                pipeline_name=self.name,
+                left_out=self._left_out,
+                outside_inputs=self._outside,
+                datasets=self.datasets,
+            )
         plan.datasets = self.datasets
         if not check_params:
             plan.problems = [p for p in plan.problems if p.kind != "unused_param"]
@@ -560,3 +565,24 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.name!r}: {len(self._steps)} steps>"
+
+    # -- versions (plait.snapshot) ---------------------------------------------------------
+    def freeze(self) -> Snapshot:
+        """A sealed :class:`~plait.snapshot.Snapshot` of this pipeline as it is now: its
+        structure, each step's code fingerprint, source, options and defaults, its params
+        and config (``verify()``, ``save(path)``, ``diff(other)``)."""
+        from plait.snapshot import freeze
+
+        return freeze(self)
+
+    def compare_with(self, version: str, store: Any = None) -> list[Change]:
+        """What changed since the last recorded run of pipeline version ``version``:
+        steps added or removed, step code, and the params and config values that run
+        read (see :func:`plait.snapshot.compare_with_run`).
+
+        Raises:
+            PlaitError: When the store has no run of that version.
+        """
+        from plait.snapshot import compare_with_run
+
+        return compare_with_run(self, version, store if store is not None else self.store)

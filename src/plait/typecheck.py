@@ -112,6 +112,8 @@ def _compatible_one(produced: Any, expected: Any) -> bool:
         return True  # TypeVar, Literal, Annotated, protocols...: do not guess
     if getattr(e_origin, "_is_protocol", False) or getattr(p_origin, "_is_protocol", False):
         return True
+    if getattr(p_origin, "__plait_asset__", False) or getattr(e_origin, "__plait_asset__", False):
+        return True  # an asset is unwrapped for its consumers (plait.assets): any type fits
     if not (
         issubclass(p_origin, e_origin)
         or issubclass(e_origin, p_origin)

@@ -69,7 +69,16 @@ def runs_group(ctx: click.Context) -> int | None:
 @click.option("--trigger", help="Only runs started by the trigger of this name or kind.")
 @click.option("--experiment", help="Only runs of this experiment.")
 @click.option("--version", "version", help="Only runs of this pipeline version.")
-@click.option("--project", help="Only runs of this project.")
+@click.option(
+    "--project", help="Only runs of this project (default: [tool.plait] project, if set)."
+)
+@click.option("--all-projects", is_flag=True, help="Every project's runs.")
+@click.option(
+    "--sort",
+    metavar="KEY",
+    help="Order by started, duration, pipeline, status, or (with --experiment) a metric.",
+)
+@click.option("--desc", "descending", is_flag=True, help="With --sort: largest first.")
 @click.option("-n", "--limit", type=int, default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @store_option
@@ -81,14 +90,39 @@ def runs_list(
     experiment: str | None,
     version: str | None,
     project: str | None,
+    all_projects: bool,
+    sort: str | None,
+    descending: bool,
     limit: int,
     as_json: bool,
     store: str | None,
 ) -> int:
-    """The latest runs, newest first."""
+    """The latest runs, newest first; with --experiment, the experiment's table (runs ×
+    params and config values that differ × metrics)."""
+    from plait.cli._experiments import RUN_SORTS, experiment_listing
     from plait.cli._records import record_json, runs_text
 
     chosen = open_store(store, must_exist=True)
+    if project is None and not all_projects:
+        project = chosen.project
+    if experiment is not None:
+        experiment_listing(
+            chosen,
+            experiment,
+            sort=sort,
+            descending=descending,
+            limit=limit,
+            as_json=as_json,
+            project=project,
+            filters={"pipeline": pipeline, "trigger": trigger, "version": version},
+        )
+        return EXIT_OK
+    if sort is not None and sort not in RUN_SORTS:
+        raise CommandError(
+            f"--sort {sort!r} is not a column of the runs table ({', '.join(RUN_SORTS)})",
+            "to sort by a metric, name the experiment: plait runs list --experiment NAME "
+            f"--sort {sort} --desc",
+        )
     groups = {
         "pipeline": pipeline,
         "status": status,
@@ -105,6 +139,8 @@ def runs_list(
         experiment=experiment,
         version=version,
         project=project,
+        sort=sort or "started",
+        descending=descending if sort else True,
     )
     if as_json:
         click.echo(record_json([r.to_dict(steps=False) for r in records]))
@@ -190,16 +226,26 @@ def runs_show(
 @runs_group.command("compare")
 @click.argument("run_a", metavar="A")
 @click.argument("run_b", metavar="B")
+@click.argument("more", metavar="[C ...]", nargs=-1)
 @click.option("--json", "as_json", is_flag=True)
 @store_option
 @common
-def runs_compare(run_a: str, run_b: str, as_json: bool, store: str | None) -> int:
-    """What differs between runs A and B: params, config, code, each step's status and
-    output (steps in pipeline order)."""
+def runs_compare(
+    run_a: str, run_b: str, more: tuple[str, ...], as_json: bool, store: str | None
+) -> int:
+    """What differs between runs A, B (and C ...): metrics, params, config, code, each
+    step's status and output (steps in pipeline order)."""
     from plait.cli._records import compare_text, record_json
 
     chosen = open_store(store, must_exist=True)
-    diff = chosen.history.compare(resolve_run(chosen, run_a), resolve_run(chosen, run_b))
+    ids = [resolve_run(chosen, run_id) for run_id in (run_a, run_b, *more)]
+    if more:
+        from plait.cli._experiments import compare_many_text
+
+        many = chosen.history.compare_many(ids)
+        click.echo(record_json(many) if as_json else compare_many_text(many))
+        return EXIT_OK
+    diff = chosen.history.compare(*ids)
     click.echo(record_json(diff) if as_json else compare_text(diff))
     return EXIT_OK
 

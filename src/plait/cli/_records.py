@@ -209,7 +209,7 @@ def record_json(value: Any) -> str:
 
 
 def compare_text(diff: Mapping[str, Any]) -> str:
-    """``plait runs compare``: params, code and each step side by side."""
+    """``plait runs compare``: params, config, metrics, code and each step side by side."""
     run_a, run_b = diff["runs"]
     status_a, status_b = diff["status"]
     fingerprint_a, fingerprint_b = diff["fingerprint"]
@@ -226,15 +226,34 @@ def compare_text(diff: Mapping[str, Any]) -> str:
                 lines.append(f"  {key}: {_short(left, 30)} -> {_short(right, 30)}")
         else:
             lines.append(f"{part}: same")
-    rows = [("STEP", "STATUS A", "STATUS B", "CACHED A/B", "DURATION A", "DURATION B", "OUTPUT")]
+    metrics_a, metrics_b = diff.get("metrics") or ({}, {})
+    if metrics_a or metrics_b:
+        lines.append("metrics:")
+        for key in dict.fromkeys([*metrics_a, *metrics_b]):
+            left, right = metrics_a.get(key), metrics_b.get(key)
+            mark = "" if left == right else "  (changed)"
+            lines.append(f"  {key}: {_short(left, 30)} -> {_short(right, 30)}{mark}")
+    rows = [
+        (
+            "STEP",
+            "STATUS A",
+            "STATUS B",
+            "CACHED A/B",
+            "DURATION A",
+            "DURATION B",
+            "CODE",
+            "OUTPUT",
+        )
+    ]
     for name, step in diff["steps"].items():
         left, right = step["status"]
         cached_a, cached_b = step["cached"]
         duration_a, duration_b = step["duration"]
         if left is None or right is None:
-            output = "only in " + ("B" if left is None else "A")
+            output = code = "only in " + ("B" if left is None else "A")
         else:
             output = "same" if step["same_output"] else "CHANGED"
+            code = "same" if step.get("same_code", True) else "CHANGED"
         rows.append(
             (
                 name,
@@ -243,6 +262,7 @@ def compare_text(diff: Mapping[str, Any]) -> str:
                 f"{'yes' if cached_a else 'no'}/{'yes' if cached_b else 'no'}",
                 seconds(duration_a),
                 seconds(duration_b),
+                code,
                 output,
             )
         )

@@ -461,11 +461,12 @@ def open_store(option: str | None, *, must_exist: bool = False) -> Store:
     location, source = store_location(option)
     from plait.store.store import Store
 
+    project = _project()
     if not must_exist:
-        return Store(location)
+        return Store(location, project=project)
     local = _local_path(location)
     if local is None:
-        store = Store(location)
+        store = Store(location, project=project)
         if not any(store.backend.exists(folder) for folder in _STORE_FOLDERS):
             raise _no_store(location, source)
         return store
@@ -479,7 +480,18 @@ def open_store(option: str | None, *, must_exist: bool = False) -> Store:
             "a pipeline: plait run TARGET --store DIR",
         )
     has_history = os.path.isfile(os.path.join(local, "history.db"))
-    return Store(location, history=None if has_history else ":memory:")
+    return Store(location, history=None if has_history else ":memory:", project=project)
+
+
+def _project() -> str | None:
+    """``[tool.plait] project`` of the nearest ``pyproject.toml`` (None without one)."""
+    from plait.config._merge import ConfigError
+    from plait.config._project import project_settings
+
+    try:
+        return project_settings().project
+    except ConfigError as exc:
+        raise CommandError(str(exc), "fix [tool.plait] in pyproject.toml") from exc
 
 
 def _local_path(location: str) -> str | None:

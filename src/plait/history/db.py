@@ -23,7 +23,9 @@ died), ``runs.inputs_signature`` (the HMAC of the params/config blob) and
 need on big histories (runs by origin, by status and start time; steps by name and run);
 5 adds ``runs.trigger`` (what started a run: JSON ``{"kind", "name", "event_id"}``),
 ``runs.experiment``, ``runs.version`` (the pipeline's version) and ``runs.project``, with
-indexes to list runs by each.
+indexes to list runs by each; 6 adds the asset catalog: ``assets`` (one row per project,
+asset name and version, with its kind, run, step, metadata and tags) and
+``asset_aliases`` (an alias such as ``production`` naming one version of an asset).
 
 Damage. A SQLite file that is not a database, or whose pages are damaged, raises
 :class:`DamagedHistoryError`, which names the file and the fix (``plait doctor --repair``),
@@ -98,12 +100,25 @@ def _schema(blob: str) -> list[str]:
         "CREATE INDEX IF NOT EXISTS data_by_version ON data (version, role)",
         "CREATE INDEX IF NOT EXISTS data_by_run ON data (run_id)",
         *_INDEXES_4,
+        *_CATALOG_6,
         # no index on a column added after version 4 here: this runs before the migrations
         # add it to an older database (they create such indexes, for new databases too)
     ]
 
 
-SCHEMA_VERSION = 5
+_CATALOG_6 = [  # the asset catalog (schema version 6; plait.assets._catalog)
+    """CREATE TABLE IF NOT EXISTS assets (
+        project TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT,
+        output TEXT, run_id TEXT, step TEXT, pipeline TEXT, experiment TEXT, metadata TEXT,
+        tags TEXT, created_at DOUBLE PRECISION, PRIMARY KEY (project, name, version))""",
+    """CREATE TABLE IF NOT EXISTS asset_aliases (
+        project TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL, version TEXT,
+        created_at DOUBLE PRECISION, PRIMARY KEY (project, name, alias))""",
+    "CREATE INDEX IF NOT EXISTS assets_by_time ON assets (created_at)",
+    "CREATE INDEX IF NOT EXISTS assets_by_run ON assets (run_id)",
+]
+
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +154,7 @@ MIGRATIONS: dict[int, list[str | AddColumn]] = {
         AddColumn("runs", "project", "TEXT"),
         *_INDEXES_5,
     ],
+    6: list(_CATALOG_6),
 }
 
 

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from plait.errors import suggest
 from plait.history import liveness
@@ -42,6 +42,9 @@ from plait.history.recorder import RunRecorder
 from plait.history.records import RecordedPipeline, RunRecord, StepRecord
 from plait.history.values import decode_inputs, display, dumps, encode_inputs, sign_inputs
 from plait.store.signing import Signer
+
+if TYPE_CHECKING:
+    from plait.history.experiments import ExperimentTable
 
 __all__ = ["History", "RunRecorder"]
 
@@ -261,11 +264,16 @@ class History(Browsing):
         )
 
     def compare(self, run_a: str, run_b: str) -> dict[str, Any]:
-        """What differs between two runs: params, config, fingerprints and each step.
+        """What differs between two runs: params, config, metrics, fingerprints and each
+        step (its status, code fingerprint and outputs).
 
         Steps are listed in pipeline order (the recorded structure of B, then A's), steps
-        no structure lists after them in the order they started.
+        no structure lists after them in the order they started. ``metrics`` holds each
+        run's metrics (see :func:`plait.history.experiments.run_metrics`); each step's
+        ``code`` its function fingerprint in each run (``same_code`` when equal).
         """
+        from plait.history.experiments import run_metrics
+
         a, b = self.run(run_a), self.run(run_b)
         steps = {}
         for name in _step_order(a, b):
@@ -274,6 +282,8 @@ class History(Browsing):
                 "status": (left and left.status, right and right.status),
                 "cached": (left and left.cached, right and right.cached),
                 "duration": (left and left.duration, right and right.duration),
+                "code": (left and left.fingerprint, right and right.fingerprint),
+                "same_code": bool(left and right and left.fingerprint == right.fingerprint),
                 "data_versions": (left and left.data_versions, right and right.data_versions),
                 "metrics": (left and left.metrics, right and right.metrics),
                 "same_output": bool(left and right and left.data_versions == right.data_versions),
@@ -282,20 +292,70 @@ class History(Browsing):
             "runs": (a.run_id, b.run_id),
             "params": _changed(a.params, b.params),
             "config": _changed(a.config, b.config),
+            "metrics": (run_metrics(self, a), run_metrics(self, b)),
             "fingerprint": (a.fingerprint, b.fingerprint),
             "status": (a.status, b.status),
             "steps": steps,
         }
 
+    def compare_many(self, run_ids: Sequence[str]) -> dict[str, Any]:
+        """What differs between several runs (ids or unique prefixes), each value listed
+        per run: the params and config values that differ, every metric, and per step its
+        status, code fingerprint and data versions (see
+        :func:`plait.history.experiments.compare_runs`)."""
+        from plait.history.experiments import compare_runs
+
+        return compare_runs(self, run_ids)
+
+    def experiment(
+        self,
+        name: str,
+        *,
+        project: str | None = None,
+        sort: str | None = None,
+        descending: bool = True,
+        limit: int | None = None,
+    ) -> ExperimentTable:
+        """The runs of experiment ``name`` side by side: runs × (the params and config
+        values that differ between them) × metrics, newest first or sorted by the metric
+        ``sort`` (see :mod:`plait.history.experiments`).
+
+        Raises:
+            PlaitError: When the experiment has no runs, or no run has the ``sort`` metric.
+        """
+        from plait.history.experiments import experiment_table
+
+        return experiment_table(
+            self, name, project=project, sort=sort, descending=descending, limit=limit
+        )
+
+    def best(
+        self,
+        experiment: str,
+        metric: str,
+        mode: Literal["max", "min"] = "max",
+        *,
+        project: str | None = None,
+    ) -> RunRecord:
+        """The succeeded run of ``experiment`` with the highest (``mode="max"``) or lowest
+        (``"min"``) ``metric``.
+
+        Raises:
+            PlaitError: When no succeeded run has a number for ``metric``.
+        """
+        from plait.history.experiments import best_run
+
+        return best_run(self, experiment, metric, mode=mode, project=project)
+
     def delete_runs(self, run_ids: Iterable[str]) -> int:
-        """Delete run records (their step and lineage rows, and the structures no run
-        left names); return how many."""
+        """Delete run records (their step and lineage rows, the asset versions they first
+        produced, and the structures no run left names); return how many."""
         ids = list(run_ids)
         self.db.execute_many(
             [
                 *[
                     (f"DELETE FROM {table} WHERE run_id = ?", [[i] for i in ids])
-                    for table in ("data", "steps", "runs")
+                    for table in ("data", "steps", "assets", "runs")
                 ],
                 (
                     "DELETE FROM structures WHERE id NOT IN "

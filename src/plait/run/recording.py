@@ -6,6 +6,10 @@ defaults of the parameters nothing fed (``def f(seed=42)`` run without ``seed`` 
 ``seed=42``, for the run and for the step). The pipeline's structure goes with the run
 record, so its report draws the edges without the pipeline's code.
 
+Assets a step returned (:mod:`plait.assets`) come back with its metrics; they are
+written to the catalog with the step's record, under the output's data version, the
+run's pipeline, experiment and the store's project.
+
 Recording never fails a run: a value the history cannot show is shown by its type (see
 :mod:`plait.history.values`), and a write that fails is a logged warning. Only a history
 that cannot be opened at all (damaged: :class:`~plait.history.db.DamagedHistoryError`;
@@ -185,7 +189,9 @@ def start_recording(
             "could not record run %s in %s (it runs unrecorded): %s", state.run_id, history.url, exc
         )
         return None
-    state.listeners.append(_listener(state, recorder, revised=False))
+    state.listeners.append(
+        _listener(state, recorder, revised=False, catalog=_catalog_writer(pipeline, state, store))
+    )
     state.revised.append(_listener(state, recorder, revised=True))
     state.before_execute = recorder.flush
     return recorder
@@ -222,8 +228,32 @@ def _origin_target(history: Any, origin: str | None) -> str | None:
     return str(rows[0][0]) if rows and rows[0][0] else None
 
 
-def _listener(state: RunState, recorder: RunRecorder, *, revised: bool) -> Any:
-    """What hands a finished (or revised) step's record to the recorder."""
+def _catalog_writer(pipeline: Pipeline, state: RunState, store: Any) -> Any:
+    """What writes the assets of a finished step to the catalog."""
+    from plait.assets._catalog import record_assets
+    from plait.assets._metrics import assets_of
+
+    def write(result: StepResult) -> None:
+        found = assets_of(result.metrics)
+        if not found or result.status != "ok":
+            return
+        record_assets(
+            store.history,
+            found,
+            result.data_versions,
+            run_id=state.run_id,
+            step=result.name,
+            pipeline=pipeline.name,
+            experiment=pipeline.experiment or pipeline.name,
+            project=store.project,
+        )
+
+    return write
+
+
+def _listener(state: RunState, recorder: RunRecorder, *, revised: bool, catalog: Any = None) -> Any:
+    """What hands a finished (or revised) step's record to the recorder (and its assets
+    to the catalog)."""
 
     def record(result: StepResult) -> None:
         try:
@@ -248,5 +278,15 @@ def _listener(state: RunState, recorder: RunRecorder, *, revised: bool) -> Any:
                 state.run_id,
                 exc,
             )
+        if catalog is not None:
+            try:
+                catalog(result)
+            except Exception as exc:
+                _log.warning(
+                    "could not record the assets of step %r of run %s in the catalog: %s",
+                    result.name,
+                    state.run_id,
+                    exc,
+                )
 
     return record

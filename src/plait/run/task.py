@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from plait.assets._types import Asset, unwrap_outputs, wrap_inputs
 from plait.errors import MutatedInputError, OutputArityError, StepTimeoutError
 from plait.run.context import StepContext, reset_context, set_context
 from plait.run.protect import Guard, guard, refusal, release, verdict
@@ -186,6 +187,10 @@ def _finish(
     if error is None:
         try:
             values = (value,) if task.element is not MISSING else split_outputs(item, value)
+            if task.element is MISSING:  # assets: plain values on, descriptors to the catalog
+                values, result.metrics = unwrap_outputs(item, values, result.metrics)
+            elif isinstance(value, Asset):  # a map element's asset: not catalogued
+                values = (value.value,)
             result.values = release(shield, values)
             result.ok = True
         except OutputArityError as arity_error:
@@ -216,6 +221,7 @@ def execute(task: Task) -> TaskResult:
     token = set_context(ctx)
     try:
         shield = guard(task.kwargs)
+        shield.kwargs = wrap_inputs(item, shield.kwargs)
         value, error = _attempt(task, shield, timeout)
         attempt = 1
         while error is not None and _retryable(item, error, attempt):
@@ -228,7 +234,8 @@ def execute(task: Task) -> TaskResult:
     result.attempts = attempt
     result.metrics = ctx.metrics
     if error is None and task.ticket is None and element is MISSING and item.single_output:
-        result.ok, result.values = True, release(shield, (value,))  # fast path of _finish
+        values, result.metrics = unwrap_outputs(item, (value,), result.metrics)
+        result.ok, result.values = True, release(shield, values)  # fast path of _finish
         result.duration = time.perf_counter() - started
         result.end = result.start + result.duration
         return result
@@ -248,6 +255,7 @@ async def execute_async(task: Task) -> TaskResult:
     error: BaseException | None = None
     attempt = 0
     shield = guard(task.kwargs)
+    shield.kwargs = wrap_inputs(item, shield.kwargs)
     while True:
         attempt += 1
         if shield.tainted:

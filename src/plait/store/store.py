@@ -37,6 +37,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from plait.assets._catalog import Catalog
     from plait.history import History
 
 from plait.errors import PlaitError, StoreSecretError
@@ -115,6 +116,14 @@ class Store:
 
             self._history = History(url, signer=self._signer)
         return self._history
+
+    @property
+    def catalog(self) -> Catalog:
+        """The asset catalog (datasets, models, metrics) kept in the history: see
+        :class:`plait.assets.Catalog`; scoped to ``project`` when the store has one."""
+        from plait.assets._catalog import Catalog
+
+        return Catalog(self.history, self, self.project)
 
     @property
     def has_history(self) -> bool:
@@ -382,7 +391,8 @@ class Store:
         (unless ``keep_lineage``, which keeps both, and lineage, while scrubbing values),
         the cache entries they wrote that no remaining run used, then every artifact no
         remaining entry references. With neither argument, only unreferenced artifacts
-        are removed.
+        are removed. A run that produced an asset version with an alias
+        (``catalog.tag(...)``) is never dropped, so that version stays loadable.
 
         Returns:
             Counts of removed ``runs``, ``entries`` and ``artifacts``.
@@ -416,6 +426,10 @@ class Store:
         return {"runs": len(doomed), "entries": entries, "artifacts": artifacts}
 
     def _doomed_runs(self, keep_last: int | None, cutoff: float | None) -> set[str]:
+        """The runs to drop; never one that produced an aliased asset version."""
+        from plait.assets._catalog import Catalog
+
+        protected = Catalog(self.history).protected_runs()
         doomed: set[str] = set()
         per_pipeline: dict[str, int] = {}
         now = time.time()
@@ -424,7 +438,7 @@ class Store:
             per_pipeline[record.pipeline] = seen + 1
             too_many = keep_last is not None and seen >= keep_last
             too_old = cutoff is not None and now - record.start_time > cutoff
-            if too_many or too_old:
+            if (too_many or too_old) and record.run_id not in protected:
                 doomed.add(record.run_id)
         return doomed
 

@@ -1,0 +1,238 @@
+"""Assets: Dataset, Model, Metrics returned by steps; plain values for consumers; the
+catalog in the history (every backend): find, load, lineage, aliases, gc."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from plait import Asset, Dataset, Metrics, Model, Pipeline, Store, step
+from plait.assets import AssetError
+from plait.errors import PlaitError
+
+
+class Forest:
+    """A model with scikit-learn's get_params()."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, trees: int = 10, depth: int | None = None) -> None:
+        self.trees, self.depth = trees, depth
+
+    def get_params(self, deep: bool = True) -> dict[str, object]:
+        return {"trees": self.trees, "depth": self.depth}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Forest) and vars(other) == vars(self)
+
+
+@step
+def frame(rows: int) -> Dataset:
+    return pd.DataFrame({"size": list(range(rows)), "price": [2.0 * i for i in range(rows)]})
+
+
+@step
+def train(frame: pd.DataFrame, trees: int = 10) -> Model:
+    return Model(Forest(trees), name="price-model", tags=("sklearn-like",))
+
+
+@step
+def score(train: Forest, frame: pd.DataFrame) -> Metrics:
+    return Metrics({"r2": 0.5 + train.trees / 100, "rows": len(frame)})
+
+
+def _pipeline(**kw):
+    return Pipeline([frame, train, score], name="pricing", **kw)
+
+
+# -- values ------------------------------------------------------------------------------
+def test_consumers_receive_plain_values_and_metrics_become_step_metrics():
+    result = _pipeline().run(params={"rows": 4})
+    assert isinstance(result["frame"], pd.DataFrame)
+    assert result["train"] == Forest(10)
+    assert result["score"] == {"r2": 0.6, "rows": 4}
+    assert result.steps["score"].metrics == {"r2": 0.6, "rows": 4}
+
+
+def test_a_consumer_annotated_with_the_asset_type_receives_the_asset():
+    seen = {}
+
+    @step
+    def inspect_model(train: Model) -> int:
+        seen["asset"] = train
+        return train.value.trees
+
+    Pipeline([frame, train, inspect_model]).run(params={"rows": 2})
+    asset = seen["asset"]
+    assert isinstance(asset, Model)
+    assert asset.value == Forest(10)
+    assert asset.name == "train"
+    assert asset.metadata["params"] == {"trees": 10, "depth": None}
+
+
+def test_an_asset_annotation_never_trips_type_validation():
+    @step
+    def fit(x: int) -> Model[Forest]:
+        return Forest(x)
+
+    @step
+    def use(fit: Forest) -> int:
+        return fit.trees
+
+    assert Pipeline([fit, use]).run(params={"x": 3})["use"] == 3
+
+
+def test_the_data_version_is_the_plain_values(tmp_path):
+    @step(name="v")
+    def wrapped(n: int):
+        return Dataset([n, n + 1], name="numbers", metadata={"source": "test"})
+
+    @step(name="v")
+    def plain(n: int):
+        return [n, n + 1]
+
+    with Store(tmp_path / "a") as a, Store(tmp_path / "b") as b:
+        one = Pipeline([wrapped]).run(params={"n": 1}, store=a).steps["v"].data_versions
+        two = Pipeline([plain]).run(params={"n": 1}, store=b).steps["v"].data_versions
+        assert one == two
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Model(1, name="bad name!"), "asset name 'bad name!' is not valid"),
+        (lambda: Model(1, metadata=[1]), "metadata must be a mapping"),
+        (lambda: Model(1, tags=("", "x")), "tags must be non-empty strings"),
+        (lambda: Model(Dataset(1)), "wrap the plain value once"),
+        (lambda: Metrics([0.5]), r"Metrics\(\) takes a mapping"),
+    ],
+)
+def test_bad_assets_are_refused_with_the_fix(build, message):
+    with pytest.raises(AssetError, match=message):
+        build()
+
+
+def test_asset_kinds():
+    assert (Asset.kind, Dataset.kind, Model.kind, Metrics.kind) == (
+        "asset",
+        "dataset",
+        "model",
+        "metrics",
+    )
+    assert repr(Model(Forest(), name="m")) == "Model(Forest, name='m')"
+
+
+# -- the catalog -------------------------------------------------------------------------
+@pytest.fixture
+def store(open_store):
+    return open_store()
+
+
+def test_the_catalog_records_kind_name_version_metadata_run_step(store):
+    result = _pipeline(version="1.0").run(params={"rows": 3}, store=store)
+    found = {v.name: v for v in store.catalog.find()}
+    assert set(found) == {"frame", "price-model", "score"}
+    model = found["price-model"]
+    assert (model.kind, model.step, model.output, model.run_id) == (
+        "model",
+        "train",
+        "train",
+        result.run_id,
+    )
+    assert model.version == result.steps["train"].data_versions["train"]
+    assert model.metadata["class"].endswith("Forest")
+    assert model.metadata["params"] == {"trees": 10, "depth": None}
+    assert model.tags == ("sklearn-like",)
+    assert model.pipeline == "pricing"
+    data = found["frame"]
+    assert data.kind == "dataset"
+    assert data.metadata["shape"] == [3, 2]
+    assert data.metadata["columns"] == ["size", "price"]
+    assert data.metadata["dtypes"] == {"size": "int64", "price": "float64"}
+    assert found["score"].metadata["values"] == {"r2": 0.6, "rows": 3}
+
+
+def test_find_filters_and_lists_newest_first(store):
+    first = _pipeline().run(params={"rows": 3}, store=store)
+    second = _pipeline().run(params={"rows": 3, "trees": 20}, store=store)
+    models = store.catalog.find(kind="model")
+    assert [m.run_id for m in models] == [second.run_id, first.run_id]
+    assert [m.run_id for m in store.catalog.find(name="price-model", tags=["sklearn-like"])] == [
+        second.run_id,
+        first.run_id,
+    ]
+    assert store.catalog.find(tags=["nope"]) == []
+    assert store.catalog.find(pipeline="other") == []
+    assert len(store.catalog.find(kind="dataset")) == 1  # equal data: one version
+    with pytest.raises(PlaitError, match=r"no asset kind 'modle'.*did you mean 'model'"):
+        store.catalog.find(kind="modle")
+
+
+def test_load_by_latest_data_version_run_id_and_alias(store):
+    first = _pipeline().run(params={"rows": 3}, store=store)
+    second = _pipeline().run(params={"rows": 3, "trees": 20}, store=store)
+    catalog = store.catalog
+    assert catalog.load("price-model") == Forest(20)
+    old = catalog.find(name="price-model")[-1]
+    assert catalog.load("price-model", old.version) == Forest(10)
+    assert catalog.load("price-model", old.version[:10]) == Forest(10)
+    assert catalog.load("price-model", first.run_id) == Forest(10)
+    assert catalog.load("price-model", second.run_id[:-2]) == Forest(20)
+    catalog.tag("price-model", first.run_id, "production")
+    assert catalog.load("price-model", "production") == Forest(10)
+    assert catalog.get("price-model", "production").aliases == ("production",)
+    catalog.tag("price-model", "latest", "production")  # moved
+    assert catalog.load("price-model", "production") == Forest(20)
+    with pytest.raises(KeyError, match="has no version 'staging'"):
+        catalog.load("price-model", "staging")
+    with pytest.raises(KeyError, match=r"no asset 'price-modle'.*did you mean 'price-model'"):
+        catalog.load("price-modle")
+
+
+def test_load_verifies_the_stored_bytes(store, tmp_path):
+    from plait.store.entries import CorruptArtifact
+
+    _pipeline().run(params={"rows": 3}, store=store)
+    version = store.catalog.get("price-model").version
+    [path] = list((tmp_path / "store" / "objects").rglob(f"{version}.*"))
+    path.write_bytes(path.read_bytes()[:-3] + b"xyz")
+    with pytest.raises(CorruptArtifact):
+        store.catalog.load("price-model")
+
+
+def test_lineage_of_an_asset_version(store):
+    _pipeline().run(params={"rows": 3}, store=store)
+    steps = [record.name for record in store.catalog.lineage("score")]
+    assert steps[0] == "score"
+    assert set(steps) == {"score", "train", "frame"}
+
+
+def test_gc_never_drops_an_aliased_version(store):
+    first = _pipeline().run(params={"rows": 3}, store=store)
+    _pipeline().run(params={"rows": 3, "trees": 20}, store=store)
+    _pipeline().run(params={"rows": 3, "trees": 30}, store=store)
+    store.catalog.tag("price-model", first.run_id, "production")
+    removed = store.gc(keep_last=1)
+    assert removed["runs"] == 1  # the middle run; the first produced a tagged version
+    assert store.catalog.load("price-model", "production") == Forest(10)
+    assert store.catalog.load("price-model") == Forest(30)
+    store.catalog.untag("price-model", "production")
+    assert store.gc(keep_last=1)["runs"] == 1
+    with pytest.raises(KeyError, match="has no version"):  # its run and its value are gone
+        store.catalog.load("price-model", first.run_id)
+    assert len(store.catalog.find(name="price-model")) == 1
+
+
+@pytest.mark.parametrize("executor", ["threads:2", "processes:2"])
+def test_assets_come_back_from_other_executors(tmp_path, executor):
+    with Store(tmp_path / "s") as store:
+        _pipeline().run(params={"rows": 3}, store=store, executor=executor)
+        assert {v.name for v in store.catalog.find()} == {"frame", "price-model", "score"}
+        assert store.catalog.load("price-model") == Forest(10)
+
+
+def test_a_cache_hit_records_no_new_version(store):
+    _pipeline().run(params={"rows": 3}, store=store)
+    again = _pipeline().run(params={"rows": 3}, store=store)
+    assert all(s.cached for s in again.steps.values())
+    assert len(store.catalog.find(name="price-model")) == 1
