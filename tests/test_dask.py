@@ -372,3 +372,32 @@ def test_a_bad_worker_setup_on_the_command_line_is_a_clear_error(tmp_path):
     assert completed.returncode == 2
     assert "cannot import module 'nowhere_at_all'" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.slow
+def test_a_spaceflights_project_runs_again_and_again_on_a_local_cluster(tmp_path):
+    """The project of the report (pandas, scikit-learn, a matplotlib figure; hashers
+    registered in pipeline.py only) through ``plait run -e dask``: a bounded version of
+    ``benchmarks/soak_spaceflights.py`` (20 runs)."""
+    from spaceflights_case import write_project
+
+    folder = write_project(tmp_path / "spaceflights")
+    args = ("--store", ".plait", "-e", "dask")
+    runs = [
+        _run_target(folder, *args),
+        _run_target(folder, *args),
+        _run_target(folder, *args, "--force"),
+    ]
+    assert [run["status"] for run in runs] == ["succeeded"] * 3
+    assert all(step["cached"] for step in runs[1]["steps"].values())
+    assert not any(step["cached"] for step in runs[2]["steps"].values())
+    for name in ("train_model", "evaluate_model", "plot_predictions"):  # registered hashers
+        assert runs[2]["steps"][name]["data_versions"] == runs[0]["steps"][name]["data_versions"]
+
+
+def _run_target(folder: Path, *args: str) -> dict:
+    import json
+
+    from cli_cases import succeeds
+
+    return json.loads(succeeds("run", "pipeline.py", "--json", "-q", *args, cwd=folder))
