@@ -5,13 +5,20 @@ Design note
 A :class:`Graph` is built once per set of steps (a pipeline caches it until it changes).
 It knows each data name's producer, each step's upstream steps, and a stable topological
 order computed with Kahn's algorithm over a FIFO ready queue seeded in declaration order
-(iterative: a 100,000-step chain is fine). Nodes left over after Kahn's algorithm lie on or
-behind a cycle; one cycle is extracted by an iterative walk and reported in order.
+(iterative, over integer indices: in-degrees in a list, downstream steps as one flat list
+sliced by offsets). Nodes left over after Kahn's algorithm lie on or behind a cycle; one
+cycle is extracted by an iterative walk and reported in order.
 
 Resolution of a step's inputs depends on the run (which params are given, which config),
 so it is done by :func:`resolve`, which returns a :class:`Plan`: the steps to run (pruned
 to the requested outputs), where each input comes from, and every problem found. Nothing
-raises until every problem has been collected.
+raises until every problem has been collected. A plan for some outputs is cut out of the
+problem-free plan of every step when there is one (:func:`narrow`), so validating and
+then running resolves each step once.
+
+Everything is linear in the number of steps and edges, with a few small objects per step
+(a million-step chain is the yardstick: ``benchmarks/bench_build.py``); the cyclic garbage
+collector is paused while a large model is built (:class:`paused_collection`).
 
 Input sources, in the order a bare data name is looked up: the whole config (``"config"``),
 a path into it (``"config.a.b"``), a step's output, a source dataset (a dataset no step
@@ -24,24 +31,34 @@ check in :mod:`plait.typecheck`; both build on this module.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from plait.errors import CycleProblem, Problem, suggest
 from plait.steps import MISSING, Step
 from plait.typecheck import compatible, type_problems
 
-__all__ = ["Graph", "Plan", "Source", "compatible", "config_lookup", "resolve"]
+__all__ = [
+    "Graph",
+    "Plan",
+    "Source",
+    "compatible",
+    "config_lookup",
+    "narrow",
+    "paused_collection",
+    "resolve",
+]
 
 # where a step input comes from
 FROM_STEP, FROM_PARAM, FROM_CONFIG, FROM_CONFIG_PATH, FROM_DEFAULT, FROM_DATASET = range(6)
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where one parameter of a step gets its value."""
+class Source(NamedTuple):
+    """Where one parameter of a step gets its value (a named tuple: one per edge of the
+    graph, so it is the cheapest immutable record to build)."""
 
     param: str
     data: str
@@ -64,7 +81,7 @@ class Plan:
 
     order: list[Step]
     sources: dict[str, tuple[Source, ...]]
-    upstream: dict[str, tuple[str, ...]]
+    upstream: Mapping[str, tuple[str, ...]]
     requested: frozenset[str] | None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -73,42 +90,48 @@ class Plan:
     datasets: Mapping[str, Any] = field(default_factory=dict)  # name -> dataset (plait.io)
 
 
+class paused_collection:  # used as a function: ``with paused_collection(n):``
+    """Pause the cyclic garbage collector while a large graph model is built, if it runs.
+
+    Building, resolving and compiling a graph allocates a few small containers per step
+    and frees none of them: they hold no cycles to collect, yet each full collection
+    walks every object alive, and a growing heap triggers a collection at each 25% of
+    growth: several walks over the whole heap, about half the build time at a million
+    steps. Paused, the new objects are looked at once, at the next collection after.
+    Only for ``size`` >= 1,000 steps; the collector's state is restored on the way out
+    (left alone if it was already off).
+    """
+
+    __slots__ = ("paused", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.paused = False
+
+    def __enter__(self) -> None:
+        if self.size >= 1_000 and gc.isenabled():
+            gc.disable()
+            self.paused = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.paused:
+            gc.enable()
+
+
 class Graph:
     """Steps indexed by name and by the data they produce, with a stable topological order."""
 
     def __init__(self, steps: Iterable[Step]) -> None:
+        with paused_collection(len(steps) if isinstance(steps, Sized) else 0):
+            self._build(steps)
+
+    def _build(self, steps: Iterable[Step]) -> None:
         self.steps: dict[str, Step] = {}
         self.producers: dict[str, str] = {}
         self.problems: list[Problem] = []
-        for item in steps:
-            if item.name in self.steps:
-                self.problems.append(
-                    Problem(
-                        "duplicate_step",
-                        f"two steps are named {item.name!r}; give one another name with "
-                        f".with_options(name=...)",
-                        item.name,
-                    )
-                )
-                continue
-            self.steps[item.name] = item
-            for output in item.outputs:
-                other = self.producers.get(output)
-                if other is not None:
-                    self.problems.append(
-                        Problem(
-                            "duplicate_output",
-                            f"{output!r} is produced by two steps, {other!r} and {item.name!r}; "
-                            f"rename one output (outputs=[...]) or drop one step",
-                            item.name,
-                        )
-                    )
-                else:
-                    self.producers[output] = item.name
+        annotated = self._index(steps)
         self.order_view: tuple[Step, ...] | None = None
-        self.upstream: dict[str, tuple[str, ...]] = {}
-        for item in self.steps.values():
-            self.upstream[item.name] = self._upstream_of(item)
+        self.upstream: dict[str, tuple[str, ...]] = self._upstreams()
         self.order, cycle = _topological_order(self.steps, self.upstream)
         if cycle:
             self.problems.append(
@@ -120,16 +143,63 @@ class Graph:
                     cycle=tuple(cycle),
                 )
             )
-        self.problems.extend(type_problems(self))
+        if annotated:  # without a return annotation there is no type to compare
+            self.problems.extend(type_problems(self))
 
-    def _upstream_of(self, item: Step) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for data in item.data_inputs.values():
-            producer = self.producers.get(data)
-            if producer is not None:
-                seen[producer] = None
+    def _index(self, steps: Iterable[Step]) -> bool:
+        """Fill ``steps`` and ``producers``; True when some step annotates its return."""
+        by_name, producers, annotated = self.steps, self.producers, False
+        for item in steps:
+            name = item.name
+            if name in by_name:
+                self.problems.append(
+                    Problem(
+                        "duplicate_step",
+                        f"two steps are named {name!r}; give one another name with "
+                        f".with_options(name=...)",
+                        name,
+                    )
+                )
+                continue
+            by_name[name] = item
+            if not annotated and "return" in item.signature.annotations:
+                annotated = True
+            for output in item.outputs:
+                other = producers.setdefault(output, name)
+                if other != name:
+                    self.problems.append(
+                        Problem(
+                            "duplicate_output",
+                            f"{output!r} is produced by two steps, {other!r} and {name!r}; "
+                            f"rename one output (outputs=[...]) or drop one step",
+                            name,
+                        )
+                    )
+        return annotated
+
+    def _upstreams(self) -> dict[str, tuple[str, ...]]:
+        """Step name -> its distinct upstream steps (producers of its inputs, then after=)."""
+        producers = self.producers
+        upstream: dict[str, tuple[str, ...]] = {}
+        get = producers.get
+        for name, item in self.steps.items():
+            found = [up for data in item.data_inputs.values() if (up := get(data)) is not None]
+            if item.after:
+                found.extend(self._after_steps(item))
+            if not found:
+                upstream[name] = ()
+            elif len(found) == 1:
+                upstream[name] = (found[0],)
+            else:
+                upstream[name] = tuple(dict.fromkeys(found))
+        return upstream
+
+    def _after_steps(self, item: Step) -> list[str]:
+        found = []
         for name in item.after:
-            if name not in self.steps:
+            if name in self.steps:
+                found.append(name)
+            else:
                 self.problems.append(
                     Problem(
                         "unknown_after",
@@ -138,9 +208,7 @@ class Graph:
                         item.name,
                     )
                 )
-            else:
-                seen[name] = None
-        return tuple(seen)
+        return found
 
     def ancestors(self, names: Iterable[str]) -> set[str]:
         """The given steps and every step they depend on (iteratively)."""
@@ -173,24 +241,43 @@ class Graph:
 def _topological_order(
     steps: Mapping[str, Step], upstream: Mapping[str, tuple[str, ...]]
 ) -> tuple[list[Step], list[str]]:
-    """Kahn's algorithm in declaration order; returns (order, a cycle or [])."""
-    waiting = {name: len(ups) for name, ups in upstream.items()}
-    downstream: dict[str, list[str]] = {name: [] for name in steps}
-    for name, ups in upstream.items():
+    """Kahn's algorithm in declaration order; returns (order, a cycle or []).
+
+    Over integer indices: in-degrees in a list, and each step's downstream steps as one
+    flat list sliced by offsets (compressed rows), not a list per step.
+    """
+    names = list(steps)
+    index = {name: position for position, name in enumerate(names)}
+    waiting = [0] * len(names)
+    starts = [0] * (len(names) + 1)
+    for position, name in enumerate(names):
+        ups = upstream[name]
+        waiting[position] = len(ups)
         for up in ups:
-            downstream[up].append(name)
-    ready = deque(name for name, count in waiting.items() if count == 0)
+            starts[index[up] + 1] += 1
+    for position in range(len(names)):
+        starts[position + 1] += starts[position]
+    children = [0] * starts[-1]
+    filled = starts[:-1]
+    for position, name in enumerate(names):
+        for up in upstream[name]:
+            parent = index[up]
+            children[filled[parent]] = position
+            filled[parent] += 1
+    del index, filled
+    ready = deque(position for position, count in enumerate(waiting) if count == 0)
     order: list[Step] = []
+    values = list(steps.values())
     while ready:
-        name = ready.popleft()
-        order.append(steps[name])
-        for child in downstream[name]:
+        position = ready.popleft()
+        order.append(values[position])
+        for child in children[starts[position] : starts[position + 1]]:
             waiting[child] -= 1
             if waiting[child] == 0:
                 ready.append(child)
     if len(order) == len(steps):
         return order, []
-    left = {name for name, count in waiting.items() if count > 0}
+    left = {names[position] for position, count in enumerate(waiting) if count > 0}
     return order, _find_cycle(left, upstream)
 
 
@@ -262,16 +349,35 @@ def resolve(
     Params read only by ``outside_inputs`` (inputs of left-out steps) are not unused.
     ``datasets`` names the pipeline's datasets: one that no step produces is a source.
     """
+    with paused_collection(len(graph.steps)):
+        return _resolve(graph, params, config, outputs, left_out, outside_inputs, datasets)
+
+
+def _resolve(
+    graph: Graph,
+    params: Mapping[str, Any],
+    config: Any,
+    outputs: Sequence[str] | None,
+    left_out: Mapping[str, str] | None,
+    outside_inputs: Iterable[str],
+    datasets: Iterable[str],
+) -> Plan:
     problems = list(graph.problems)
     dataset_names = frozenset(datasets)
     order, requested = _prune(graph, outputs, problems, params)
     keys = config_keys(config)
     sources: dict[str, tuple[Source, ...]] = {}
     consumed: set[str] = set()
+    producers = graph.producers
     for item in order:
-        found = []
+        found: list[Source] = []
         for param, data in item.data_inputs.items():
-            if data in dataset_names and data not in graph.producers:
+            producer = producers.get(data)
+            if producer is not None and data not in keys and not data.startswith("config"):
+                found.append(Source(param, data, FROM_STEP, producer))  # the common case
+                consumed.add(data)
+                continue
+            if data in dataset_names and producer is None:
                 source = _dataset_source(item, param, data, params, keys, problems)
             else:
                 source = _source(item, param, data, graph, params, config, keys, problems)
@@ -287,33 +393,74 @@ def resolve(
                 found.append(source)
         sources[item.name] = tuple(found)
     for name in params:
-        if name in graph.producers:
+        if name in producers:
             problems.append(
                 Problem(
                     "param_shadows_output",
                     f"param {name!r} has the name of an output of step "
-                    f"{graph.producers[name]!r}; rename the param or the output",
+                    f"{producers[name]!r}; rename the param or the output",
                 )
             )
-    pruned = set(graph.steps) - {s.name for s in order}
-    pruned_inputs = {d for n in pruned for d in graph.steps[n].data_inputs.values()}
-    pruned_inputs.update(outside_inputs)
-    for name in params:
-        if name not in consumed and name not in graph.producers and name not in pruned_inputs:
-            candidates = sorted(consumed | {d for s in order for d in s.data_inputs.values()})
-            problems.append(
-                Problem(
-                    "unused_param",
-                    f"param {name!r} is not an input of any step{suggest(name, candidates)}",
-                )
-            )
-    upstream = {item.name: graph.upstream[item.name] for item in order}
+    unused = [name for name in params if name not in consumed and name not in producers]
+    if unused:
+        problems.extend(_unused_params(graph, order, unused, consumed, outside_inputs))
+    if len(order) == len(graph.upstream):  # nothing pruned: the graph's own mapping
+        upstream: Mapping[str, tuple[str, ...]] = graph.upstream
+    else:
+        upstream = {item.name: graph.upstream[item.name] for item in order}
     return Plan(order, sources, upstream, requested, problems, consumed=frozenset(consumed))
+
+
+def _unused_params(
+    graph: Graph,
+    order: list[Step],
+    unused: list[str],
+    consumed: set[str],
+    outside_inputs: Iterable[str],
+) -> list[Problem]:
+    """Params no step reads, except those read by steps pruned away or left out."""
+    pruned_inputs = set(outside_inputs)
+    if len(order) != len(graph.steps):
+        kept = {item.name for item in order}
+        for name, item in graph.steps.items():
+            if name not in kept:
+                pruned_inputs.update(item.data_inputs.values())
+    candidates = sorted(consumed | {d for s in order for d in s.data_inputs.values()})
+    return [
+        Problem(
+            "unused_param",
+            f"param {name!r} is not an input of any step{suggest(name, candidates)}",
+        )
+        for name in unused
+        if name not in pruned_inputs
+    ]
+
+
+def narrow(graph: Graph, plan: Plan, outputs: Sequence[str], params: Mapping[str, Any]) -> Plan:
+    """The plan :func:`resolve` would return for ``outputs``, cut out of ``plan``, the
+    problem-free plan of every step with the same params and config.
+
+    Each step's sources do not depend on which steps are kept, and a param that every
+    step together reads is not unused for fewer steps (the inputs of pruned steps count
+    as read), so the kept steps' sources carry over and the only possible new problem is
+    an unknown output. No step is resolved twice: a run after ``validate()`` does not
+    pay for resolution again.
+    """
+    problems: list[Problem] = []
+    order, requested = _prune(graph, outputs, problems, params)
+    if len(order) == len(plan.order):
+        sources, upstream, consumed = plan.sources, plan.upstream, plan.consumed
+    else:
+        sources = {item.name: plan.sources[item.name] for item in order}
+        upstream = {item.name: plan.upstream[item.name] for item in order}
+        consumed = frozenset(data for item in order for data in item.data_inputs.values())
+    return Plan(order, sources, upstream, requested, problems, consumed=consumed)
 
 
 def _prune(
     graph: Graph, outputs: Sequence[str] | None, problems: list[Problem], params: Mapping[str, Any]
 ) -> tuple[list[Step], frozenset[str] | None]:
+    """The steps needed for ``outputs``, in order, and the requested names."""
     if outputs is None:
         return graph.order, None
     wanted: list[str] = []
@@ -331,6 +478,8 @@ def _prune(
                 )
             )
     needed = graph.ancestors(wanted)
+    if len(needed) == len(graph.steps):
+        return graph.order, frozenset(outputs)
     return [s for s in graph.order if s.name in needed], frozenset(outputs)
 
 

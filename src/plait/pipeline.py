@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.composition import SubPipeline, combine, namespaced
 from plait.errors import PipelineValidationError, Problem, StepDefinitionError
-from plait.graph import Graph, Plan, resolve
+from plait.graph import Graph, Plan, narrow, resolve
 from plait.handles import _BUILDER as _BUILDER  # noqa: PLC0414 (run/runner.py imports it)
 from plait.handles import (
     ParamSpec,
@@ -308,16 +308,20 @@ class Pipeline:
         use_cache = config is None
         if use_cache and key in self._plans:
             return self._plans[key]
-        plan = resolve(
-            self.graph,
-            params=merged,
-            config=self.config if config is None else config,
-            outputs=outputs,
-            pipeline_name=self.name,
-            left_out=self._left_out,
-            outside_inputs=self._outside,
-            datasets=self.datasets,
-        )
+        whole = self._plans.get((key[0], None, check_params)) if use_cache else None
+        if whole is not None and outputs is not None and not whole.problems:
+            plan = narrow(self.graph, whole, outputs, merged)  # nothing resolved twice
+        else:
+            plan = resolve(
+                self.graph,
+                params=merged,
+                config=self.config if config is None else config,
+                outputs=outputs,
+                pipeline_name=self.name,
+                left_out=self._left_out,
+                outside_inputs=self._outside,
+                datasets=self.datasets,
+            )
         plan.datasets = self.datasets
         if not check_params:
             plan.problems = [p for p in plan.problems if p.kind != "unused_param"]

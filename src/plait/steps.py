@@ -17,7 +17,8 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, overload
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, overload
 
 from plait._step_options import StepOptions, make_options, names_of
 from plait.errors import StepDefinitionError, suggest
@@ -43,6 +44,12 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+# Shared by every step that has no such entries (most of them): one object, never mutated.
+_NO_ENTRIES: Mapping[str, Any] = MappingProxyType({})
+# What functools.update_wrapper would copy; served from the function by ``__getattr__``
+# (``__module__`` and ``__doc__`` also live on the class, so they go in the instance dict).
+_FROM_FUNCTION = frozenset({"__name__", "__qualname__", "__wrapped__"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +134,7 @@ class Step:
     name: str
     inputs: Mapping[str, str]
     extra_inputs: Mapping[str, str]
-    bound: dict[str, Any]
+    bound: Mapping[str, Any]
     outputs: tuple[str, ...]
     single_output: bool
     after: tuple[str, ...]
@@ -157,60 +164,84 @@ class Step:
         self.func = func
         self.name = step_name
         self.signature = _signature(func)
-        self.bound = {}
+        self.bound = _NO_ENTRIES
         self.inputs, self.extra_inputs = self._wire(inputs)
         self._explicit_outputs = outputs is not None
         self.outputs, self.single_output = self._output_names(outputs)
-        self.after = _after_names(after, step_name)
+        self.after = _after_names(after, step_name) if after else ()
         self.options = make_options(step_name, self.signature.params, self.outputs, options)
-        # what functools.update_wrapper sets, without copying the function's __dict__
-        for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
-            value = getattr(func, attribute, None)
-            if value is not None:
-                self.__dict__[attribute] = value
-        self.__dict__["__wrapped__"] = func
+        # what functools.update_wrapper sets (the rest comes from __getattr__), without
+        # copying the function's __dict__
+        module, doc = getattr(func, "__module__", None), getattr(func, "__doc__", None)
+        if module is not None or doc is not None:
+            entries = self.__dict__
+            if module is not None:
+                entries["__module__"] = module
+            if doc is not None:
+                entries["__doc__"] = doc
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would accept any attribute otherwise
+
+        def __getattr__(self, name: str) -> Any:
+            # only reached for names not found otherwise: the function's, as a wrapper shows
+            if name in _FROM_FUNCTION:
+                if name == "__wrapped__":
+                    return self.func
+                return getattr(self.func, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- construction helpers -------------------------------------------------
     def _wire(
         self, inputs: Sequence[str] | Mapping[str, str] | None
-    ) -> tuple[dict[str, str], dict[str, str]]:
+    ) -> tuple[dict[str, str], Mapping[str, str]]:
         sig = self.signature
-        wiring = {param: param for param in sig.params}
-        extra: dict[str, str] = {}
+        params = sig.params
         if inputs is None:
-            return wiring, extra
+            return {param: param for param in params}, _NO_ENTRIES
         if isinstance(inputs, str):
             inputs = [inputs]
         if type(inputs) is not list and isinstance(inputs, Mapping):
-            for param, data in inputs.items():
-                _check_data_name(self.name, param, data)
-                if param in wiring:
-                    wiring[param] = data
-                elif sig.var_keyword is not None:
-                    extra[param] = data
-                else:
-                    raise StepDefinitionError(
-                        f"step {self.name!r}: inputs= maps {param!r}, which is not a parameter "
-                        f"of {self.func.__name__}{suggest(param, sig.params)}; "
-                        f"parameters are {list(sig.params)}"
-                    )
-            return wiring, extra
-        names = list(inputs)
-        if len(names) > len(sig.params):
+            return self._wire_by_name(inputs)
+        names = inputs if type(inputs) is list else list(inputs)
+        count = len(names)
+        if count > len(params):
             raise StepDefinitionError(
-                f"step {self.name!r}: inputs= lists {len(names)} names but "
-                f"{self.func.__name__} takes only {len(sig.params)} named parameters "
-                f"{list(sig.params)}; pass a dict to map by parameter name"
+                f"step {self.name!r}: inputs= lists {count} names but "
+                f"{self.func.__name__} takes only {len(params)} named parameters "
+                f"{list(params)}; pass a dict to map by parameter name"
             )
-        for param, data in zip(sig.params, names, strict=False):
+        wiring = {}
+        for param, data in zip(params, names):  # noqa: B905 - lengths checked above
             if type(data) is not str or not data:
                 _check_data_name(self.name, param, data)
             wiring[param] = data
-        return wiring, extra
+        for param in params[count:]:  # the rest are fed by their own names
+            wiring[param] = param
+        return wiring, _NO_ENTRIES
+
+    def _wire_by_name(self, inputs: Mapping[str, str]) -> tuple[dict[str, str], Mapping[str, str]]:
+        sig = self.signature
+        wiring = {param: param for param in sig.params}
+        extra: dict[str, str] = {}
+        for param, data in inputs.items():
+            _check_data_name(self.name, param, data)
+            if param in wiring:
+                wiring[param] = data
+            elif sig.var_keyword is not None:
+                extra[param] = data
+            else:
+                raise StepDefinitionError(
+                    f"step {self.name!r}: inputs= maps {param!r}, which is not a parameter "
+                    f"of {self.func.__name__}{suggest(param, sig.params)}; "
+                    f"parameters are {list(sig.params)}"
+                )
+        return wiring, extra or _NO_ENTRIES
 
     def _output_names(self, outputs: str | Sequence[str] | None) -> tuple[tuple[str, ...], bool]:
         if outputs is None:
             return (self.name,), True
+        if type(outputs) is list and len(outputs) == 1 and type(outputs[0]) is str and outputs[0]:
+            return (outputs[0],), True  # the common case, already valid
         names = names_of(outputs, "outputs", self.name)
         if len(set(names)) != len(names):
             raise StepDefinitionError(f"step {self.name!r}: outputs repeat a name: {names}")
@@ -223,23 +254,26 @@ class Step:
         return self.signature.is_async
 
     @property
-    def data_inputs(self) -> dict[str, str]:
+    def data_inputs(self) -> Mapping[str, str]:
         """Every data name this step consumes, keyed by the parameter that receives it.
 
         Parameters bound to constants are left out. Computed once per step (steps do not
-        change after construction: ``with_options`` and friends return copies).
+        change after construction: ``with_options`` and friends return copies); read-only
+        (it is ``inputs`` itself when nothing is bound and there is no ``**kwargs`` entry).
         """
+        bound, extra = self.bound, self.extra_inputs
+        if not bound and not extra:
+            return self.inputs  # shared, not copied
         cached: dict[str, str] | None = self.__dict__.get("_data_inputs")
         if cached is None:
-            bound = self.bound
             cached = {p: d for p, d in self.inputs.items() if p not in bound}
-            cached.update({k: d for k, d in self.extra_inputs.items() if k not in bound})
+            cached.update({k: d for k, d in extra.items() if k not in bound})
             self.__dict__["_data_inputs"] = cached
         return cached
 
     def _bind(self, param: str, value: Any) -> None:
         """Internal: bind ``param`` to a constant (used while building a copy)."""
-        self.bound[param] = value
+        self.bound = {**self.bound, param: value}
         self.__dict__.pop("_data_inputs", None)
 
     def with_options(self, **changes: Any) -> Step:
@@ -296,10 +330,10 @@ class Step:
         clone = self._copy()
         clone.name = name
         clone.inputs = dict(inputs)
-        clone.extra_inputs = dict(extra_inputs)
+        clone.extra_inputs = dict(extra_inputs) if extra_inputs else _NO_ENTRIES
         clone.outputs = outputs
         clone.after = after
-        clone.bound = dict(bound)
+        clone.bound = dict(bound) if bound else _NO_ENTRIES
         clone._explicit_outputs = True
         return clone
 

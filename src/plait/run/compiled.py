@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from plait.graph import FROM_DEFAULT, FROM_STEP, Source
+from plait.graph import FROM_DEFAULT, FROM_STEP, Source, paused_collection
 from plait.steps import Step
 
 __all__ = ["Compiled", "Node", "compile_plan"]
@@ -43,32 +43,67 @@ def compile_plan(
     upstream: Mapping[str, tuple[str, ...]],
     dynamic_parent: str | None = None,
 ) -> Compiled:
+    """The nodes, initial counters and ready steps of a plan, in one pass over it.
+
+    A step fed by one upstream value only (a chain's link) takes a short path; nodes share
+    one empty tuple wherever they have no statics, inputs or upstream steps.
+    """
+    with paused_collection(len(order)):
+        return _compile(order, sources, upstream, dynamic_parent)
+
+
+def _compile(
+    order: list[Step],
+    sources: Mapping[str, tuple[Source, ...]],
+    upstream: Mapping[str, tuple[str, ...]],
+    dynamic_parent: str | None,
+) -> Compiled:
     nodes: dict[str, Node] = {}
     waiting: dict[str, int] = {}
     refs: dict[str, int] = {}
     producers: dict[str, str] = {}
     ready: list[str] = []
+    has_async = False
     for item in order:
-        fed = tuple(
-            (src.param, src.data, src.producer)
-            for src in sources[item.name]
-            if src.kind == FROM_STEP and src.producer is not None
-        )
-        statics = tuple(
-            src for src in sources[item.name] if src.kind not in (FROM_STEP, FROM_DEFAULT)
-        )
-        consumed = tuple(dict.fromkeys(data for _, data, _ in fed))
         name = item.name
-        nodes[name] = Node(item, statics, fed, consumed, upstream[name], [], dynamic_parent)
+        found = sources[name]
+        ups = upstream[name]
+        fed: tuple[tuple[str, str, str], ...] = ()
+        statics: tuple[Source, ...] = ()
+        consumed: tuple[str, ...] = ()
+        if len(found) == 1 and found[0].kind == FROM_STEP:
+            source = found[0]
+            producer = source.producer
+            if producer is not None:
+                fed, consumed = ((source.param, source.data, producer),), (source.data,)
+        elif found:
+            fed, statics, consumed = _split(found)
+        nodes[name] = Node(item, statics, fed, consumed, ups, [], dynamic_parent)
         for output in item.outputs:
             producers[output] = name
-            refs.setdefault(output, 0)
+            if output not in refs:
+                refs[output] = 0
         for data in consumed:
             refs[data] = refs.get(data, 0) + 1
-        for up in upstream[name]:
+        for up in ups:
             nodes[up].downstream.append(name)
-        waiting[name] = len(upstream[name])
-        if not upstream[name]:
+        waiting[name] = len(ups)
+        if not ups:
             ready.append(name)
-    has_async = any(item.is_async for item in order)
+        if not has_async and item.signature.is_async:
+            has_async = True
     return Compiled(nodes, waiting, refs, ready, producers, list(order), has_async)
+
+
+def _split(
+    found: tuple[Source, ...],
+) -> tuple[tuple[tuple[str, str, str], ...], tuple[Source, ...], tuple[str, ...]]:
+    """(inputs fed by steps, statics read at the start, distinct data names from steps)."""
+    fed = tuple(
+        (src.param, src.data, src.producer)
+        for src in found
+        if src.kind == FROM_STEP and src.producer is not None
+    )
+    statics = tuple(src for src in found if src.kind not in (FROM_STEP, FROM_DEFAULT))
+    consumed = tuple(dict.fromkeys(data for _, data, _ in fed))
+    return fed, statics, consumed
