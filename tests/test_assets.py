@@ -236,3 +236,35 @@ def test_a_cache_hit_records_no_new_version(store):
     again = _pipeline().run(params={"rows": 3}, store=store)
     assert all(s.cached for s in again.steps.values())
     assert len(store.catalog.find(name="price-model")) == 1
+
+
+# -- the migration from schema 5 ---------------------------------------------------------
+def _downgrade_to_5(store):
+    """Make the store's history what the release with schema 5 wrote (no catalog)."""
+    db = store.history.db
+    for index in ("assets_by_time", "assets_by_run"):
+        db.execute(f"DROP INDEX IF EXISTS {index}")
+    db.execute("DROP TABLE asset_aliases")
+    db.execute("DROP TABLE assets")
+    db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    store.history.close()
+
+
+def test_a_schema_5_database_migrates_and_gets_a_catalog(open_store):
+    from plait.history.db import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION >= 6
+    store = open_store()
+    old = _pipeline(version="0.9").run(params={"rows": 2}, store=store).run_id
+    _downgrade_to_5(store)
+    again = open_store()
+    record = again.history.run(old)
+    assert record.version == "0.9"
+    assert record.params["rows"] == 2
+    assert again.catalog.find() == []  # nothing was catalogued before the catalog
+    rows = again.history.db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+    assert rows == [(str(SCHEMA_VERSION),)]
+    new = _pipeline().run(params={"rows": 5}, store=again)
+    assert [v.run_id for v in again.catalog.find(kind="model")] == [new.run_id]
+    again.catalog.tag("price-model", "latest", "production")
+    assert again.catalog.load("price-model", "production") == Forest(10)

@@ -12,13 +12,21 @@ The steps, in the order the data flows::
   only. With a store each candidate is cached on its own: add one to the config and only
   that one is computed.
 - ``select`` keeps the best candidate; ``fit`` trains it on all training wines;
-  ``evaluate`` scores it once on the held-out wines and logs the scores as metrics
-  (``current().log_metric``), so they land in the run's record.
+  ``evaluate`` scores it once on the held-out wines.
+
+Assets, an experiment and a frozen version (``docs/assets.md``): ``split`` returns a
+``Dataset``, ``fit`` a ``Model`` named ``wine-model`` and ``evaluate`` ``Metrics``, so
+with a store each version lands in the catalog (``plait assets list``) and the scores
+become the run's metrics. The pipeline is version ``1.0.0`` of the experiment
+``wine-selection``: run several seeds and compare them in one table
+(``plait runs list --experiment wine-selection --sort accuracy --desc``);
+``--freeze FILE`` seals the pipeline version into a snapshot.
 
 Run it (scikit-learn needed: ``pip install -e '.[examples]'``)::
 
     python examples/ml/pipeline.py
     python examples/ml/pipeline.py --store .plait      # twice: every step is a cache hit
+    python examples/ml/pipeline.py --store .plait --seeds 0,1,2 --freeze wine-1.0.0.json
     plait run examples/ml/pipeline.py -p seed=7         # the same pipeline from the CLI
 """
 
@@ -31,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from plait import Pipeline, current, step
+from plait import Dataset, Metrics, Model, Pipeline, Store, step
+from plait.snapshot import Snapshot
 
 CONFIG: dict[str, Any] = {
     "test_size": 0.25,
@@ -94,14 +103,18 @@ def split(
     class_names: tuple[str, ...],
     test_size: float,
     seed: int = 0,
-) -> Split:
-    """Hold out ``test_size`` of the rows, stratified by class."""
+) -> Dataset[Split]:
+    """Hold out ``test_size`` of the rows, stratified by class (a catalogued dataset)."""
     from sklearn.model_selection import train_test_split
 
     X_train, X_test, y_train, y_test = train_test_split(
         features, labels, test_size=test_size, stratify=labels, random_state=seed
     )
-    return Split(X_train, X_test, y_train, y_test, class_names)
+    return Dataset(
+        Split(X_train, X_test, y_train, y_test, class_names),
+        name="wine-split",
+        metadata={"train_rows": len(y_train), "test_rows": len(y_test)},
+    )
 
 
 @step(map="candidates", inputs={"candidates": "config.candidates"}, outputs="scores")
@@ -123,14 +136,15 @@ def select(scores: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @step(outputs="model")
-def fit(best: dict[str, Any], split: Split, seed: int = 0) -> Any:
-    """Train the chosen candidate on every training row."""
-    return make_model(best["candidate"], seed).fit(split.X_train, split.y_train)
+def fit(best: dict[str, Any], split: Split, seed: int = 0) -> Model:
+    """Train the chosen candidate on every training row (a catalogued model)."""
+    model = make_model(best["candidate"], seed).fit(split.X_train, split.y_train)
+    return Model(model, name="wine-model", tags=[best["candidate"]["kind"]])
 
 
 @step(outputs="test_scores")
-def evaluate(model: Any, split: Split) -> dict[str, float]:
-    """Accuracy and macro-F1 on the held-out rows (logged as metrics too)."""
+def evaluate(model: Any, split: Split) -> Metrics:
+    """Accuracy and macro-F1 on the held-out rows (the run's metrics)."""
     from sklearn.metrics import accuracy_score, f1_score
 
     predicted = model.predict(split.X_test)
@@ -139,30 +153,19 @@ def evaluate(model: Any, split: Split) -> dict[str, float]:
         "macro_f1": float(f1_score(split.y_test, predicted, average="macro")),
         "n_test": len(split.y_test),
     }
-    for name, value in scores.items():
-        current().log_metric(name, value)
-    return scores
+    return Metrics(scores)
 
 
 pipeline = Pipeline(
-    [load, split, cross_validate, select, fit, evaluate], name="wine", config=CONFIG
+    [load, split, cross_validate, select, fit, evaluate],
+    name="wine",
+    config=CONFIG,
+    experiment="wine-selection",
+    version="1.0.0",
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the pipeline and print the ranking and the test scores; 1 if the run failed."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the folds")
-    parser.add_argument("--store", help="a directory to cache step outputs in (default: none)")
-    parser.add_argument("--executor", default="threads:4", help="where the steps run")
-    args = parser.parse_args(argv)
-
-    result = pipeline.run(
-        params={"seed": args.seed}, store=args.store, executor=args.executor, on_error="continue"
-    )
-    print(result.summary())
-    if not result.ok:
-        return 1
+def _report(result: Any) -> None:
     print("\ncross-validated accuracy on the training wines:")
     for score in sorted(result["scores"], key=lambda s: -s["accuracy"]):
         print(f"  {score['candidate']['name']:<16} {score['accuracy']:.3f}")
@@ -171,6 +174,53 @@ def main(argv: list[str] | None = None) -> int:
         f"\nbest: {result['best']['candidate']['name']} · test accuracy {test['accuracy']:.3f}"
         f" · macro-F1 {test['macro_f1']:.3f} on {test['n_test']} held-out wines"
     )
+
+
+def _experiment(store: Store, freeze: str | None) -> None:
+    """The experiment table, the best run, the catalogued models and the frozen version."""
+    table = store.history.experiment("wine-selection", project=store.project)
+    print("\nexperiment wine-selection, best accuracy first:")
+    print(table.sort("accuracy").to_text())
+    best = store.history.best("wine-selection", "accuracy", mode="max")
+    print(f"best run: {best.run_id} (seed {best.params.get('seed')})")
+    models = store.catalog.find(kind="model", name="wine-model")
+    print(f"wine-model versions in the catalog: {len(models)}")
+    if freeze:
+        snapshot = pipeline.freeze()
+        snapshot.save(freeze)
+        Snapshot.load(freeze).verify()
+        print(f"froze version {snapshot.version} to {freeze} (seal {snapshot.seal[:16]})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the pipeline (once per seed) and print the ranking and the test scores, then
+    with a store the experiment table; 1 if a run failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the folds")
+    parser.add_argument("--seeds", help="several seeds, one run each: 0,1,2 (with --store)")
+    parser.add_argument("--store", help="a directory to cache step outputs in (default: none)")
+    parser.add_argument("--executor", default="threads:4", help="where the steps run")
+    parser.add_argument("--freeze", metavar="FILE", help="save a sealed snapshot of the version")
+    args = parser.parse_args(argv)
+
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    store = Store(args.store) if args.store else None
+    try:
+        for seed in seeds:
+            result = pipeline.run(
+                params={"seed": seed}, store=store, executor=args.executor, on_error="continue"
+            )
+            print(result.summary())
+            if not result.ok:
+                return 1
+            _report(result)
+        if store is not None:
+            _experiment(store, args.freeze)
+        elif args.freeze:
+            pipeline.freeze().save(args.freeze)
+    finally:
+        if store is not None:
+            store.close()
     return 0
 
 
