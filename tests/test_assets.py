@@ -3,12 +3,16 @@ catalog in the history (every backend): find, load, lineage, aliases, gc."""
 
 from __future__ import annotations
 
+import executor_cases
 import pandas as pd
 import pytest
 
 from plait import Asset, Dataset, Metrics, Model, Pipeline, Store, step
 from plait.assets import AssetError
 from plait.errors import PlaitError
+
+executor = executor_cases.executor
+process_pool = executor_cases.process_pool
 
 
 class Forest:
@@ -223,8 +227,7 @@ def test_gc_never_drops_an_aliased_version(store):
     assert len(store.catalog.find(name="price-model")) == 1
 
 
-@pytest.mark.parametrize("executor", ["threads:2", "processes:2"])
-def test_assets_come_back_from_other_executors(tmp_path, executor):
+def test_assets_come_back_from_every_executor(tmp_path, executor):
     with Store(tmp_path / "s") as store:
         _pipeline().run(params={"rows": 3}, store=store, executor=executor)
         assert {v.name for v in store.catalog.find()} == {"frame", "price-model", "score"}

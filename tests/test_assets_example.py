@@ -65,3 +65,23 @@ def test_the_ml_example_catalogues_assets_and_tables_its_experiment(tmp_path):
         assert table.params == ("seed",)
         best = store.history.best("wine-selection", "accuracy")
         assert best.version == "1.0.0"
+
+
+def test_the_code_of_docs_assets_runs(tmp_path):
+    import re
+
+    text = (ROOT / "docs" / "assets.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert blocks
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    for block in blocks:
+        completed = subprocess.run(
+            [sys.executable, "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr

@@ -143,3 +143,9 @@ def test_diff_lists_changes_step_by_step():
     assert after.diff(before)[-1].what == "version"
     assert ("report", "removed") in [(c.step, c.what) for c in after.diff(before)]
     assert before.diff(_pipeline(version="1.0").freeze()) == []
+
+
+def test_freeze_needs_no_run_time_params():
+    snap = Pipeline([load, total], name="shop").freeze()  # n is given at run time
+    assert snap.params == {}
+    assert snap.verify()

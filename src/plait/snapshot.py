@@ -303,12 +303,8 @@ class Snapshot:
 
 
 def freeze(pipeline: Pipeline) -> Snapshot:
-    """A sealed :class:`Snapshot` of ``pipeline`` as it is now (validated first).
-
-    Raises:
-        PipelineValidationError: When the pipeline is not valid.
-    """
-    pipeline.validate()
+    """A sealed :class:`Snapshot` of ``pipeline`` as it is now. Run-time params need not
+    be given: a snapshot describes the version, not a run."""
     return Snapshot(_body(pipeline))
 
 
