@@ -3,10 +3,10 @@ catalog in the history (every backend): find, load, lineage, aliases, gc."""
 
 from __future__ import annotations
 
-import executor_cases
 import pandas as pd
 import pytest
 
+import executor_cases
 from plait import Asset, Dataset, Metrics, Model, Pipeline, Store, step
 from plait.assets import AssetError
 from plait.errors import PlaitError
