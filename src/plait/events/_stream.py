@@ -1,8 +1,10 @@
 """``stream``: one run per item (or micro-batch) of a source, with checkpointed offsets.
 
 Design. A reader thread pulls items from the source into a queue of ``max_in_flight``
-items (back-pressure: the source is never read further ahead). The calling thread takes
-one item, or up to ``batch`` items (waiting at most ``batch_wait`` seconds for more), runs
+items (back-pressure: the source is never read further ahead); a source that never blocks
+(:class:`Iterable`) is read in the calling thread instead, ``batch`` items at a time. The
+calling thread takes one item, or up to ``batch`` items (waiting at most ``batch_wait``
+seconds for more from a blocking source), runs
 the pipeline with them as the param ``param`` (a list for a batch), and only once the run
 has been recorded commits them: the source acknowledges them (Redis ``XACK``) or gives an
 offset that is saved in the store (``events/checkpoints``, written atomically). A SIGKILL
@@ -16,13 +18,14 @@ taking items; the run in progress finishes and is committed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import signal
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Iterable as IterableType
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,6 +75,7 @@ class Iterable:
     """
 
     kind = "iterable"
+    blocking = False  # read in the stream's own thread
 
     def __init__(self, iterable: IterableType[Any], *, name: str = "iterable") -> None:
         self.iterable = iterable
@@ -130,9 +134,12 @@ def _take(
         if stop.is_set():
             return taken, True
         try:
-            got = inbox.get(timeout=0.1)
+            got = inbox.get_nowait()  # the common case, without a timed wait's cost
         except queue.Empty:
-            continue
+            try:
+                got = inbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
         if got is _END:
             return taken, True
         if isinstance(got, BaseException):
@@ -149,6 +156,41 @@ def _take(
             raise got
         taken.append(got)
     return taken, False
+
+
+Take = Callable[[int, float], tuple[list[Item], bool]]
+
+
+def _feed(
+    source: Source, checkpoint: Any, stop: threading.Event, max_in_flight: int
+) -> tuple[Take, Callable[[], None]]:
+    """How the stream takes items: ``take(size, wait)`` and the ``finish`` to call after.
+
+    A source that never blocks (``blocking = False``: :class:`Iterable`) is read in the
+    stream's own thread, ``size`` items at a time. Others are read by a thread into a
+    queue of ``max_in_flight`` items, so a batch can stop waiting after ``wait`` seconds.
+    """
+    if not getattr(source, "blocking", True):
+        iterator = source.items(checkpoint, stop)
+
+        def take_inline(size: int, wait: float) -> tuple[list[Item], bool]:
+            taken = list(itertools.islice(iterator, size))
+            return taken, len(taken) < size
+
+        return take_inline, getattr(iterator, "close", lambda: None)
+    inbox: queue.Queue[Any] = queue.Queue(max_in_flight)
+    reader = threading.Thread(
+        target=_reader,
+        args=(source, checkpoint, stop, inbox),
+        name="plait-stream-reader",
+        daemon=True,
+    )
+    reader.start()
+
+    def take_queued(size: int, wait: float) -> tuple[list[Item], bool]:
+        return _take(inbox, size, wait, stop)
+
+    return take_queued, lambda: reader.join(timeout=5)
 
 
 def stream(
@@ -205,13 +247,7 @@ def stream(
     checkpoints = Checkpoints(chosen)
     key = f"stream/{pipeline.name}/{source.kind}/{source.name}"
     stop = stop or threading.Event()
-    inbox: queue.Queue[Any] = queue.Queue(max_in_flight)
-    reader = threading.Thread(
-        target=_reader,
-        args=(source, checkpoints.load(key), stop, inbox),
-        name="plait-stream-reader",
-        daemon=True,
-    )
+    take, finish = _feed(source, checkpoints.load(key), stop, max_in_flight)
     stats = StreamStats()
     options = {
         "store": chosen,
@@ -222,11 +258,10 @@ def stream(
     }
     base = dict(params or {})
     restore = _catch_signals(stop)
-    reader.start()
     try:
         ended = False
         while not ended:
-            items, ended = _take(inbox, batch or 1, batch_wait if batch else 0, stop)
+            items, ended = take(batch or 1, batch_wait if batch else 0)
             if not items:
                 break
             status = _run_items(pipeline, source, items, param, batch, base, options, stats)
@@ -239,7 +274,7 @@ def stream(
     finally:
         stop.set()
         restore()
-        reader.join(timeout=5)
+        finish()
     return stats
 
 
