@@ -231,4 +231,5 @@ def test_sigkill_then_restart_loses_nothing_and_replays_nothing_acknowledged(
     assert not acknowledged & {r.trigger["event_id"] for r in new}
     killed = [r for r in first_runs if r.params["line"] == "line-040"]
     assert len(killed) == 1
-    assert killed[0].status != "succeeded"  # its duplicate shows
+    assert killed[0].status == "failed"  # its duplicate shows
+    assert "process died" in (killed[0].error or "")
