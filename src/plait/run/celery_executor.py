@@ -30,9 +30,12 @@ Workers: ``celery -A plait.run.celery_executor worker -b redis://host:6379/0`` r
 worker that knows plait's task (``plait.run_step``); an application of one's own gets it
 with :func:`register`. Workers need the project's code importable, as with Dask and Ray.
 
-Not handled: a worker *process* that dies mid-step (``os._exit``, the OOM killer) sends
-no outcome, and the run waits for it; give such steps a ``timeout=`` only helps within a
-living process. Dask and Ray report dead workers.
+A worker *process* that dies mid-step (``os._exit``, the OOM killer) cannot report: the
+worker's main process sees ``WorkerLostError`` and fires Celery's ``task_failure`` signal,
+on which plait's handler (connected by :func:`register`) pushes a failed outcome naming the
+step, from the plain ``route`` the task carries. The step fails with a
+:class:`~plait.errors.WorkerError` of type ``WorkerLostError``, or runs again when its
+``retries`` and ``retry_on`` allow.
 """
 
 from __future__ import annotations
@@ -44,10 +47,10 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from plait.errors import PlaitError, SerializationError, UsageError
+from plait.errors import PlaitError, SerializationError, UsageError, WorkerError
 from plait.run.remote import (
     PickledSteps,
     describe,
@@ -141,8 +144,13 @@ def _redis_scheme(url: str) -> str:
     return scheme.replace("valkey", "redis") + "://" + rest
 
 
-def run_on_celery(message: str) -> None:
-    """The Celery task: run one step, store its values, push its outcome."""
+def run_on_celery(message: str, route: list[str] | None = None) -> None:
+    """The Celery task: run one step, store its values, push its outcome.
+
+    ``route`` (outcome URL, list key, token, step label) is plain data, so that the
+    worker's main process can report a task whose pool process died
+    (:func:`_on_task_failure`) without unpickling anything.
+    """
     import cloudpickle
 
     data = _unsign("task", base64.b64decode(message))
@@ -162,10 +170,42 @@ def run_on_celery(message: str) -> None:
             stored = _write_values(transport, prefix, token, result, count, item)
     except Exception as exc:  # never leave the driver waiting
         result, stored = failed(exc, started), []
-    outcome = _sign("outcome", bytes(cloudpickle.dumps((describe(result), stored))))
+    _push(outcome_url, queue, token, describe(result), stored, lost=False)
+
+
+def _push(
+    outcome_url: str, queue: str, token: str, result: TaskResult, stored: list[Any], *, lost: bool
+) -> None:
+    import cloudpickle
+
+    outcome = _sign("outcome", bytes(cloudpickle.dumps((result, stored, lost))))
     client = _outcomes(outcome_url)
     client.rpush(queue, token.encode() + b":" + outcome)
     client.expire(queue, _VALUES_TTL)
+
+
+def _on_task_failure(
+    sender: Any = None, exception: BaseException | None = None, kwargs: Any = None, **_: Any
+) -> None:
+    """Celery's ``task_failure`` signal: plait's task failed outside its own handling (its
+    pool process died: ``WorkerLostError``, in the worker's main process; or the message
+    was refused, in the pool process). Report it, so the run does not wait for it."""
+    if getattr(sender, "name", None) != TASK_NAME:
+        return
+    route = (kwargs or {}).get("route")
+    if not isinstance(route, list | tuple) or len(route) != 4:
+        return
+    outcome_url, queue, token, label = map(str, route)
+    error = exception or PlaitError("the task failed")
+    lost = WorkerError(
+        f"step {label!r}: the Celery worker process running it died or was lost "
+        f"({type(error).__name__}: {error})",
+        type_name=type(error).__name__,
+    )
+    try:
+        _push(outcome_url, queue, token, failed(lost, time.time()), [], lost=True)
+    except Exception:  # the Redis of outcomes is unreachable: nothing more to do here
+        return
 
 
 def _read(transport: Any, ref: Stored) -> Any:
@@ -196,9 +236,17 @@ def _write_values(
     return stored
 
 
+_CONNECTED: list[bool] = []
+
+
 def register(app: Any) -> Any:
     """Add plait's task to a Celery application (its workers can then run plait steps);
     returns the task."""
+    if not _CONNECTED:
+        from celery import signals
+
+        signals.task_failure.connect(_on_task_failure, weak=False)
+        _CONNECTED.append(True)
     return app.task(name=TASK_NAME, ignore_result=True, acks_late=False)(run_on_celery)
 
 
@@ -236,7 +284,7 @@ class _Flight:
     outer: cf.Future[TaskResult]
     started: float
     token: str = ""
-    done: bool = field(default=False)
+    deaths: int = 0
 
 
 class Celery:
@@ -339,12 +387,26 @@ class Celery:
     def submit(self, task: Task) -> cf.Future[TaskResult]:
         """Send ``task`` to the workers; the future resolves with its description and one
         :class:`Stored` reference per output."""
-        import cloudpickle
-
         self._listen()
         outer: cf.Future[TaskResult] = cf.Future()
-        token = uuid.uuid4().hex
-        flight = _Flight(task, outer, time.time(), token)
+        flight = _Flight(task, outer, time.time())
+        self._send(flight)
+        outer.add_done_callback(functools.partial(self._on_cancel, flight))
+        return outer
+
+    def _relaunch(self, flight: _Flight) -> None:
+        """Send a step whose worker process died again (its retries allow it)."""
+        try:
+            self._send(flight)
+        except Exception as exc:  # the broker went away: fail the step, never wait
+            if flight.outer.set_running_or_notify_cancel():
+                flight.outer.set_result(failed(exc, flight.started, flight.deaths + 1))
+
+    def _send(self, flight: _Flight) -> None:
+        import cloudpickle
+
+        task = flight.task
+        token = flight.token = uuid.uuid4().hex
         template, refs = detach(task.kwargs, self._is_ref)
         payload = (
             token,
@@ -367,7 +429,14 @@ class Celery:
         with self._lock:
             self._flights[token] = flight
         try:
-            self.app.send_task(TASK_NAME, args=[message], task_id=token, queue=self.queue)
+            route = [self.outcomes, self._queue_key, token, task.label]
+            self.app.send_task(
+                TASK_NAME,
+                args=[message],
+                kwargs={"route": route},
+                task_id=token,
+                queue=self.queue,
+            )
         except Exception as exc:
             with self._lock:
                 self._flights.pop(token, None)
@@ -375,8 +444,6 @@ class Celery:
                 f"step {task.label!r}: could not send it to the Celery broker "
                 f"{self.broker!r}: {exc}"
             ) from exc
-        outer.add_done_callback(functools.partial(self._on_cancel, flight))
-        return outer
 
     @property
     def _queue_key(self) -> str:
@@ -423,9 +490,15 @@ class Celery:
         if flight is None:
             return  # cancelled meanwhile
         try:
-            result, stored = cloudpickle.loads(_unsign("outcome", outcome))
+            result, stored, lost = cloudpickle.loads(_unsign("outcome", outcome))
         except Exception as exc:  # an error type this process cannot import, say
-            result, stored = failed(exc, flight.started), []
+            result, stored, lost = failed(exc, flight.started), [], False
+        options = flight.task.step.options
+        if lost and flight.deaths < options.retries and isinstance(result.error, options.retry_on):
+            flight.deaths += 1
+            self._relaunch(flight)
+            return
+        result.attempts += flight.deaths
         if result.ok:
             result.values = shape_values(flight.task, list(stored))
         if flight.outer.set_running_or_notify_cancel():
