@@ -149,9 +149,11 @@ def test_two_projects_share_a_store_without_seeing_each_other(tmp_path, history_
         assert [v.run_id for v in churn.catalog.find()] == [b.run_id]
         assert len(pricing.catalog.find(all_projects=True)) == 2
         assert len(everyone.catalog.find()) == 2
-        assert [r.run_id for r in pricing.history.experiment("exp", project="pricing").rows] == [
-            a.run_id
-        ]
+        assert [r.run_id for r in pricing.history.experiment("exp").rows] == [a.run_id]
+        assert [r.run_id for r in churn.history.experiment("exp").rows] == [b.run_id]
+        assert len(pricing.history.experiment("exp", all_projects=True)) == 2
+        assert len(everyone.history.experiment("exp")) == 2
+        assert pricing.history.best("exp", "r2").run_id == a.run_id
         assert pricing.catalog.get("score").project == "pricing"
         with pytest.raises(KeyError, match=r"no asset 'score'.*project 'other'"):
             other.catalog.get("score")

@@ -416,9 +416,10 @@ class Catalog:
         sql = "DELETE FROM asset_aliases WHERE name = ? AND alias = ?"
         if where:
             sql += " AND " + " AND ".join(where)
-        before = self.history.db.execute(
-            "SELECT COUNT(*) FROM asset_aliases WHERE name = ? AND alias = ?", [name, alias]
-        )
+        count = "SELECT COUNT(*) FROM asset_aliases WHERE name = ? AND alias = ?"
+        if where:
+            count += " AND " + " AND ".join(where)
+        before = self.history.db.execute(count, [name, alias, *args])
         self.history.db.execute(sql, [name, alias, *args])
         return bool(before and before[0][0])
 

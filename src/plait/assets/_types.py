@@ -198,6 +198,30 @@ def _declared(item: Any) -> tuple[type[Asset[Any]] | None, ...]:
     return ()
 
 
+_Plan = tuple[tuple[type[Asset[Any]] | None, ...], dict[str, type[Asset[Any]]]]
+_PLANS: dict[int, tuple[Any, _Plan]] = {}  # id(step) -> (step, what its annotations say)
+_MAX_PLANS = 4096
+
+
+def _plan(item: Any) -> _Plan:
+    """The step's asset outputs and asset-typed parameters, read once per step object
+    (every task of a step pays a dict lookup, not an annotation walk)."""
+    known = _PLANS.get(id(item))
+    if known is not None and known[0] is item:
+        return known[1]
+    annotations = item.signature.annotations
+    params = {
+        name: kind
+        for name, annotation in annotations.items()
+        if name != "return" and (kind := asset_type(annotation)) is not None
+    }
+    plan: _Plan = (_declared(item) if annotations else (), params)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[id(item)] = (item, plan)
+    return plan
+
+
 def unwrap_outputs(
     item: Any, values: tuple[Any, ...], metrics: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -209,7 +233,7 @@ def unwrap_outputs(
     :class:`~plait.assets._metrics.AssetMetrics` copy carrying the :class:`AssetInfo`
     records, with the values of any ``Metrics`` asset added.
     """
-    declared = _declared(item)
+    declared = _plan(item)[0]
     if not any(declared) and not any(isinstance(v, Asset) for v in values):
         return values, metrics
     from plait.assets._metadata import automatic
@@ -241,19 +265,18 @@ def unwrap_outputs(
 def wrap_inputs(item: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``kwargs`` with the inputs of parameters annotated with an asset type wrapped in
     it (``kwargs`` itself when there are none)."""
-    annotations = item.signature.annotations
-    if not annotations:
+    kinds = _plan(item)[1]
+    if not kinds:
         return kwargs
-    wrapped: dict[str, Any] | None = None
-    for param, value in kwargs.items():
-        kind = asset_type(annotations.get(param))
-        if kind is None or isinstance(value, Asset):
-            continue
-        from plait.assets._metadata import automatic
+    from plait.assets._metadata import automatic
 
+    wrapped = dict(kwargs)
+    for param, kind in kinds.items():
+        if param not in kwargs or isinstance(kwargs[param], Asset):
+            continue
+        value = kwargs[param]
         name = item.data_inputs.get(param, param)
         asset = kind(value, name=name if _NAME.fullmatch(name) else None)
         asset.metadata.update(automatic(asset.kind, value))
-        wrapped = dict(kwargs) if wrapped is None else wrapped
         wrapped[param] = asset
-    return kwargs if wrapped is None else wrapped
+    return wrapped

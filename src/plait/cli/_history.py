@@ -97,8 +97,8 @@ def runs_list(
     as_json: bool,
     store: str | None,
 ) -> int:
-    """The latest runs, newest first; with --experiment, the experiment's table (runs ×
-    params and config values that differ × metrics)."""
+    """The latest runs, newest first; with --experiment, the experiment's table (runs by
+    params and config values that differ, and metrics)."""
     from plait.cli._experiments import RUN_SORTS, experiment_listing
     from plait.cli._records import record_json, runs_text
 

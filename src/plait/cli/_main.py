@@ -564,7 +564,6 @@ def why_command(
 
 def _register() -> None:
     from plait.cli import _datasets, _debug, _doctor, _history, _new, _serve, _ui
-
     from plait.cli._assets import assets_group
 
     cli.add_command(assets_group)

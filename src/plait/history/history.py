@@ -70,6 +70,9 @@ class History(Browsing):
         self.heartbeat = heartbeat if heartbeat is not None else liveness.heartbeat_period()
         self._db: Database | None = None
         self._lock = threading.Lock()
+        #: The project whose runs ``experiment`` and ``best`` read by default (a store
+        #: sets its own ``project``); None: every project's.
+        self.project: str | None = None
 
     @property
     def db(self) -> Database:
@@ -312,21 +315,24 @@ class History(Browsing):
         name: str,
         *,
         project: str | None = None,
+        all_projects: bool = False,
         sort: str | None = None,
         descending: bool = True,
         limit: int | None = None,
     ) -> ExperimentTable:
-        """The runs of experiment ``name`` side by side: runs × (the params and config
-        values that differ between them) × metrics, newest first or sorted by the metric
-        ``sort`` (see :mod:`plait.history.experiments`).
+        """The runs of experiment ``name`` side by side: runs by (the params and config
+        values that differ between them) and metrics, newest first or sorted by the metric
+        ``sort`` (see :mod:`plait.history.experiments`). Only the runs of ``project``
+        (default: the store's project) unless ``all_projects``.
 
         Raises:
             PlaitError: When the experiment has no runs, or no run has the ``sort`` metric.
         """
         from plait.history.experiments import experiment_table
 
+        scope = None if all_projects else project or self.project
         return experiment_table(
-            self, name, project=project, sort=sort, descending=descending, limit=limit
+            self, name, project=scope, sort=sort, descending=descending, limit=limit
         )
 
     def best(
@@ -336,16 +342,19 @@ class History(Browsing):
         mode: Literal["max", "min"] = "max",
         *,
         project: str | None = None,
+        all_projects: bool = False,
     ) -> RunRecord:
         """The succeeded run of ``experiment`` with the highest (``mode="max"``) or lowest
-        (``"min"``) ``metric``.
+        (``"min"``) ``metric`` (among ``project``'s runs, by default the store's project,
+        unless ``all_projects``).
 
         Raises:
             PlaitError: When no succeeded run has a number for ``metric``.
         """
         from plait.history.experiments import best_run
 
-        return best_run(self, experiment, metric, mode=mode, project=project)
+        scope = None if all_projects else project or self.project
+        return best_run(self, experiment, metric, mode=mode, project=scope)
 
     def delete_runs(self, run_ids: Iterable[str]) -> int:
         """Delete run records (their step and lineage rows, the asset versions they first

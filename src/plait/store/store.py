@@ -115,6 +115,7 @@ class Store:
             from plait.history import History
 
             self._history = History(url, signer=self._signer)
+            self._history.project = self.project  # experiments list this project's runs
         return self._history
 
     @property
