@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections import deque
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from plait import Pipeline, Step
 
@@ -81,3 +84,49 @@ def test_deep_chains_need_no_recursion():
     steps, names = chain(sys.getrecursionlimit() * 3)
     pipeline = Pipeline(steps)
     assert pipeline.run(outputs=[names[-1]])[names[-1]].number == len(names) - 1
+
+
+@st.composite
+def declared_dags(draw: st.DrawFn) -> tuple[list[list[int]], list[int]]:
+    """Step i reads the outputs of some steps before it; declared in index order (often a
+    topological order, which the order's shortcut handles) or shuffled."""
+    size = draw(st.integers(min_value=1, max_value=25))
+    deps = [
+        sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else [] for i in range(size)
+    ]
+    shuffled = draw(st.booleans())
+    declaration = list(draw(st.permutations(range(size)))) if shuffled else list(range(size))
+    return deps, declaration
+
+
+def _kahn(declaration: list[int], deps: list[list[int]]) -> list[str]:
+    """Kahn's algorithm with a FIFO queue seeded and fed in declaration order."""
+    waiting = {i: len(deps[i]) for i in declaration}
+    children: dict[int, list[int]] = {i: [] for i in declaration}
+    for i in declaration:
+        for j in deps[i]:
+            children[j].append(i)
+    ready = deque(i for i in declaration if not deps[i])
+    order = []
+    while ready:
+        i = ready.popleft()
+        order.append(f"s{i}")
+        for child in children[i]:
+            waiting[child] -= 1
+            if not waiting[child]:
+                ready.append(child)
+    return order
+
+
+@given(declared_dags())
+def test_the_order_is_kahns_in_declaration_order(dag):
+    deps, declaration = dag
+
+    def node(**inputs: int) -> int:
+        return sum(inputs.values())
+
+    steps = [
+        Step(node, inputs={f"in{j}": f"v{j}" for j in deps[i]}, outputs=[f"v{i}"], name=f"s{i}")
+        for i in declaration
+    ]
+    assert [item.name for item in Pipeline(steps).order] == _kahn(declaration, deps)

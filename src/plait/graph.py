@@ -131,8 +131,12 @@ class Graph:
         self.problems: list[Problem] = []
         annotated = self._index(steps)
         self.order_view: tuple[Step, ...] | None = None
-        self.upstream: dict[str, tuple[str, ...]] = self._upstreams()
-        self.order, cycle = _topological_order(self.steps, self.upstream)
+        self.upstream: dict[str, tuple[str, ...]] = {}
+        index, declared_in_order = self._upstreams()
+        if declared_in_order:  # what Kahn's algorithm would give, known without running it
+            self.order, cycle = list(self.steps.values()), []
+        else:
+            self.order, cycle = _topological_order(self.steps, self.upstream, index)
         if cycle:
             self.problems.append(
                 CycleProblem(
@@ -177,22 +181,42 @@ class Graph:
                     )
         return annotated
 
-    def _upstreams(self) -> dict[str, tuple[str, ...]]:
-        """Step name -> its distinct upstream steps (producers of its inputs, then after=)."""
-        producers = self.producers
-        upstream: dict[str, tuple[str, ...]] = {}
+    def _upstreams(self) -> tuple[dict[str, int], bool]:
+        """Fill ``upstream``: step name -> its distinct upstream steps (producers of its
+        inputs, then after=). Return each step's position and whether Kahn's algorithm
+        would keep the declaration order.
+
+        It would when the steps come after their upstream steps, and the position of each
+        step's last-declared upstream step never decreases along the declaration (so
+        steps without upstream come first). Kahn's ready queue holds steps sorted by
+        (the position of the upstream step whose end released them, own position), and
+        that is then the declaration order itself. The usual way of writing a pipeline,
+        a chain included, passes; anything else runs Kahn's algorithm.
+        """
+        producers, upstream = self.producers, self.upstream
         get = producers.get
-        for name, item in self.steps.items():
+        index: dict[str, int] = {}
+        in_order, last = True, -1
+        for position, (name, item) in enumerate(self.steps.items()):
             found = [up for data in item.data_inputs.values() if (up := get(data)) is not None]
             if item.after:
                 found.extend(self._after_steps(item))
             if not found:
-                upstream[name] = ()
+                ups: tuple[str, ...] = ()
             elif len(found) == 1:
-                upstream[name] = (found[0],)
+                ups = (found[0],)
             else:
-                upstream[name] = tuple(dict.fromkeys(found))
-        return upstream
+                ups = tuple(dict.fromkeys(found))
+            upstream[name] = ups
+            if in_order:
+                released = -1
+                for up in ups:
+                    at = index.get(up, position)  # not declared yet: out of order
+                    released = max(released, at)
+                in_order = last <= released < position
+                last = released
+            index[name] = position
+        return index, in_order
 
     def _after_steps(self, item: Step) -> list[str]:
         found = []
@@ -239,7 +263,7 @@ class Graph:
 
 
 def _topological_order(
-    steps: Mapping[str, Step], upstream: Mapping[str, tuple[str, ...]]
+    steps: Mapping[str, Step], upstream: Mapping[str, tuple[str, ...]], index: Mapping[str, int]
 ) -> tuple[list[Step], list[str]]:
     """Kahn's algorithm in declaration order; returns (order, a cycle or []).
 
@@ -247,7 +271,6 @@ def _topological_order(
     flat list sliced by offsets (compressed rows), not a list per step.
     """
     names = list(steps)
-    index = {name: position for position, name in enumerate(names)}
     waiting = [0] * len(names)
     starts = [0] * (len(names) + 1)
     for position, name in enumerate(names):
@@ -264,7 +287,7 @@ def _topological_order(
             parent = index[up]
             children[filled[parent]] = position
             filled[parent] += 1
-    del index, filled
+    del filled
     ready = deque(position for position, count in enumerate(waiting) if count == 0)
     order: list[Step] = []
     values = list(steps.values())
