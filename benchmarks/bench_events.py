@@ -237,8 +237,8 @@ def main() -> None:
     else:
         with redis_server() as url:
             print("redis latency:", redis_latency(url))
-    for batch, history in [(None, False), (None, True), (1000, True), (1000, False)]:
-        items = args.items if batch or not history else min(args.items, 20_000)
+    for batch, history in [(None, False), (None, True), (100, True), (1000, True), (1000, False)]:
+        items = args.items if batch or not history else min(args.items, 5_000)
         print("stream:", stream_rate(items, batch=batch, history=history))
 
 
