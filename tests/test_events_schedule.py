@@ -8,10 +8,10 @@ import datetime as dt
 
 import pytest
 
+from events_cases import StopAfter
 from plait import Pipeline, step
 from plait.errors import UsageError
 from plait.events import Cron, Every, ManualClock, Server
-from events_cases import StopAfter
 
 START = dt.datetime(2026, 3, 1, 10, 0, 30, tzinfo=dt.UTC)
 

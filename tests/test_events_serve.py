@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from events_cases import Gate, Idle, running
 
+from events_cases import Gate, Idle, running
 from plait import Pipeline, step
 from plait.errors import UsageError
 from plait.events import Event, Every, Server
