@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
+import contextlib
 import functools
 import os
 import threading
@@ -179,9 +180,10 @@ def _push(
     import cloudpickle
 
     outcome = _sign("outcome", bytes(cloudpickle.dumps((result, stored, lost))))
-    client = _outcomes(outcome_url)
-    client.rpush(queue, token.encode() + b":" + outcome)
-    client.expire(queue, _VALUES_TTL)
+    pipe = _outcomes(outcome_url).pipeline(transaction=False)  # one round trip
+    pipe.rpush(queue, token.encode() + b":" + outcome)
+    pipe.expire(queue, _VALUES_TTL)
+    pipe.execute()
 
 
 def _on_task_failure(
@@ -346,6 +348,8 @@ class Celery:
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
+        self._producer: Any = None
+        self._send_lock = threading.Lock()
 
     def _transport(self, store: Any) -> Any:
         if store is None:
@@ -430,20 +434,32 @@ class Celery:
             self._flights[token] = flight
         try:
             route = [self.outcomes, self._queue_key, token, task.label]
-            self.app.send_task(
-                TASK_NAME,
-                args=[message],
-                kwargs={"route": route},
-                task_id=token,
-                queue=self.queue,
-            )
+            with self._send_lock:  # one producer, kept: acquiring one per task costs ~1 ms
+                if self._producer is None:
+                    self._producer = self.app.producer_pool.acquire(block=True)
+                self.app.send_task(
+                    TASK_NAME,
+                    args=[message],
+                    kwargs={"route": route},
+                    task_id=token,
+                    queue=self.queue,
+                    producer=self._producer,
+                )
         except Exception as exc:
+            self._release_producer()
             with self._lock:
                 self._flights.pop(token, None)
             raise PlaitError(
                 f"step {task.label!r}: could not send it to the Celery broker "
                 f"{self.broker!r}: {exc}"
             ) from exc
+
+    def _release_producer(self) -> None:
+        with self._send_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):  # a broken connection: just let it go
+                producer.release()
 
     @property
     def _queue_key(self) -> str:
@@ -538,6 +554,7 @@ class Celery:
             self.app.control.revoke(flight.token, terminate=True)
         for path in list(self.transport.list(self._prefix)):
             self.transport.delete(path)
+        self._release_producer()
 
     def __repr__(self) -> str:
         return f"Celery({self._given!r})"

@@ -27,6 +27,7 @@ they travel with a pickled store to workers, or as ``storage_options`` (which do
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -108,7 +109,7 @@ class RedisBackend:
         self.redis = _client(address)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (RedisBackend, (self.url,))
+        return (_unpickled, (self.url,))
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.url!r})"
@@ -181,6 +182,18 @@ class RedisBackend:
         start = len(self.prefix)
         for key in self.redis.scan_iter(match=pattern, count=1000):
             yield key.decode()[start:] if isinstance(key, bytes) else str(key)[start:]
+
+
+_UNPICKLED: dict[str, RedisBackend] = {}  # URL -> backend, one per process (a worker
+_UNPICKLED_LOCK = threading.Lock()  # unpickles one per task: keep its connection pool)
+
+
+def _unpickled(url: str) -> RedisBackend:
+    with _UNPICKLED_LOCK:
+        found = _UNPICKLED.get(url)
+        if found is None:
+            found = _UNPICKLED[url] = RedisBackend(url)
+        return found
 
 
 def _glob_escape(text: str) -> str:
