@@ -35,13 +35,19 @@ def experiment_listing(
     from plait.errors import PlaitError
     from plait.history.experiments import experiment_table
 
+    given = {k: v for k, v in filters.items() if v is not None}
+    if not chosen.history.runs(experiment=experiment, project=project, limit=1, **given):
+        shown = " ".join(f"--{k} {v}" for k, v in {"experiment": experiment, **given}.items())
+        scope = f" (project {project!r}; --all-projects for every project)" if project else ""
+        click.echo(f"no run matched {shown} in {chosen.url}{scope}")
+        return
     try:
         table = experiment_table(
             chosen.history,
             experiment,
             project=project,
             limit=limit,
-            filters={k: v for k, v in filters.items() if v is not None},
+            filters=given,
         )
         if sort is not None:
             table = table.sort(sort, descending=descending)
