@@ -187,3 +187,65 @@ def test_a_killed_server_gets_its_unacknowledged_entry_again(
     assert again.returncode == 0, (tmp_path / "err2.txt").read_text()
     assert "stopped" in stdout
     assert out.read_text().split() == ["0", "1", "2", "3", "3", "4", "5"]
+
+
+def test_a_trigger_waits_for_redis_to_come_back(tmp_path: Path) -> None:
+    import logging
+    import shutil
+    import socket
+
+    from events_cases import running
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    warned = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "Redis unreachable" in record.getMessage():
+                warned.set()
+
+    handler = Watch()
+    logging.getLogger("plait.events").addHandler(handler)
+    stopper = StopAfter(1)
+    server = Server(
+        Pipeline([job], name="t"), [RedisStream(url, "later", block=0.1)], hooks=[stopper]
+    )
+    stopper.server = server
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    process = None
+    try:
+        with running(server):
+            assert warned.wait(30), "no warning while Redis was down"
+            process = subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--dir",
+                    str(tmp_path),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    _client(url).xadd("later", {"n": "1"})
+                    break
+                except redis.ConnectionError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+            assert server.stopped.wait(60), "the entry never ran"
+    finally:
+        logging.getLogger("plait.events").removeHandler(handler)
+        if process is not None:
+            process.terminate()
+            process.wait(30)
+    assert SEEN == [("1", "nobody")]

@@ -164,3 +164,24 @@ def test_stop_from_another_thread_ends_serve() -> None:
     server.stop()
     thread.join(30)
     assert server.stopped.is_set()
+
+
+def test_importing_events_and_observe_loads_no_optional_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, plait, plait.events, plait.observe\n"
+        "heavy = ['croniter', 'starlette', 'uvicorn', 'watchfiles', 'redis',"
+        " 'plait.observe.emitters']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    bare = subprocess.run(
+        [sys.executable, "-c", "import sys, plait; print('plait.events' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert bare.stdout.strip() == "False"

@@ -5,7 +5,8 @@ Design. Entries are read with ``XREADGROUP`` as consumer ``consumer`` of ``group
 group is created at the stream's start if missing). An entry is acknowledged
 (``XACK``) only after its run has been recorded, so entries of a process killed
 mid-run stay pending; a restarted consumer of the same name first re-reads its own
-pending entries (id ``0``), then new ones (``>``). As a trigger, an entry the overlap
+pending entries (id ``0``), then new ones (``>``). Redis going away is no failure: the
+reader logs it and tries again (0.5 s, doubling up to 30 s). As a trigger, an entry the overlap
 policy skips is acknowledged too (skipping is its outcome). Params: a ``params`` field
 holding a JSON object, else the entry's fields; or ``params=``.
 """
@@ -40,6 +41,13 @@ def _entries(answer: Any) -> list[tuple[str, dict[str, Any]]]:
     if batch and isinstance(batch[0], list) and batch[0] and isinstance(batch[0][0], list):
         batch = batch[0]  # RESP3 nests one level deeper
     return [(str(entry_id), dict(fields or {})) for entry_id, fields in batch]
+
+
+def _unreachable(name: str, exc: BaseException, delay: float) -> float:
+    """Log that Redis cannot be reached; the next wait (doubling, 0.5 s to 30 s)."""
+    delay = min(30.0, max(0.5, delay * 2))
+    _log.warning("%s: Redis unreachable (%s); trying again in %.1f s", name, exc, delay)
+    return delay
 
 
 def _fields_params(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,18 +119,34 @@ class RedisStream:
 
     def items(self, checkpoint: Any, stop: threading.Event) -> Iterator[Item]:
         """Pending entries of this consumer first, then new ones, until ``stop``."""
+        from redis.exceptions import ConnectionError as Unreachable
+        from redis.exceptions import TimeoutError as TimedOut
+
         from plait.events._stream import Item
 
         client = self._client()
-        self._ensure_group(client)
         self._committer = self._client()
+        grouped, delay = False, 0.0
         try:
             cursor = "0"  # our pending entries (a previous process died before XACK)
             while not stop.is_set():
                 block = None if cursor == "0" else int(self.block * 1000)
-                answer = client.xreadgroup(
-                    self.group, self.consumer, {self.stream: cursor}, count=self.count, block=block
-                )
+                try:
+                    if not grouped:
+                        self._ensure_group(client)
+                        grouped = True
+                    answer = client.xreadgroup(
+                        self.group,
+                        self.consumer,
+                        {self.stream: cursor},
+                        count=self.count,
+                        block=block,
+                    )
+                    delay = 0.0
+                except (Unreachable, TimedOut) as exc:
+                    delay = _unreachable(self.name, exc, delay)
+                    stop.wait(delay)
+                    continue
                 entries = _entries(answer)
                 if cursor != ">" and not entries:
                     cursor = ">"
@@ -154,17 +178,22 @@ class RedisStream:
             await client.aclose()
 
         server.after_stop(close)
-        try:
-            await client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except aioredis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        grouped, delay = False, 0.0
         cursor = "0"  # our pending entries first (a previous process died before XACK)
         while True:
             block = None if cursor == "0" else int(self.block * 1000)
-            answer = await client.xreadgroup(
-                self.group, self.consumer, {self.stream: cursor}, count=self.count, block=block
-            )
+            try:
+                if not grouped:
+                    await self._ensure_group_async(client)
+                    grouped = True
+                answer = await client.xreadgroup(
+                    self.group, self.consumer, {self.stream: cursor}, count=self.count, block=block
+                )
+                delay = 0.0
+            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                delay = _unreachable(self.name, exc, delay)
+                await asyncio.sleep(delay)
+                continue
             entries = _entries(answer)
             if cursor != ">" and not entries:
                 cursor = ">"
@@ -173,6 +202,15 @@ class RedisStream:
                 if cursor != ">":
                     cursor = entry_id
                 self._submit(server, entry_id, fields, client, acks)
+
+    async def _ensure_group_async(self, client: Any) -> None:
+        import redis.asyncio as aioredis
+
+        try:
+            await client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except aioredis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
     def _submit(
         self, server: Server, entry_id: str, fields: dict[str, Any], client: Any, acks: set[Any]
