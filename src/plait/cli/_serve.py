@@ -137,6 +137,7 @@ def serve_command(
     """Run the pipeline TARGET on each event of its triggers, until SIGTERM or Ctrl-C.
 
     Each run is recorded with the trigger that started it (plait runs list --trigger).
+    A YAML pipeline's triggers: section is used when no trigger option is given.
     --webhook serves POST /run (JSON params) -> 202 {"run_id"}, GET /runs/ID and
     GET /health; every request needs 'Authorization: Bearer TOKEN' (PLAIT_TOKEN, or one
     generated and printed now) or an X-Plait-Signature (PLAIT_WEBHOOK_SECRET).
@@ -153,10 +154,15 @@ def serve_command(
         triggers.append(Webhook(host=host, port=port))
     triggers += [FileWatch(pattern) for pattern in watches]
     triggers += [redis_source(url, pipeline.name) for url in redises]
+    if not triggers and target.endswith((".yaml", ".yml")):
+        from plait.events._config import triggers_from_yaml
+
+        triggers = triggers_from_yaml(target, pipeline.name)
     if not triggers:
         raise CommandError(
             "plait serve needs at least one trigger",
-            "add --cron EXPR, --every DURATION, --webhook HOST:PORT, --watch GLOB or --redis URL",
+            "add --cron EXPR, --every DURATION, --webhook HOST:PORT, --watch GLOB or --redis URL"
+            " (or a triggers: section to a YAML pipeline)",
         )
     chosen = open_store(store)
     click.echo(f"plait serve: {pipeline.name!r} on {', '.join(t.name for t in triggers)}")

@@ -25,6 +25,8 @@ __all__ = [
     "PARAM_TYPES",
     "PIPELINE_FIELDS",
     "STEP_FIELDS",
+    "TRIGGER_FIELDS",
+    "TRIGGER_KINDS",
     "UNITS",
     "check",
     "label",
@@ -169,6 +171,39 @@ def _datasets(value: Any) -> str | None:
     return None if isinstance(value, dict) or _is_name(value) else "must be a mapping or a file"
 
 
+def _every(value: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return None
+    found = DURATION.fullmatch(value) if isinstance(value, str) else None
+    if found and float(found.group(1)) > 0:
+        return None
+    return "must be seconds or a duration (30s, 5m, 2h, 1d)"
+
+
+def _mapping(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be a mapping of param: value"
+
+
+TRIGGER_KINDS = ("cron", "every", "webhook", "watch", "redis")
+TRIGGER_FIELDS: dict[str, Field] = {  # read by plait.events (plait serve pipeline.yaml)
+    "cron": Field(_text, "a cron expression: a run at each tick", "str"),
+    "every": Field(_every, "a run every interval: seconds or 30s, 5m, 2h, 1d", "number | str"),
+    "webhook": Field(_text, "the path of authenticated POST requests, e.g. /run", "str"),
+    "watch": Field(_text, "a glob (from the YAML's folder): a run per new or changed file", "str"),
+    "redis": Field(_text, "redis://HOST:PORT/DB: a run per entry of `stream`", "str"),
+    "name": Field(_text, "the trigger's name in run records", "str"),
+    "params": Field(_mapping, "params of its runs", "map"),
+    "tz": Field(_text, "cron: the time zone (IANA name; default UTC)", "str"),
+    "host": Field(_text, "webhook: the address to listen on (default 127.0.0.1)", "str"),
+    "port": Field(_int(0), "webhook: the port (default 8000)", "int"),
+    "param": Field(_text, "watch: the param that gets the file's path", "str"),
+    "debounce": Field(_number(0), "watch: seconds changes are gathered", "number"),
+    "stream": Field(_text, "redis: the stream (default: the pipeline's name)", "str"),
+    "group": Field(_text, "redis: the consumer group (default plait)", "str"),
+    "consumer": Field(_text, "redis: this consumer's name (default plait)", "str"),
+}
+
+
 PIPELINE_FIELDS: dict[str, Field] = {
     "name": Field(_text, "the pipeline's name (default 'pipeline')", "str"),
     "params": Field(lambda v: None, "name: {type, default} (or name: default)", "map"),
@@ -177,6 +212,7 @@ PIPELINE_FIELDS: dict[str, Field] = {
     "imports": Field(_names, "module prefixes that calls may import", "list"),
     "registry": Field(_call, "module:attribute of the Registry calls are looked up in", "str"),
     "steps": Field(lambda v: None, "the steps, in any order", "list", True),
+    "triggers": Field(lambda v: None, "what runs it under plait serve (see below)", "list"),
 }
 
 
@@ -203,6 +239,7 @@ def check(doc: Located, file: str, add: Callable[[Path, str, bool], None]) -> No
                 _fields(spec, ("params", name), PARAM_FIELDS, f"params.{name}: ", add)
     elif params is not None:
         add(("params",), "params must be a mapping of name: {type, default}", False)
+    _triggers(data.get("triggers"), add)
     steps = data.get("steps")
     if "steps" in data and (not isinstance(steps, list) or not steps):
         add(("steps",), "steps must be a non-empty list of steps", False)
@@ -217,6 +254,27 @@ def check(doc: Located, file: str, add: Callable[[Path, str, bool], None]) -> No
             )
             continue
         _fields(item, ("steps", index), STEP_FIELDS, where, add)
+
+
+def _triggers(triggers: Any, add: Callable[[Path, str, bool], None]) -> None:
+    if triggers is None:
+        return
+    if not isinstance(triggers, list):
+        add(("triggers",), "triggers must be a list of triggers, e.g. - cron: '0 * * * *'", False)
+        return
+    for index, item in enumerate(triggers):
+        where = f"triggers[{index}]: "
+        kinds = [k for k in TRIGGER_KINDS if isinstance(item, dict) and k in item]
+        if len(kinds) != 1:
+            got = "none" if not kinds else ", ".join(kinds)
+            add(
+                ("triggers", index),
+                f"{where}a trigger is a mapping with one of {'/'.join(TRIGGER_KINDS)} (got {got})",
+                False,
+            )
+            if not isinstance(item, dict):
+                continue
+        _fields(item, ("triggers", index), TRIGGER_FIELDS, where, add)
 
 
 def _prefix(doc: Located, path: Path) -> str:
@@ -262,6 +320,7 @@ def reference() -> str:
         ("pipeline", PIPELINE_FIELDS),
         ("step", STEP_FIELDS),
         ("param", PARAM_FIELDS),
+        ("trigger", TRIGGER_FIELDS),
     ):
         lines += [f"| {title} key | type | required | meaning |", "| --- | --- | --- | --- |"]
         lines += [
