@@ -133,8 +133,9 @@ class Graph:
         self.order_view: tuple[Step, ...] | None = None
         self.upstream: dict[str, tuple[str, ...]] = {}
         index, declared_in_order = self._upstreams()
+        cycle: list[str] = []
         if declared_in_order:  # what Kahn's algorithm would give, known without running it
-            self.order, cycle = list(self.steps.values()), []
+            self.order = list(self.steps.values())
         else:
             self.order, cycle = _topological_order(self.steps, self.upstream, index)
         if cycle:
@@ -198,21 +199,24 @@ class Graph:
         index: dict[str, int] = {}
         in_order, last = True, -1
         for position, (name, item) in enumerate(self.steps.items()):
-            found = [up for data in item.data_inputs.values() if (up := get(data)) is not None]
+            found = []
+            for data in item.data_inputs.values():
+                up = get(data)
+                if up is not None:
+                    found.append(up)
             if item.after:
                 found.extend(self._after_steps(item))
             if not found:
                 ups: tuple[str, ...] = ()
+                released = -1
             elif len(found) == 1:
                 ups = (found[0],)
+                released = index.get(found[0], position)  # not declared yet: out of order
             else:
                 ups = tuple(dict.fromkeys(found))
+                released = max(index.get(up, position) for up in ups)
             upstream[name] = ups
             if in_order:
-                released = -1
-                for up in ups:
-                    at = index.get(up, position)  # not declared yet: out of order
-                    released = max(released, at)
                 in_order = last <= released < position
                 last = released
             index[name] = position
@@ -392,13 +396,14 @@ def _resolve(
     sources: dict[str, tuple[Source, ...]] = {}
     consumed: set[str] = set()
     producers = graph.producers
+    new_source = tuple.__new__  # a Source without NamedTuple's Python-level __new__
     for item in order:
         found: list[Source] = []
         for param, data in item.data_inputs.items():
             producer = producers.get(data)
             if producer is not None and data not in keys and not data.startswith("config"):
-                found.append(Source(param, data, FROM_STEP, producer))  # the common case
-                consumed.add(data)
+                found.append(new_source(Source, (param, data, FROM_STEP, producer)))
+                consumed.add(data)  # the common case, above: the output of a step
                 continue
             if data in dataset_names and producer is None:
                 source = _dataset_source(item, param, data, params, keys, problems)
