@@ -240,7 +240,7 @@ def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
-            "the Redis tests need redis-server: install it with .ci/system.sh", pytrace=False
+            "the Redis tests need redis-server: run .ci/system.sh (Debian package)", pytrace=False
         )
     root = Path(tempfile.mkdtemp(prefix="plait-redis-"))
     port = _free_port()
