@@ -120,3 +120,39 @@ def test_a_worker_count_after_ray_is_refused_with_the_address_form():
 def test_the_executor_says_where_it_connects():
     assert repr(Ray()) == "Ray()"
     assert repr(Ray("ray://head:10001")) == "Ray('ray://head:10001')"
+
+
+# -- worker setup and the driver's registrations --------------------------------------------
+
+
+class Marked:
+    """A class with a hasher registered in this process only (removed after the test)."""
+
+
+@step
+def knows_marked():
+    from plait.store import hashing
+
+    return Marked in hashing._CUSTOM
+
+
+def test_worker_setup_and_registrations_reach_the_ray_workers(ray_executor, tmp_path):
+    from plait.store import hashing
+
+    log = tmp_path / "setup.log"
+
+    def setup():
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+    hashing.register_hasher(Marked, lambda value: b"marked")
+    executor = Ray(setup=setup)  # the session's Ray, already running: left running
+    try:
+        steps = [step(executor_cases.where, name=f"w{i}") for i in range(6)]
+        result = Pipeline([*steps, knows_marked]).run(executor=executor)
+    finally:
+        hashing._CUSTOM.pop(Marked, None)
+    assert result["knows_marked"] is True
+    pids = [int(line) for line in log.read_text().split()]
+    assert len(pids) == len(set(pids))  # once per worker process
+    assert {int(result[f"w{i}"].split(":")[0]) for i in range(6)} <= set(pids)
