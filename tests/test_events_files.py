@@ -159,3 +159,65 @@ def test_plait_stream_reads_a_file(tmp_path: Path) -> None:
         "stream", "flow.py:p", "names.txt", "--no-follow", "--param-name", "name", cwd=tmp_path
     )
     assert "0 item(s) in 0 run(s)" in again.stdout  # its checkpoint: nothing new
+
+
+SLOW = """
+import os, time
+from plait import Pipeline, step
+
+@step
+def slow(name: str) -> str:
+    open(os.environ["STARTED"], "w").close()
+    while True:  # until cancelled
+        time.sleep(0.05)
+    return name
+
+p = Pipeline([slow], name="slow")
+"""
+
+
+def test_sigterm_past_the_grace_period_records_the_running_run_cancelled(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(textwrap.dedent(SLOW))
+    started = tmp_path / "started"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    env.update(PLAIT_TOKEN="grace-token", STARTED=str(started))
+    command = [
+        sys.executable,
+        "-m",
+        "plait",
+        "serve",
+        "flow.py:p",
+        "--webhook",
+        "127.0.0.1:0",
+        "--grace",
+        "0",
+    ]
+    server = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stderr is not None
+        url = next(
+            line.split("POST ", 1)[1].split()[0] for line in server.stderr if "POST http" in line
+        )
+        request = urllib.request.Request(
+            url, data=b'{"name": "x"}', headers={"Authorization": "Bearer grace-token"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            run_id = json.loads(answer.read())["run_id"]
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        server.send_signal(signal.SIGTERM)
+        stdout, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "1 cancelled" in stdout
+    assert "did not stop; exiting without them" in stderr
+    record = Store(str(tmp_path / ".plait")).history.run(run_id)
+    assert record.status == "cancelled"

@@ -183,9 +183,49 @@ def serve_command(
     counts = server.counts
     click.echo(
         f"plait serve: stopped; {counts['started']} run(s) started, {counts['succeeded']} "
-        f"succeeded, {counts['failed']} failed, {counts['skipped']} skipped"
+        f"succeeded, {counts['failed']} failed, {counts['skipped']} skipped, "
+        f"{counts['cancelled']} cancelled"
     )
+    _leave_abandoned_steps(EXIT_OK)
     return EXIT_OK
+
+
+def _leave_abandoned_steps(code: int, wait: float = 2.0) -> None:
+    """Exit now if cancelled runs left step threads that cannot be interrupted.
+
+    A sync step cannot be stopped from outside: its run is recorded ``cancelled`` and the
+    step abandoned, but Python would wait for its thread at exit, forever for a step that
+    never returns. The records are written; the process ends without waiting for them.
+    """
+    import os
+    import sys
+    import threading
+    import time
+
+    def stuck() -> list[threading.Thread]:
+        return [
+            t
+            for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()
+        ]
+
+    deadline = time.monotonic() + wait
+    while stuck() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = stuck()
+    if not left:
+        return
+    click.echo(
+        f"plait serve: {len(left)} step thread(s) of cancelled runs did not stop; "
+        "exiting without them",
+        err=True,
+    )
+    from plait.cli._main import _close_stores
+
+    _close_stores()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @click.command("stream")
