@@ -185,3 +185,46 @@ def test_importing_events_and_observe_loads_no_optional_library() -> None:
         check=True,
     )
     assert bare.stdout.strip() == "False"
+
+
+def test_the_queue_is_bounded() -> None:
+    server = Server(Pipeline([gated], name="g"), [Idle()], overlap="queue", queue_size=1)
+    with running(server):
+        subs = [server.submit_threadsafe(_event(n)) for n in range(3)]
+        GATE.wait_for(1)
+        assert [s.status for s in subs] == ["running", "queued", "skipped"]
+        assert "queue is full" in (subs[2].error or "")
+        GATE.open()
+        assert _finish(server, subs) == ["succeeded", "succeeded", "skipped"]
+
+
+def test_triggered_runs_are_traced_by_the_opentelemetry_hook() -> None:
+    import datetime as dt
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from events_cases import StopAfter
+    from plait.events import ManualClock
+    from plait.observe import OpenTelemetryHook
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    clock = ManualClock(start, until=start + dt.timedelta(seconds=150))
+    stopper = StopAfter(2)
+    server = Server(
+        Pipeline([fragile], name="traced"),
+        [Every(60, clock=clock)],
+        overlap="queue",
+        hooks=[OpenTelemetryHook(tracer_provider=provider), stopper],
+    )
+    stopper.server = server
+    asyncio.run(server.run())
+    runs = [s for s in exporter.get_finished_spans() if s.name == "plait.run traced"]
+    assert len(runs) == 2
+    steps = [s for s in exporter.get_finished_spans() if s.name == "plait.step fragile"]
+    assert {s.parent.span_id for s in steps} == {s.context.span_id for s in runs}
+    provider.shutdown()
