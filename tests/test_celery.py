@@ -261,3 +261,68 @@ def test_a_worker_death_is_not_retried_when_retry_on_excludes_it(celery_executor
     )
     assert result.steps["dies_always"].error.type == "WorkerLostError"
     assert executor_cases.count(tmp_path, "calls") == 1
+
+
+# -- signing: a worker with PLAIT_SECRET -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed_queue(request):
+    """A second real worker, with ``PLAIT_SECRET=s3cret``, on the queue ``"signed"``."""
+    import contextlib
+    import signal
+    import subprocess
+
+    broker = executor_cases.shared_celery(request).broker
+    here = str(Path(__file__).parent)
+    env = {**os.environ, "PLAIT_SECRET": "s3cret", "PYTHONPATH": here}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "plait.run.celery_executor", "-b", broker,
+         "worker", "-Q", "signed", "--pool", "prefork", "--concurrency", "1",
+         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        cwd=here, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    yield broker
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+@step
+def marks(folder):
+    Path(folder, "ran").touch()
+    return 1
+
+
+def _signed_run(broker, folder):
+    executor = Celery(broker, queue="signed")
+    try:
+        return Pipeline([marks]).run(
+            params={"folder": str(folder)}, executor=executor, on_error="continue"
+        )
+    finally:
+        executor.shutdown()
+
+
+def test_a_worker_with_a_secret_runs_steps_signed_with_it(signed_queue, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAIT_SECRET", "s3cret")
+    result = _signed_run(signed_queue, tmp_path)
+    assert result["marks"] == 1
+
+
+@pytest.mark.parametrize("secret", [None, "another"], ids=["unsigned", "other-secret"])
+def test_a_worker_with_a_secret_refuses_other_messages(signed_queue, tmp_path, monkeypatch, secret):
+    if secret is None:
+        monkeypatch.delenv("PLAIT_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("PLAIT_SECRET", secret)
+    result = _signed_run(signed_queue, tmp_path)
+    record = result.steps["marks"]
+    assert record.status == "failed"
+    assert "not signed with this process's PLAIT_SECRET" in record.error.message
+    assert not (tmp_path / "ran").exists()  # the step never ran

@@ -93,25 +93,33 @@ def _secret() -> bytes | None:
 
 
 def _sign(purpose: str, data: bytes) -> bytes:
-    """``data`` prefixed with its signature (64 hex digits) when a secret is set."""
+    """``data`` marked signed (``S`` and its signature, 64 hex digits) when this process has
+    a secret, else marked unsigned (``U``)."""
     secret = _secret()
     if secret is None:
-        return data
+        return b"U" + data
     from plait.store.signing import Signer
 
-    return Signer(secret).sign(purpose, data).encode() + data
+    return b"S" + Signer(secret).sign(purpose, data).encode() + data
 
 
 def _unsign(purpose: str, data: bytes) -> bytes:
-    """``data`` without its signature; refused when this process has a secret and the
-    signature does not match it."""
+    """``data`` without its mark and signature. A process with a secret refuses data that
+    is unsigned or whose signature does not match; one without reads both (it has nothing
+    to check against).
+
+    Raises:
+        PlaitError: When the data is refused.
+    """
     secret = _secret()
+    signed = data[:1] == b"S"
+    body = data[65:] if signed else data[1:]
     if secret is None:
-        return data
+        return body
     from plait.store.signing import Signer
 
-    signature, body = data[:64].decode("ascii", "replace"), data[64:]
-    if not Signer(secret).verify(signature, purpose, body):
+    signature = data[1:65].decode("ascii", "replace")
+    if not signed or not Signer(secret).verify(signature, purpose, body):
         raise PlaitError(
             f"a Celery {purpose} is not signed with this process's PLAIT_SECRET: refused "
             "(give the driver and the workers the same secret)"
@@ -179,7 +187,7 @@ def _push(
 ) -> None:
     import cloudpickle
 
-    outcome = _sign("outcome", bytes(cloudpickle.dumps((result, stored, lost))))
+    outcome = _sign(f"outcome {token}", bytes(cloudpickle.dumps((result, stored, lost))))
     pipe = _outcomes(outcome_url).pipeline(transaction=False)  # one round trip
     pipe.rpush(queue, token.encode() + b":" + outcome)
     pipe.expire(queue, _VALUES_TTL)
@@ -199,13 +207,18 @@ def _on_task_failure(
         return
     outcome_url, queue, token, label = map(str, route)
     error = exception or PlaitError("the task failed")
-    lost = WorkerError(
-        f"step {label!r}: the Celery worker process running it died or was lost "
-        f"({type(error).__name__}: {error})",
+    died = type(error).__name__ == "WorkerLostError"
+    what = (
+        "the Celery worker process running it died or was lost"
+        if died
+        else "its Celery task failed before the step could run"
+    )
+    report = WorkerError(
+        f"step {label!r}: {what} ({type(error).__name__}: {error})",
         type_name=type(error).__name__,
     )
     try:
-        _push(outcome_url, queue, token, failed(lost, time.time()), [], lost=True)
+        _push(outcome_url, queue, token, failed(report, time.time()), [], lost=died)
     except Exception:  # the Redis of outcomes is unreachable: nothing more to do here
         return
 
@@ -213,7 +226,7 @@ def _on_task_failure(
 def _read(transport: Any, ref: Stored) -> Any:
     import pickle
 
-    return pickle.loads(_unsign("value", transport.read(ref.path)))
+    return pickle.loads(_unsign(f"value {ref.path}", transport.read(ref.path)))
 
 
 def _write_values(
@@ -233,7 +246,7 @@ def _write_values(
                 f"reach the next step through the shared store: {exc}; return plain data",
                 step=name,
             ) from exc
-        transport.write(path, _sign("value", data))
+        transport.write(path, _sign(f"value {path}", data))
         stored.append(Stored(path))
     return stored
 
@@ -506,7 +519,7 @@ class Celery:
         if flight is None:
             return  # cancelled meanwhile
         try:
-            result, stored, lost = cloudpickle.loads(_unsign("outcome", outcome))
+            result, stored, lost = cloudpickle.loads(_unsign(f"outcome {flight.token}", outcome))
         except Exception as exc:  # an error type this process cannot import, say
             result, stored, lost = failed(exc, flight.started), [], False
         options = flight.task.step.options
