@@ -206,3 +206,12 @@ def test_a_busy_port_is_a_clear_error(hook_server: Any) -> None:
 
     with pytest.raises(UsageError, match="cannot listen on"):
         asyncio.run(other.run())
+
+
+def test_the_servers_own_params_count_when_a_request_is_validated(tmp_path: Path) -> None:
+    hook = Webhook(port=0, token=TOKEN)
+    server = Server(_pipeline(), [hook], params={"name": "from-server"})
+    with running(server):
+        status, answer = call(hook.url, b'{"times": 2}', BEARER)
+        assert status == 202
+        assert _wait(server, answer["run_id"]) == "succeeded"

@@ -80,10 +80,12 @@ class Submission:
         self._done.set()
 
 
-def params_problems(pipeline: Pipeline, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+def params_problems(
+    pipeline: Pipeline, params: Mapping[str, Any], config: Any = None
+) -> list[dict[str, Any]]:
     """What is wrong with running ``pipeline`` with ``params`` (empty: nothing)."""
     merged = pipeline.run_params(params)
-    plan = pipeline.plan(params, None, None)
+    plan = pipeline.plan(params, None, config)
     problems = [*plan.problems, *pipeline._param_problems(merged, plan)]
     return [{"kind": p.kind, "message": p.message, "step": p.step} for p in problems]
 

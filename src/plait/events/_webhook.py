@@ -171,7 +171,7 @@ class Webhook:
             lifespan="off",
             timeout_graceful_shutdown=5,
         )
-        web = _Uvicorn(config)
+        web = _uvicorn_server(config)
         serving = asyncio.ensure_future(web.serve(sockets=[sock]))
         server.announce(f"webhook: POST {self.url} (GET /runs/ID, /health)")
         try:
@@ -285,24 +285,16 @@ def params_of(server: Server, params: dict[str, Any]) -> list[dict[str, Any]]:
     """The pipeline's problems with ``params``."""
     from plait.events._serve import params_problems
 
-    return params_problems(server.pipeline, params)
+    return params_problems(server.pipeline, {**server.params, **params}, server.config)
 
 
-def _make_uvicorn() -> type:
+def _uvicorn_server(config: Any) -> Any:
+    """A uvicorn server without its own signal handlers: the plait server owns them."""
     import uvicorn
 
     class Quiet(uvicorn.Server):
-        """Uvicorn without its own signal handlers: the plait server owns them."""
-
         @contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    return Quiet
-
-
-class _Uvicorn:
-    """Lazily built :class:`uvicorn.Server` subclass (uvicorn is optional)."""
-
-    def __new__(cls, config: Any) -> Any:
-        return _make_uvicorn()(config)
+    return Quiet(config)
