@@ -228,3 +228,21 @@ def test_triggered_runs_are_traced_by_the_opentelemetry_hook() -> None:
     steps = [s for s in exporter.get_finished_spans() if s.name == "plait.step fragile"]
     assert {s.parent.span_id for s in steps} == {s.context.span_id for s in runs}
     provider.shutdown()
+
+
+def test_the_public_names_of_plait_events() -> None:
+    import plait.events
+
+    assert {
+        "Cron",
+        "Every",
+        "Webhook",
+        "FileWatch",
+        "RedisStream",
+        "Iterable",
+        "FileTail",
+        "serve",
+        "stream",
+    } <= set(plait.events.__all__)
+    assert plait.events.__all__ == sorted(plait.events.__all__)
+    assert all(hasattr(plait.events, name) for name in plait.events.__all__)
