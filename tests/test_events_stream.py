@@ -233,3 +233,39 @@ def test_sigkill_then_restart_loses_nothing_and_replays_nothing_acknowledged(
     assert len(killed) == 1
     assert killed[0].status == "failed"  # its duplicate shows
     assert "process died" in (killed[0].error or "")
+
+
+def test_a_batch_from_a_followed_file_runs_with_what_came(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("a\nb\nc\n")
+    stop = threading.Event()
+
+    @step
+    def lines(items: list[str]) -> int:
+        SEEN.append(list(items))
+        stop.set()
+        return len(items)
+
+    stats = stream(
+        Pipeline([lines], name="fb"),
+        FileTail(log, poll=0.01),
+        param="items",
+        batch=10,
+        batch_wait=0.05,
+        stop=stop,
+        store=str(tmp_path / "s"),
+    )
+    assert SEEN == [["a", "b", "c"]]
+    assert stats.runs == 1
+    log.write_text("a\nb\nc\nd\n")  # appended while stopped: the checkpoint resumes after c
+    stop.clear()
+    stream(
+        Pipeline([lines], name="fb"),
+        FileTail(log, poll=0.01),
+        param="items",
+        batch=10,
+        batch_wait=0.05,
+        stop=stop,
+        store=str(tmp_path / "s"),
+    )
+    assert SEEN == [["a", "b", "c"], ["d"]]

@@ -23,6 +23,7 @@ import logging
 import queue
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Iterable as IterableType
@@ -145,9 +146,11 @@ def _take(
         if isinstance(got, BaseException):
             raise got
         taken.append(got)
+    deadline = time.monotonic() + wait  # for the whole batch, not per item
     while len(taken) < size:
+        left = deadline - time.monotonic()
         try:
-            got = inbox.get(timeout=wait) if wait > 0 else inbox.get_nowait()
+            got = inbox.get(timeout=left) if left > 0 else inbox.get_nowait()
         except queue.Empty:
             break
         if got is _END:
