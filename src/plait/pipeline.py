@@ -17,9 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from plait.composition import SubPipeline, combine, namespaced
 from plait.errors import PipelineValidationError, Problem, StepDefinitionError
-from plait.graph import Graph, Plan, narrow, resolve
 from plait.handles import _BUILDER as _BUILDER  # noqa: PLC0414 (run/runner.py imports it)
 from plait.handles import (
     ParamSpec,
@@ -32,6 +30,8 @@ from plait.handles import (
 from plait.steps import MISSING, Handle, Step
 
 if TYPE_CHECKING:
+    from plait.composition import SubPipeline, namespaced
+    from plait.graph import Graph, Plan
     from plait.results import RunResult
     from plait.snapshot import Change, Snapshot
 
@@ -109,11 +109,13 @@ class Pipeline:
             for key, value in item.datasets.items():
                 self.datasets.setdefault(key, value)
             return
-        if isinstance(item, SubPipeline):
-            for inner in item.expand():
-                self._add_one(inner)
-            return
         if not isinstance(item, Step):
+            from plait.composition import SubPipeline  # loaded on first use, like graph
+
+            if isinstance(item, SubPipeline):
+                for inner in item.expand():
+                    self._add_one(inner)
+                return
             raise StepDefinitionError(
                 f"pipeline {self.name!r}: expected a Step (decorate the function with @step), "
                 f"got {item!r}"
@@ -129,6 +131,8 @@ class Pipeline:
     def __add__(self, other: Pipeline) -> Pipeline:
         if not isinstance(other, Pipeline):
             return NotImplemented
+        from plait.composition import combine
+
         combined = combine(self, other)
         combined.datasets = {**other.datasets, **self.datasets}
         return combined
@@ -180,6 +184,8 @@ class Pipeline:
     def graph(self) -> Graph:
         """The graph model of the current steps (rebuilt after a change)."""
         if self._graph is None:
+            from plait.graph import Graph  # not at ``import plait``: see __getattr__ below
+
             self._graph = Graph(self._steps.values())
         return self._graph
 
@@ -292,6 +298,8 @@ class Pipeline:
         ns = namespace if namespace is not None else name
         if ns == "config" or not ns:
             raise StepDefinitionError(f"{ns!r} is not a valid namespace for a sub-pipeline")
+        from plait.composition import SubPipeline
+
         return SubPipeline(self, name, dict(inputs or {}), dict(outputs or {}), ns)
 
     def plan(
@@ -303,6 +311,8 @@ class Pipeline:
         check_params: bool = True,
     ) -> Plan:
         """Resolve the graph for a run; cached per (param names, outputs)."""
+        from plait.graph import narrow, resolve
+
         merged = self.run_params(params)
         key = (frozenset(merged), None if outputs is None else tuple(outputs), check_params)
         use_cache = config is None
@@ -586,3 +596,13 @@ class Pipeline:
         from plait.snapshot import compare_with_run
 
         return compare_with_run(self, version, store if store is not None else self.store)
+
+
+def __getattr__(name: str) -> Any:
+    """``SubPipeline`` and ``namespaced``, re-exported for the run layer, load on first use:
+    the graph model and composition are not needed by ``import plait`` (issue 16)."""
+    if name in ("SubPipeline", "namespaced"):
+        import plait.composition
+
+        return getattr(plait.composition, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
