@@ -75,7 +75,10 @@ def _compile(
             source = found[0]
             producer = source.producer
             if producer is not None:
-                fed, consumed = ((source.param, source.data, producer),), (source.data,)
+                fed = ((source.param, source.data, producer),)
+                made = nodes[producer].step.outputs if producer in nodes else ()
+                # the producer's own one-name tuple when it is that (a chain's link): shared
+                consumed = made if made == (source.data,) else (source.data,)
         elif found:
             fed, statics, consumed = _split(found)
         nodes[name] = Node(item, statics, fed, consumed, ups, [], dynamic_parent)
