@@ -34,6 +34,7 @@ from __future__ import annotations
 import gc
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -85,7 +86,7 @@ class Plan:
     requested: frozenset[str] | None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    consumed: frozenset[str] = frozenset()  # every data name the planned steps read
+    consumed: AbstractSet[str] = frozenset()  # every data name the planned steps read
     compiled: Any = None  # the scheduler's skeleton of this plan, built on first run
     datasets: Mapping[str, Any] = field(default_factory=dict)  # name -> dataset (plait.io)
 
@@ -436,7 +437,7 @@ def _resolve(
         upstream: Mapping[str, tuple[str, ...]] = graph.upstream
     else:
         upstream = {item.name: graph.upstream[item.name] for item in order}
-    return Plan(order, sources, upstream, requested, problems, consumed=frozenset(consumed))
+    return Plan(order, sources, upstream, requested, problems, consumed=consumed)
 
 
 def _unused_params(

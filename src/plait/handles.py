@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -139,7 +140,9 @@ def param_problems(
     declared: Mapping[str, ParamSpec], params: Mapping[str, Any], consumed: Iterable[str]
 ) -> list[Problem]:
     """A problem for each consumed declared param without a value or of the wrong type."""
-    used = set(consumed)
+    if not declared:
+        return []
+    used = consumed if isinstance(consumed, AbstractSet) else set(consumed)
     problems = []
     for name, spec in declared.items():
         if name not in used:

@@ -194,10 +194,16 @@ class Step:
     def _wire(
         self, inputs: Sequence[str] | Mapping[str, str] | None
     ) -> tuple[dict[str, str], Mapping[str, str]]:
-        sig = self.signature
-        params = sig.params
+        params = self.signature.params
         if inputs is None:
             return {param: param for param in params}, _NO_ENTRIES
+        if type(inputs) is list and len(inputs) == 1 and params:  # one input: the usual link
+            data = inputs[0]
+            if type(data) is str and data:
+                wiring = {params[0]: data}
+                for param in params[1:]:
+                    wiring[param] = param
+                return wiring, _NO_ENTRIES
         if isinstance(inputs, str):
             inputs = [inputs]
         if type(inputs) is not list and isinstance(inputs, Mapping):
