@@ -113,14 +113,13 @@ class Asset(Generic[T]):
         return f"{type(self).__name__}({type(self.value).__name__}{name})"
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
+        if type(other) is not type(self) or not isinstance(other, Asset):
             return NotImplemented
-        assert isinstance(other, Asset)
         return bool(
             self.name == other.name
             and self.tags == other.tags
             and self.metadata == other.metadata
-            and self.value is other.value
+            and self.value is other.value  # by identity: arrays and frames have no plain ==
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -234,8 +233,12 @@ def unwrap_outputs(
     records, with the values of any ``Metrics`` asset added.
     """
     declared = _plan(item)[0]
-    if not any(declared) and not any(isinstance(v, Asset) for v in values):
-        return values, metrics
+    if not any(declared):  # the common case, kept cheap: a loop, no generator
+        for value in values:
+            if isinstance(value, Asset):
+                break
+        else:
+            return values, metrics
     from plait.assets._metadata import automatic
 
     plain: list[Any] = []
