@@ -51,240 +51,41 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from plait.errors import PlaitError, SerializationError, UsageError, WorkerError
+from plait.errors import PlaitError, UsageError
+from plait.run._celery_worker import (
+    TASK_NAME,
+    VALUES_TTL,
+    Stored,
+    app_for,
+    celery_module,
+    is_redis,
+    read_value,
+    redis_scheme,
+    register,
+    run_on_celery,
+    sign,
+    unsign,
+)
 from plait.run.remote import (
     PickledSteps,
-    describe,
     detach,
     explain,
     failed,
     output_count,
     resolve,
-    run_task,
     shape_values,
 )
 from plait.run.task import Task, TaskResult
-from plait.run.worker_setup import Setup, bundle, install, resolve_setup
+from plait.run.worker_setup import Setup, bundle, resolve_setup
 
-__all__ = ["TASK_NAME", "Celery", "Stored", "register"]
-
-TASK_NAME = "plait.run_step"
-_HINT = "pip install 'plait[celery]'"
-_VALUES_TTL = 24 * 3600  # seconds values and outcomes live in a default Redis transport
-
-
-def _celery() -> Any:
-    try:
-        import celery
-    except ImportError as exc:
-        raise UsageError(
-            f"the Celery executor needs the 'celery' package ({exc}); install it with {_HINT}"
-        ) from exc
-    return celery
-
-
-def _is_redis(url: str) -> bool:
-    return url.partition("://")[0] in ("redis", "rediss", "valkey", "valkeys")
-
-
-def _secret() -> bytes | None:
-    secret = os.environ.get("PLAIT_SECRET")
-    return secret.encode() if secret else None
-
-
-def _sign(purpose: str, data: bytes) -> bytes:
-    """``data`` marked signed (``S`` and its signature, 64 hex digits) when this process has
-    a secret, else marked unsigned (``U``)."""
-    secret = _secret()
-    if secret is None:
-        return b"U" + data
-    from plait.store.signing import Signer
-
-    return b"S" + Signer(secret).sign(purpose, data).encode() + data
-
-
-def _unsign(purpose: str, data: bytes) -> bytes:
-    """``data`` without its mark and signature. A process with a secret refuses data that
-    is unsigned or whose signature does not match; one without reads both (it has nothing
-    to check against).
-
-    Raises:
-        PlaitError: When the data is refused.
-    """
-    secret = _secret()
-    signed = data[:1] == b"S"
-    body = data[65:] if signed else data[1:]
-    if secret is None:
-        return body
-    from plait.store.signing import Signer
-
-    signature = data[1:65].decode("ascii", "replace")
-    if not signed or not Signer(secret).verify(signature, purpose, body):
-        raise PlaitError(
-            f"a Celery {purpose} is not signed with this process's PLAIT_SECRET: refused "
-            "(give the driver and the workers the same secret)"
-        )
-    return body
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """A value held by the transport store, at ``path``."""
-
-    path: str
-
-
-# -- the worker side ---------------------------------------------------------------------
-
-_CLIENTS: dict[str, Any] = {}  # outcome URL -> Redis client, one per worker process
-
-
-def _outcomes(url: str) -> Any:
-    client = _CLIENTS.get(url)
-    if client is None:
-        import redis
-
-        client = _CLIENTS[url] = redis.Redis.from_url(_redis_scheme(url))
-    return client
-
-
-def _redis_scheme(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return scheme.replace("valkey", "redis") + "://" + rest
-
-
-def run_on_celery(message: str, route: list[str] | None = None) -> None:
-    """The Celery task: run one step, store its values, push its outcome.
-
-    ``route`` (outcome URL, list key, token, step label) is plain data, so that the
-    worker's main process can report a task whose pool process died
-    (:func:`_on_task_failure`) without unpickling anything.
-    """
-    import cloudpickle
-
-    data = _unsign("task", base64.b64decode(message))
-    (token, count, item, run_id, element, ticket, template, refs, setup, transport, where) = (
-        cloudpickle.loads(data)
-    )
-    outcome_url, queue, prefix = where
-    started = time.time()
-    try:
-        install(setup)
-        if isinstance(item, bytes):  # a fresh copy per task, as run_task would make
-            item = cloudpickle.loads(item)
-        values = [_read(transport, ref) for ref in refs]
-        result = run_task(item, run_id, element, ticket, template, *values)
-        stored: list[Stored] = []
-        if result.ok:
-            stored = _write_values(transport, prefix, token, result, count, item)
-    except Exception as exc:  # never leave the driver waiting
-        result, stored = failed(exc, started), []
-    _push(outcome_url, queue, token, describe(result), stored, lost=False)
-
-
-def _push(
-    outcome_url: str, queue: str, token: str, result: TaskResult, stored: list[Any], *, lost: bool
-) -> None:
-    import cloudpickle
-
-    outcome = _sign(f"outcome {token}", bytes(cloudpickle.dumps((result, stored, lost))))
-    pipe = _outcomes(outcome_url).pipeline(transaction=False)  # one round trip
-    pipe.rpush(queue, token.encode() + b":" + outcome)
-    pipe.expire(queue, _VALUES_TTL)
-    pipe.execute()
-
-
-def _on_task_failure(
-    sender: Any = None, exception: BaseException | None = None, kwargs: Any = None, **_: Any
-) -> None:
-    """Celery's ``task_failure`` signal: plait's task failed outside its own handling (its
-    pool process died: ``WorkerLostError``, in the worker's main process; or the message
-    was refused, in the pool process). Report it, so the run does not wait for it."""
-    if getattr(sender, "name", None) != TASK_NAME:
-        return
-    route = (kwargs or {}).get("route")
-    if not isinstance(route, list | tuple) or len(route) != 4:
-        return
-    outcome_url, queue, token, label = map(str, route)
-    error = exception or PlaitError("the task failed")
-    died = type(error).__name__ == "WorkerLostError"
-    what = (
-        "the Celery worker process running it died or was lost"
-        if died
-        else "its Celery task failed before the step could run"
-    )
-    report = WorkerError(
-        f"step {label!r}: {what} ({type(error).__name__}: {error})",
-        type_name=type(error).__name__,
-    )
-    try:
-        _push(outcome_url, queue, token, failed(report, time.time()), [], lost=died)
-    except Exception:  # the Redis of outcomes is unreachable: nothing more to do here
-        return
-
-
-def _read(transport: Any, ref: Stored) -> Any:
-    import pickle
-
-    return pickle.loads(_unsign(f"value {ref.path}", transport.read(ref.path)))
-
-
-def _write_values(
-    transport: Any, prefix: str, token: str, result: TaskResult, count: int, item: Any
-) -> list[Stored]:
-    import cloudpickle
-
-    stored = []
-    for index, value in enumerate(result.values[:count]):
-        path = f"{prefix}/{token}/{index}"
-        try:
-            data = bytes(cloudpickle.dumps(value, protocol=5))
-        except Exception as exc:
-            name = getattr(item, "name", "?")
-            raise SerializationError(
-                f"step {name!r}: an output ({type(value).__name__}) cannot be pickled to "
-                f"reach the next step through the shared store: {exc}; return plain data",
-                step=name,
-            ) from exc
-        transport.write(path, _sign(f"value {path}", data))
-        stored.append(Stored(path))
-    return stored
-
-
-_CONNECTED: list[bool] = []
-
-
-def register(app: Any) -> Any:
-    """Add plait's task to a Celery application (its workers can then run plait steps);
-    returns the task."""
-    if not _CONNECTED:
-        from celery import signals
-
-        signals.task_failure.connect(_on_task_failure, weak=False)
-        _CONNECTED.append(True)
-    return app.task(name=TASK_NAME, ignore_result=True, acks_late=False)(run_on_celery)
-
-
-def _app_for(broker: str) -> Any:
-    celery = _celery()
-    app = celery.Celery("plait", broker=broker or None, set_as_current=False)
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        worker_prefetch_multiplier=1,  # a long step does not hold queued steps back
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-    )
-    register(app)
-    return app
+__all__ = ["TASK_NAME", "Celery", "Stored", "register", "run_on_celery"]
 
 
 def __getattr__(name: str) -> Any:
     """``app``: the application ``celery -A plait.run.celery_executor worker -b URL``
     runs (its broker from ``-b`` or ``PLAIT_CELERY_BROKER``)."""
     if name == "app":
-        made = _app_for(os.environ.get("PLAIT_CELERY_BROKER", ""))
+        made = app_for(os.environ.get("PLAIT_CELERY_BROKER", ""))
         globals()["app"] = made
         return made
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -336,10 +137,10 @@ class Celery:
         queue: str | None = None,
         outcomes: str | None = None,
     ) -> None:
-        celery = _celery()
+        celery = celery_module()
         given = app_or_broker_url
         if isinstance(given, str):
-            self.app = _app_for(given)
+            self.app = app_for(given)
         elif isinstance(given, celery.Celery):
             self.app = given
             register(given)
@@ -366,7 +167,7 @@ class Celery:
 
     def _transport(self, store: Any) -> Any:
         if store is None:
-            if not _is_redis(self.broker):
+            if not is_redis(self.broker):
                 raise UsageError(
                     f"the Celery executor moves values through a shared store, and its "
                     f"broker {self.broker!r} is not Redis: give it one every worker can "
@@ -376,7 +177,7 @@ class Celery:
             from plait.store.redis_backend import RedisBackend
 
             joiner = "&" if "?" in self.broker else "?"  # options in the URL travel with it
-            return RedisBackend(f"{self.broker}{joiner}prefix=plait-values&ttl={_VALUES_TTL}")
+            return RedisBackend(f"{self.broker}{joiner}prefix=plait-values&ttl={VALUES_TTL}")
         from plait.store.store import Store, as_store
 
         chosen = as_store(store) if not isinstance(store, Store) else store
@@ -385,10 +186,10 @@ class Celery:
         return chosen.backend
 
     def _outcome_url(self, store: Any) -> str:
-        if _is_redis(self.broker):
+        if is_redis(self.broker):
             return self.broker
         url = getattr(store, "url", store)
-        if isinstance(url, str) and _is_redis(url):
+        if isinstance(url, str) and is_redis(url):
             return url.partition("?")[0]
         raise UsageError(
             f"the Celery executor's workers push outcomes to Redis, and neither its broker "
@@ -442,7 +243,7 @@ class Celery:
             data = bytes(cloudpickle.dumps(payload))
         except Exception as exc:
             raise explain(task, exc, self._is_ref) from exc
-        message = base64.b64encode(_sign("task", data)).decode("ascii")
+        message = base64.b64encode(sign("task", data)).decode("ascii")
         with self._lock:
             self._flights[token] = flight
         try:
@@ -495,7 +296,7 @@ class Celery:
         """The listener thread: resolve each flight whose outcome a worker pushed."""
         import redis
 
-        client = redis.Redis.from_url(_redis_scheme(self.outcomes))
+        client = redis.Redis.from_url(redis_scheme(self.outcomes))
         try:
             while not stop.is_set():
                 try:
@@ -519,7 +320,7 @@ class Celery:
         if flight is None:
             return  # cancelled meanwhile
         try:
-            result, stored, lost = cloudpickle.loads(_unsign(f"outcome {flight.token}", outcome))
+            result, stored, lost = cloudpickle.loads(unsign(f"outcome {flight.token}", outcome))
         except Exception as exc:  # an error type this process cannot import, say
             result, stored, lost = failed(exc, flight.started), [], False
         options = flight.task.step.options
@@ -555,7 +356,7 @@ class Celery:
             raise PlaitError(f"could not fetch a value from the Celery store: {exc}") from exc
 
     def _read_all(self, refs: list[Any]) -> list[Any]:
-        return [_read(self.transport, ref) for ref in refs]
+        return [read_value(self.transport, ref) for ref in refs]
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop listening for outcomes and delete the values this executor's steps left
