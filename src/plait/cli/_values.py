@@ -453,7 +453,8 @@ def open_store(option: str | None, *, must_exist: bool = False) -> Store:
     anything: a missing location or one that holds no store is an error, and a store with
     no ``history.db`` yet reads as one with no runs (an empty history in memory) instead of
     getting a new database file. ``plait run`` opens without ``must_exist`` and creates
-    what it needs.
+    what it needs. ``[tool.plait] project`` and ``history`` give the store's project and
+    history database.
 
     Raises:
         CommandError: With ``must_exist``, when there is no plait store at the location.
@@ -461,12 +462,12 @@ def open_store(option: str | None, *, must_exist: bool = False) -> Store:
     location, source = store_location(option)
     from plait.store.store import Store
 
-    project = _project()
+    project, history = _project()
     if not must_exist:
-        return Store(location, project=project)
+        return Store(location, history=history, project=project)
     local = _local_path(location)
     if local is None:
-        store = Store(location, project=project)
+        store = Store(location, history=history, project=project)
         if not any(store.backend.exists(folder) for folder in _STORE_FOLDERS):
             raise _no_store(location, source)
         return store
@@ -479,19 +480,30 @@ def open_store(option: str | None, *, must_exist: bool = False) -> Store:
             "point to a store with --store DIR or PLAIT_STORE, or make one here by running "
             "a pipeline: plait run TARGET --store DIR",
         )
+    if history is not None:
+        return Store(location, history=history, project=project)
     has_history = os.path.isfile(os.path.join(local, "history.db"))
     return Store(location, history=None if has_history else ":memory:", project=project)
 
 
-def _project() -> str | None:
-    """``[tool.plait] project`` of the nearest ``pyproject.toml`` (None without one)."""
+def _project() -> tuple[str | None, str | None]:
+    """``project`` and ``history`` of ``[tool.plait]`` in the nearest ``pyproject.toml``
+    (a relative SQLite or DuckDB history path is relative to that file)."""
     from plait.config._merge import ConfigError
     from plait.config._project import project_settings
 
     try:
-        return project_settings().project
+        settings = project_settings()
     except ConfigError as exc:
         raise CommandError(str(exc), "fix [tool.plait] in pyproject.toml") from exc
+    history = settings.history
+    remote = ("postgresql://", "postgres://", "postgresql+psycopg://")
+    if history is not None and not history.startswith(remote):
+        prefix = next(p for p in ("duckdb:///", "sqlite:///", "") if history.startswith(p))
+        path = history[len(prefix) :]
+        if path != ":memory:" and not os.path.isabs(path):
+            history = prefix + str(settings.root / path)
+    return settings.project, history
 
 
 def _local_path(location: str) -> str | None:
