@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 from plait.assets._types import Asset, AssetError, AssetInfo, Dataset, Metrics, Model
 
 if TYPE_CHECKING:
-    from plait.assets._catalog import AssetVersion, Catalog
+    from plait.assets._catalog import AssetNotFound, AssetVersion, Catalog
 
 __all__ = [
     "Asset",
     "AssetError",
     "AssetInfo",
+    "AssetNotFound",
     "AssetVersion",
     "Catalog",
     "Dataset",
@@ -27,7 +28,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("AssetVersion", "Catalog"):
+    if name in ("AssetNotFound", "AssetVersion", "Catalog"):
         from plait.assets import _catalog
 
         return getattr(_catalog, name)
