@@ -184,36 +184,55 @@ def run_metrics(history: History, record: RunRecord) -> dict[str, Any]:
     """A run's metrics by name (``"step.metric"`` where two steps log one name), those of
     cached steps taken from the execution that computed their value."""
     by_step: dict[str, dict[str, Any]] = {}
+    reused: dict[str, str] = {}  # cached step -> its cache key
     for name, step in record.steps.items():
         metrics = {k: v for k, v in step.metrics.items() if k not in _INTERNAL}
-        if not metrics and step.cached and step.cache_key:
-            metrics = _computed_metrics(history, step.cache_key)
         if metrics:
             by_step[name] = metrics
+        elif step.cached and step.cache_key:
+            reused[name] = step.cache_key
+    if reused:
+        computed = _computed_metrics(history, set(reused.values()))
+        for name, key in reused.items():
+            if computed.get(key):
+                by_step[name] = computed[key]
     counts: dict[str, int] = {}
     for metrics in by_step.values():
         for key in metrics:
             counts[key] = counts.get(key, 0) + 1
     merged: dict[str, Any] = {}
-    for step_name, metrics in by_step.items():
-        for key, value in metrics.items():
+    for step_name in record.steps:  # in the order the steps ran
+        for key, value in by_step.get(step_name, {}).items():
             merged[key if counts[key] == 1 else f"{step_name}.{key}"] = value
     return merged
 
 
-def _computed_metrics(history: History, cache_key: str) -> dict[str, Any]:
-    rows = history.db.execute(
-        "SELECT metrics FROM steps WHERE cache_key = ? AND cached = 0 AND status = 'ok' "
-        "ORDER BY started_at DESC LIMIT 1",
-        [cache_key],
-    )
-    try:
-        found = json.loads(rows[0][0]) if rows and rows[0][0] else {}
-    except ValueError:
-        return {}
-    if not isinstance(found, dict):
-        return {}
-    return {k: v for k, v in found.items() if k not in _INTERNAL}
+_CHUNK = 500  # cache keys per query
+
+
+def _computed_metrics(history: History, keys: set[str]) -> dict[str, dict[str, Any]]:
+    """Cache key -> the metrics of the newest execution that computed it (few queries,
+    however many steps were cached)."""
+    found: dict[str, dict[str, Any]] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), _CHUNK):
+        part = ordered[start : start + _CHUNK]
+        rows = history.db.execute(
+            "SELECT cache_key, metrics FROM steps WHERE cache_key IN "
+            f"({', '.join('?' * len(part))}) AND cached = 0 AND status = 'ok' "
+            "AND metrics IS NOT NULL ORDER BY started_at",
+            part,
+        )
+        for key, text in rows:  # oldest first: the newest execution wins
+            try:
+                metrics = json.loads(text) if text else {}
+            except ValueError:
+                continue
+            if isinstance(metrics, dict):
+                kept = {k: v for k, v in metrics.items() if k not in _INTERNAL}
+                if kept:
+                    found[str(key)] = kept
+    return found
 
 
 def _varying(values: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
