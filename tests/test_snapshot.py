@@ -149,3 +149,17 @@ def test_freeze_needs_no_run_time_params():
     snap = Pipeline([load, total], name="shop").freeze()  # n is given at run time
     assert snap.params == {}
     assert snap.verify()
+
+
+def test_datasets_are_part_of_the_version():
+    from plait.io import CSV
+
+    @step
+    def rows(companies) -> int:
+        return len(companies)
+
+    before = Pipeline([rows], datasets={"companies": CSV("data/a.csv")}).freeze()
+    after = Pipeline([rows], datasets={"companies": CSV("data/b.csv")}).freeze()
+    assert before.datasets["companies"]["path"] == "data/a.csv"
+    [change] = before.diff(after)
+    assert (change.step, change.what) == (None, "datasets.companies")

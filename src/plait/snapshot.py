@@ -3,9 +3,10 @@
 A snapshot holds what defines a pipeline version: its name, version label and
 experiment; each step's wiring (inputs, outputs, ``after``), code fingerprint (the same
 function fingerprint the history records for each step execution), source text, options
-and parameter defaults; the pipeline's constant params, declared param defaults and
-config. Values are kept as JSON-friendly data (anything else as its ``repr``), so a
-snapshot is a small JSON file that never unpickles anything.
+and parameter defaults; the pipeline's constant params, declared param defaults, config
+and datasets (each one's ``describe()``, else its ``repr``). Values are kept as
+JSON-friendly data (anything else as its ``repr``), so a snapshot is a small JSON file
+that never unpickles anything.
 
 Seal. ``seal`` is the SHA-256 of the canonical JSON of everything else (sorted keys, no
 whitespace), so it is deterministic: freezing an unchanged pipeline twice gives the same
@@ -123,7 +124,21 @@ def _body(pipeline: Pipeline) -> dict[str, Any]:
         "params": _plain(dict(pipeline.params)),
         "declared_params": declared,
         "config": _plain(pipeline.config),
+        "datasets": {
+            name: _dataset(dataset) for name, dataset in sorted(pipeline.datasets.items())
+        },
     }
+
+
+def _dataset(dataset: Any) -> Any:
+    """A dataset as plain data: its ``describe()`` (plait.io's formats), else its repr."""
+    describe = getattr(dataset, "describe", None)
+    if callable(describe):
+        try:
+            return _plain(describe())
+        except Exception:  # a third-party describe() that fails: fall back to the repr
+            pass
+    return _plain(dataset)
 
 
 def _seal(body: Mapping[str, Any]) -> str:
@@ -294,8 +309,9 @@ class Snapshot:
                     changes.append(Change(name, key, a.get(key), b.get(key)))
             changes.extend(_differences(name, "options", a["options"], b["options"]))
             changes.extend(_differences(name, "defaults", a["defaults"], b["defaults"]))
-        for key in ("params", "declared_params"):
-            changes.extend(_differences(None, key, self._body[key], other._body[key]))
+        for key in ("params", "declared_params", "datasets"):
+            mine_value, their_value = self._body.get(key, {}), other._body.get(key, {})
+            changes.extend(_differences(None, key, mine_value, their_value))
         for key in ("config", "version", "pipeline", "experiment"):
             if self._body.get(key) != other._body.get(key):
                 changes.append(Change(None, key, self._body.get(key), other._body.get(key)))
