@@ -271,3 +271,17 @@ def test_a_schema_5_database_migrates_and_gets_a_catalog(open_store):
     assert [v.run_id for v in again.catalog.find(kind="model")] == [new.run_id]
     again.catalog.tag("price-model", "latest", "production")
     assert again.catalog.load("price-model", "production") == Forest(10)
+
+
+def test_recovering_a_history_keeps_its_catalog(tmp_path):
+    from plait.history.recover import recover
+
+    with Store(tmp_path / "s") as store:
+        first = _pipeline().run(params={"rows": 3}, store=store)
+        store.catalog.tag("price-model", first.run_id, "production")
+    done = recover(tmp_path / "s" / "history.db")
+    assert done.copied["assets"] == 3
+    assert done.copied["asset_aliases"] == 1
+    assert done.lost["assets"] == 0
+    with Store(tmp_path / "s") as store:
+        assert store.catalog.load("price-model", "production") == Forest(10)

@@ -30,7 +30,8 @@ from plait.history.db import Database, connect
 
 __all__ = ["TABLES", "Recovery", "recover", "set_aside"]
 
-TABLES = ("runs", "steps", "structures", "data", "meta")
+TABLES = ("runs", "steps", "structures", "data", "assets", "asset_aliases", "meta")
+_NEWER = ("assets", "asset_aliases")  # schema 6: a file of an older schema has none
 _ROWID_SCAN_LIMIT = 10_000_000  # never scan further than this when max(rowid) is unreadable
 
 
@@ -106,7 +107,7 @@ def _copy_table(old: sqlite3.Connection, fresh: Database, table: str) -> tuple[i
         return 0, -1
     columns = [c for c in present if c.lower() in fresh.columns(table)]
     if not columns:
-        return 0, -1 if not present else 0
+        return 0, -1 if not present and table not in _NEWER else 0
     names = ", ".join(columns)
     try:
         rows = old.execute(f"SELECT {names} FROM {table}").fetchall()
