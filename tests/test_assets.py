@@ -285,3 +285,41 @@ def test_recovering_a_history_keeps_its_catalog(tmp_path):
     assert done.lost["assets"] == 0
     with Store(tmp_path / "s") as store:
         assert store.catalog.load("price-model", "production") == Forest(10)
+
+
+def test_several_outputs_annotated_as_assets_and_map_elements():
+    import numpy as np
+
+    @step(outputs=["weights", "report"])
+    def fit(n: int) -> tuple[Model, Metrics]:
+        return np.ones(n), {"loss": 0.25}
+
+    @step(map="items")
+    def per_item(items: list[int]):
+        return Dataset([items] * 2)
+
+    @step
+    def check(weights, report, per_item) -> tuple:
+        return type(weights), type(report), per_item
+
+    result = Pipeline([fit, per_item, check]).run(params={"n": 3, "items": [1, 2]})
+    assert result["check"] == (np.ndarray, dict, [[1, 1], [2, 2]])
+    assert result.steps["fit"].metrics == {"loss": 0.25}
+
+
+def test_metadata_of_arrays_and_frames():
+    import numpy as np
+    import pyarrow as pa
+
+    from plait.assets._metadata import automatic
+
+    array = automatic("dataset", np.zeros((2, 3), dtype="float32"))
+    assert (array["shape"], array["dtype"]) == ([2, 3], "float32")
+    series = automatic("dataset", pd.Series([1, 2], name="a"))
+    assert (series["shape"], series["dtype"]) == ([2], "int64")
+    frame = automatic("dataset", pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+    assert (frame["shape"], frame["n_columns"], frame["columns"]) == ([2, 2], 2, ["a", "b"])
+    arrow = automatic("dataset", pa.table({"a": [1.0]}))
+    assert (arrow["shape"], arrow["columns"], arrow["dtypes"]) == ([1, 1], ["a"], {"a": "double"})
+    assert automatic("dataset", [1, 2, 3])["length"] == 3
+    assert automatic("metrics", {"r2": float("nan")})["values"] == {"r2": "nan"}
