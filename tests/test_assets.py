@@ -245,7 +245,7 @@ def test_a_cache_hit_records_no_new_version(store):
 def _downgrade_to_5(store):
     """Make the store's history what the release with schema 5 wrote (no catalog)."""
     db = store.history.db
-    for index in ("assets_by_time", "assets_by_run"):
+    for index in ("assets_by_time", "assets_by_name", "assets_by_run", "asset_aliases_by_name"):
         db.execute(f"DROP INDEX IF EXISTS {index}")
     db.execute("DROP TABLE asset_aliases")
     db.execute("DROP TABLE assets")

@@ -115,7 +115,9 @@ _CATALOG_6 = [  # the asset catalog (schema version 6; plait.assets._catalog)
         project TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL, version TEXT,
         created_at DOUBLE PRECISION, PRIMARY KEY (project, name, alias))""",
     "CREATE INDEX IF NOT EXISTS assets_by_time ON assets (created_at)",
+    "CREATE INDEX IF NOT EXISTS assets_by_name ON assets (name, created_at)",
     "CREATE INDEX IF NOT EXISTS assets_by_run ON assets (run_id)",
+    "CREATE INDEX IF NOT EXISTS asset_aliases_by_name ON asset_aliases (name)",
 ]
 
 SCHEMA_VERSION = 6
