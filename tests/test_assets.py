@@ -235,10 +235,12 @@ def test_assets_come_back_from_every_executor(tmp_path, executor):
 
 
 def test_a_cache_hit_records_no_new_version(store):
-    _pipeline().run(params={"rows": 3}, store=store)
+    first = _pipeline().run(params={"rows": 3}, store=store)
     again = _pipeline().run(params={"rows": 3}, store=store)
     assert all(s.cached for s in again.steps.values())
-    assert len(store.catalog.find(name="price-model")) == 1
+    [only] = store.catalog.find(name="price-model")
+    assert only.run_id == first.run_id
+    assert store.catalog.get("price-model", again.run_id) == only  # the version it reused
 
 
 # -- the migration from schema 5 ---------------------------------------------------------

@@ -8,7 +8,8 @@ it is the one recorded); ``asset_aliases`` maps (project, name, alias) to one ve
 
 Resolving a version. ``load(name, version)`` and friends accept ``"latest"`` (the
 newest version), an alias (``"production"``), a data version or a unique prefix of one,
-or the id (or unique prefix) of the run that produced it, tried in that order.
+or the id (or unique prefix) of the run that produced it, tried in that order; last, the
+id of a run that reused a version from the cache names that version.
 
 Loading reads the value from the store through the cache entry of the step execution
 that produced it (or any later one that produced the same data version), with the
@@ -301,7 +302,8 @@ class Catalog:
         self, name: str, version: str = "latest", *, all_projects: bool = False
     ) -> AssetVersion:
         """One version of an asset: ``"latest"``, an alias, a data version (or unique
-        prefix) or the id (or unique prefix) of the run that produced it.
+        prefix) or the id (or unique prefix) of the run that produced it (or that reused
+        it from the cache).
 
         Raises:
             AssetNotFound: When the asset or the version is unknown, or a prefix is
@@ -329,12 +331,32 @@ class Catalog:
                     f"{version!r} matches several versions of asset {name!r} (as a {label} "
                     "prefix): give more characters"
                 )
+        reused = self._reused_by_run(version, every)
+        if reused is not None:
+            return reused
         aliases = sorted({a for v in every for a in v.aliases})
         raise AssetNotFound(
             f"asset {name!r} has no version {version!r} (not 'latest', an alias, a data "
             f"version or a run id); aliases: {aliases or 'none'}; newest versions: "
             f"{[v.version[:12] for v in every[:5]]}{suggest(version, aliases)}"
         )
+
+    def _reused_by_run(self, run_id: str, every: list[AssetVersion]) -> AssetVersion | None:
+        """The version a run had from the cache (a run that reused a version is not its
+        producer, but asking for the version of that run means it)."""
+        try:
+            full = self.history.resolve(run_id)
+        except KeyError:
+            return None
+        rows = self.history.db.execute(
+            "SELECT DISTINCT step, name, version FROM data WHERE run_id = ? AND role = 'out'",
+            [full],
+        )
+        made = {(str(step), str(output), str(version)) for step, output, version in rows}
+        for candidate in every:  # newest first
+            if (candidate.step, candidate.output, candidate.version) in made:
+                return candidate
+        return None
 
     def _where(self) -> str:
         return (
