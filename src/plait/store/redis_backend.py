@@ -208,9 +208,7 @@ def _number(url: str, name: str, value: Any) -> float | None:
     except (TypeError, ValueError):
         number = -1.0
     if number <= 0:
-        raise UsageError(
-            f"Redis store {url!r}: {name} must be a positive number, got {value!r}"
-        )
+        raise UsageError(f"Redis store {url!r}: {name} must be a positive number, got {value!r}")
     return number
 
 
