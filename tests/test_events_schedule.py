@@ -138,3 +138,33 @@ def test_catchup_is_bounded(tmp_path: object) -> None:
         "2026-03-03T10:00:00+00:00",
         "2026-03-03T10:01:00+00:00",
     ]
+
+
+def _utc_ticks(cron: Cron, after: dt.datetime, count: int) -> list[str]:
+    ticks, tick = [], after
+    for _ in range(count):
+        tick = cron.next_tick(tick)
+        ticks.append(tick.astimezone(dt.UTC).isoformat())
+    return ticks
+
+
+def test_when_clocks_go_back_a_fixed_hour_fires_once_and_an_hourly_one_twice() -> None:
+    autumn = dt.datetime(2026, 10, 24, 12, tzinfo=dt.UTC)  # Paris: 03:00 CEST -> 02:00 CET
+    assert _utc_ticks(Cron("30 2 * * *", tz="Europe/Paris"), autumn, 2) == [
+        "2026-10-25T00:30:00+00:00",  # 02:30 CEST; the repeated 02:30 CET is not a tick
+        "2026-10-26T01:30:00+00:00",
+    ]
+    night = dt.datetime(2026, 10, 24, 23, 30, tzinfo=dt.UTC)
+    assert _utc_ticks(Cron("0 * * * *", tz="Europe/Paris"), night, 3) == [
+        "2026-10-25T00:00:00+00:00",  # 02:00 CEST
+        "2026-10-25T01:00:00+00:00",  # 02:00 CET: another hour
+        "2026-10-25T02:00:00+00:00",
+    ]
+
+
+def test_when_clocks_go_forward_a_skipped_time_fires_after_the_jump() -> None:
+    spring = dt.datetime(2026, 3, 28, 12, tzinfo=dt.UTC)  # Paris: 02:00 CET -> 03:00 CEST
+    assert _utc_ticks(Cron("30 2 * * *", tz="Europe/Paris"), spring, 2) == [
+        "2026-03-29T01:00:00+00:00",  # 03:00 CEST, right after the jump
+        "2026-03-30T00:30:00+00:00",
+    ]

@@ -83,20 +83,37 @@ class Cron:
 
     def ticks_between(self, after: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
         """The ticks strictly after ``after`` and at or before ``until``."""
-        from croniter import croniter
 
         found: list[dt.datetime] = []
-        schedule = croniter(self.expr, after.astimezone(self.tz))
-        while (tick := schedule.get_next(dt.datetime)) <= until:
+        tick = after
+        while (tick := self.next_tick(tick)) <= until:
             found.append(tick)
         return found
 
     def next_tick(self, after: dt.datetime) -> dt.datetime:
-        """The first tick strictly after ``after``."""
+        """The first tick strictly after ``after``.
+
+        When clocks go back, an expression with a fixed hour fires once in the repeated
+        hour (as cron does), one with a wildcard hour (``0 * * * *``) in both.
+        """
         from croniter import croniter
 
-        tick: dt.datetime = croniter(self.expr, after.astimezone(self.tz)).get_next(dt.datetime)
-        return tick
+        schedule = croniter(self.expr, after.astimezone(self.tz))
+        while True:
+            tick: dt.datetime = schedule.get_next(dt.datetime)
+            if not (self._fixed_hour and self._repeated(tick)):
+                return tick
+
+    @property
+    def _fixed_hour(self) -> bool:
+        fields = self.expr.split()
+        return len(fields) < 5 or not fields[1].startswith("*")
+
+    def _repeated(self, tick: dt.datetime) -> bool:
+        """Whether ``tick`` is the second occurrence of its local time (clocks went back)."""
+        first = tick.replace(tzinfo=None).replace(tzinfo=self.tz, fold=0)
+        earlier = first.astimezone(dt.UTC) < tick.astimezone(dt.UTC)  # same-zone < ignores fold
+        return first.utcoffset() != tick.utcoffset() and earlier
 
     def _event(self, tick: dt.datetime, catchup: bool = False) -> Event:
         payload: dict[str, Any] = {"scheduled": tick, "catchup": catchup}
