@@ -249,3 +249,58 @@ def test_a_trigger_waits_for_redis_to_come_back(tmp_path: Path) -> None:
             process.terminate()
             process.wait(30)
     assert SEEN == [("1", "nobody")]
+
+
+STREAM_FLOW = """
+import os
+from plait import Pipeline, step
+
+@step
+def job(item: dict) -> str:
+    with open(os.environ["OUT"], "a") as out:
+        out.write(item["n"] + "\\n")
+    return item["n"]
+
+p = Pipeline([job], name="jobs")
+"""
+
+
+def test_plait_stream_from_redis_stops_cleanly_on_sigterm(redis_url: str, tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(textwrap.dedent(STREAM_FLOW))
+    client = _client(redis_url)
+    for n in range(3):
+        client.xadd("items", {"n": str(n)})
+    out = tmp_path / "out.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    env["OUT"] = str(out)
+    command = [
+        sys.executable,
+        "-m",
+        "plait",
+        "stream",
+        "flow.py:p",
+        f"{redis_url}?stream=items&group=g1",
+        "--store",
+        ".plait",
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and len(out.read_text().split()) == 3):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        while _pending(redis_url, "items", "g1"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert "3 item(s) in 3 run(s): 3 succeeded" in stdout
+    assert "Traceback" not in stderr
