@@ -12,9 +12,11 @@ cycle is extracted by an iterative walk and reported in order.
 Resolution of a step's inputs depends on the run (which params are given, which config),
 so it is done by :func:`resolve`, which returns a :class:`Plan`: the steps to run (pruned
 to the requested outputs), where each input comes from, and every problem found. Nothing
-raises until every problem has been collected. A plan for some outputs is cut out of the
-problem-free plan of every step when there is one (:func:`narrow`), so validating and
-then running resolves each step once.
+raises until every problem has been collected. Most inputs are other steps' outputs: the
+graph resolves those once (``Graph.sourced``), and a plan takes them as they are (the whole
+mapping, when every input of every step is one and no config key is in the way). A plan
+for some outputs is cut out of the problem-free plan of every step when there is one
+(:func:`narrow`), so validating and then running resolves each step once.
 
 Everything is linear in the number of steps and edges, with a few small objects per step
 (a million-step chain is the yardstick: ``benchmarks/bench_build.py``); the cyclic garbage
@@ -133,6 +135,10 @@ class Graph:
         annotated = self._index(steps)
         self.order_view: tuple[Step, ...] | None = None
         self.upstream: dict[str, tuple[str, ...]] = {}
+        # step name -> its sources when each input is another step's output (not config):
+        # most steps; every plan shares them (and the whole dict, when every step has one)
+        self.sourced: dict[str, tuple[Source, ...]] = {}
+        self.read: set[str] = set()  # every data name some step reads
         index, declared_in_order = self._upstreams()
         cycle: list[str] = []
         if declared_in_order:  # what Kahn's algorithm would give, known without running it
@@ -195,16 +201,25 @@ class Graph:
         that is then the declaration order itself. The usual way of writing a pipeline,
         a chain included, passes; anything else runs Kahn's algorithm.
         """
-        producers, upstream = self.producers, self.upstream
+        producers, upstream, sourced, read = self.producers, self.upstream, self.sourced, self.read
         get = producers.get
+        new_source = tuple.__new__  # a Source without NamedTuple's Python-level __new__
         index: dict[str, int] = {}
         in_order, last = True, -1
         for position, (name, item) in enumerate(self.steps.items()):
             found = []
-            for data in item.data_inputs.values():
+            made: list[Source] | None = []
+            for param, data in item.data_inputs.items():
+                read.add(data)
                 up = get(data)
                 if up is not None:
                     found.append(up)
+                    if made is not None and not data.startswith("config"):
+                        made.append(new_source(Source, (param, data, FROM_STEP, up)))
+                        continue
+                made = None  # a param, config, dataset or default: resolved per plan
+            if made is not None:
+                sourced[name] = tuple(made)
             if item.after:
                 found.extend(self._after_steps(item))
             if not found:
@@ -391,36 +406,19 @@ def _resolve(
     datasets: Iterable[str],
 ) -> Plan:
     problems = list(graph.problems)
-    dataset_names = frozenset(datasets)
     order, requested = _prune(graph, outputs, problems, params)
     keys = config_keys(config)
-    sources: dict[str, tuple[Source, ...]] = {}
-    consumed: set[str] = set()
-    producers = graph.producers
-    new_source = tuple.__new__  # a Source without NamedTuple's Python-level __new__
-    for item in order:
-        found: list[Source] = []
-        for param, data in item.data_inputs.items():
-            producer = producers.get(data)
-            if producer is not None and data not in keys and not data.startswith("config"):
-                found.append(new_source(Source, (param, data, FROM_STEP, producer)))
-                consumed.add(data)  # the common case, above: the output of a step
-                continue
-            if data in dataset_names and producer is None:
-                source = _dataset_source(item, param, data, params, keys, problems)
-            else:
-                source = _source(item, param, data, graph, params, config, keys, problems)
-            if (
-                source is None
-                and left_out
-                and data in left_out
-                and problems[-1].kind == "missing_input"  # made only outside the selection
-            ):
-                problems[-1] = _left_out_problem(item, data, left_out[data])
-            consumed.add(data)  # even when unresolved: one problem per name is enough
-            if source is not None:
-                found.append(source)
-        sources[item.name] = tuple(found)
+    producers, sourced = graph.producers, graph.sourced
+    sources: dict[str, tuple[Source, ...]]
+    whole = len(order) == len(graph.steps)  # nothing pruned: every step reads its inputs
+    if whole and not keys and len(sourced) == len(order):
+        # every input of every step is another step's output: the graph's own resolution
+        sources, consumed = sourced, graph.read
+    else:
+        read = graph.read if whole else None
+        sources, consumed = _sources(
+            graph, order, params, config, keys, left_out, frozenset(datasets), problems, read
+        )
     for name in params:
         if name in producers:
             problems.append(
@@ -438,6 +436,54 @@ def _resolve(
     else:
         upstream = {item.name: graph.upstream[item.name] for item in order}
     return Plan(order, sources, upstream, requested, problems, consumed=consumed)
+
+
+def _sources(
+    graph: Graph,
+    order: list[Step],
+    params: Mapping[str, Any],
+    config: Any,
+    keys: set[str],
+    left_out: Mapping[str, str] | None,
+    dataset_names: frozenset[str],
+    problems: list[Problem],
+    read: set[str] | None,
+) -> tuple[dict[str, tuple[Source, ...]], set[str]]:
+    """Each planned step's sources (the graph's own where no config key is in the way),
+    and every data name they read (``read`` when it is known already: the graph's, when
+    nothing is pruned); problems are appended to ``problems``."""
+    sources: dict[str, tuple[Source, ...]] = {}
+    collect = read is None
+    consumed: set[str] = set() if read is None else read
+    sourced = graph.sourced
+    for item in order:
+        known = sourced.get(item.name)
+        if known is not None and (not keys or all(s.data not in keys for s in known)):
+            sources[item.name] = known  # every input is another step's output
+            if collect:
+                for known_source in known:
+                    consumed.add(known_source.data)
+            continue
+        found: list[Source] = []
+        for param, data in item.data_inputs.items():
+            producer = graph.producers.get(data)
+            if data in dataset_names and producer is None:
+                source = _dataset_source(item, param, data, params, keys, problems)
+            else:
+                source = _source(item, param, data, graph, params, config, keys, problems)
+            if (
+                source is None
+                and left_out
+                and data in left_out
+                and problems[-1].kind == "missing_input"  # made only outside the selection
+            ):
+                problems[-1] = _left_out_problem(item, data, left_out[data])
+            if collect:
+                consumed.add(data)  # even when unresolved: one problem per name is enough
+            if source is not None:
+                found.append(source)
+        sources[item.name] = tuple(found)
+    return sources, consumed
 
 
 def _unused_params(
