@@ -367,3 +367,65 @@ def ran_on(executor, place: str) -> bool:
     if kind == "sequential":
         return thread == threading.main_thread().name
     return thread != threading.main_thread().name
+
+
+# -- a worker process that dies mid-step (Dask, Ray, Celery) --------------------------
+
+
+@step
+def dies(x):
+    """Kill the worker process that runs it."""
+    os._exit(1)
+
+
+@step
+def sibling(x):
+    return x + 1
+
+
+def check_a_dying_worker_fails_its_step(executor, error_type: str, *words: str) -> None:
+    """``dies`` fails with ``error_type`` (its message naming the step and ``words``), is
+    tried once, and its independent ``sibling`` still runs."""
+    result = Pipeline([dies, sibling]).run(params={"x": 1}, executor=executor, on_error="continue")
+    record = result.steps["dies"]
+    assert record.status == "failed"
+    assert record.error.type == error_type
+    for word in ("dies", *words):
+        assert word in record.error.message
+    assert record.attempts == 1
+    assert result["sibling"] == 2
+
+
+def check_a_worker_death_is_retried(executor, folder: str | os.PathLike[str]) -> None:
+    """A step with ``retries=1`` whose first try kills its worker succeeds on the second
+    try, in another process than the caller's."""
+
+    @step(retries=1, backoff=0)
+    def dies_once(folder):
+        marker = Path(folder, "died")
+        if not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return os.getpid()
+
+    result = Pipeline([dies_once]).run(params={"folder": str(folder)}, executor=executor)
+    assert result.steps["dies_once"].status == "ok"
+    assert result.steps["dies_once"].attempts == 2
+    assert result["dies_once"] != os.getpid()
+
+
+def check_a_worker_death_outside_retry_on_is_not_retried(
+    executor, folder: str | os.PathLike[str], error_type: str
+) -> None:
+    """A worker death is not an error ``retry_on`` names: one call, no retry."""
+
+    @step(retries=2, backoff=0, retry_on=(ValueError,))
+    def dies_always(folder):
+        bump(folder, "calls")
+        os._exit(1)
+
+    result = Pipeline([dies_always]).run(
+        params={"folder": str(folder)}, executor=executor, on_error="continue"
+    )
+    assert result.steps["dies_always"].error.type == error_type
+    assert count(folder, "calls") == 1

@@ -213,54 +213,20 @@ def test_an_output_that_cannot_travel_fails_its_step_by_name(celery_executor):
 # -- a worker process that dies ----------------------------------------------------------------
 
 
-@step
-def dies(x):
-    os._exit(1)
-
-
-@step
-def sibling(x):
-    return x + 1
-
-
 def test_a_worker_process_that_dies_mid_step_fails_the_step(celery_executor):
-    result = Pipeline([dies, sibling]).run(
-        params={"x": 1}, executor=celery_executor, on_error="continue"
+    executor_cases.check_a_dying_worker_fails_its_step(
+        celery_executor, "WorkerLostError", "'dies'", "died"
     )
-    record = result.steps["dies"]
-    assert record.status == "failed"
-    assert record.error.type == "WorkerLostError"
-    assert "'dies'" in record.error.message
-    assert "died" in record.error.message
-    assert record.attempts == 1
-    assert result["sibling"] == 2
 
 
 def test_a_worker_death_is_retried_when_the_step_allows(celery_executor, tmp_path):
-    @step(retries=1, backoff=0)
-    def dies_once(folder):
-        marker = Path(folder, "died")
-        if not marker.exists():
-            marker.touch()
-            os._exit(1)
-        return os.getpid()
-
-    result = Pipeline([dies_once]).run(params={"folder": str(tmp_path)}, executor=celery_executor)
-    assert result.steps["dies_once"].status == "ok"
-    assert result.steps["dies_once"].attempts == 2
+    executor_cases.check_a_worker_death_is_retried(celery_executor, tmp_path)
 
 
 def test_a_worker_death_is_not_retried_when_retry_on_excludes_it(celery_executor, tmp_path):
-    @step(retries=2, backoff=0, retry_on=(ValueError,))
-    def dies_always(folder):
-        executor_cases.bump(folder, "calls")
-        os._exit(1)
-
-    result = Pipeline([dies_always]).run(
-        params={"folder": str(tmp_path)}, executor=celery_executor, on_error="continue"
+    executor_cases.check_a_worker_death_outside_retry_on_is_not_retried(
+        celery_executor, tmp_path, "WorkerLostError"
     )
-    assert result.steps["dies_always"].error.type == "WorkerLostError"
-    assert executor_cases.count(tmp_path, "calls") == 1
 
 
 # -- signing: a worker with PLAIT_SECRET -------------------------------------------------------

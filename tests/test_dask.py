@@ -32,55 +32,21 @@ def dask_cluster(request):
     executor.client.wait_for_workers(2, timeout=60)
 
 
-@step
-def dies(x):
-    os._exit(1)
-
-
-@step
-def sibling(x):
-    return x + 1
+sibling = executor_cases.sibling
 
 
 def test_a_worker_that_dies_mid_step_fails_the_step(dask_cluster):
-    result = Pipeline([dies, sibling]).run(
-        params={"x": 1}, executor=dask_cluster, on_error="continue"
-    )
-    record = result.steps["dies"]
-    assert record.status == "failed"
-    assert record.error.type == "KilledWorker"
-    assert "dies" in record.error.message
-    assert "died" in record.error.message
-    assert record.attempts == 1
-    assert result["sibling"] == 2
+    executor_cases.check_a_dying_worker_fails_its_step(dask_cluster, "KilledWorker", "died")
 
 
 def test_a_worker_death_is_retried_when_the_step_allows(dask_cluster, tmp_path):
-    @step(retries=1, backoff=0)
-    def dies_once(folder):
-        marker = Path(folder, "died")
-        if not marker.exists():
-            marker.touch()
-            os._exit(1)
-        return os.getpid()
-
-    result = Pipeline([dies_once]).run(params={"folder": str(tmp_path)}, executor=dask_cluster)
-    assert result.steps["dies_once"].status == "ok"
-    assert result.steps["dies_once"].attempts == 2
-    assert result["dies_once"] != os.getpid()
+    executor_cases.check_a_worker_death_is_retried(dask_cluster, tmp_path)
 
 
 def test_a_worker_death_is_not_retried_when_retry_on_excludes_it(dask_cluster, tmp_path):
-    @step(retries=2, backoff=0, retry_on=(ValueError,))
-    def dies_always(folder):
-        executor_cases.bump(folder, "calls")
-        os._exit(1)
-
-    result = Pipeline([dies_always]).run(
-        params={"folder": str(tmp_path)}, executor=dask_cluster, on_error="continue"
+    executor_cases.check_a_worker_death_outside_retry_on_is_not_retried(
+        dask_cluster, tmp_path, "KilledWorker"
     )
-    assert result.steps["dies_always"].error.type == "KilledWorker"
-    assert executor_cases.count(tmp_path, "calls") == 1
 
 
 # -- the cluster: started and closed, or given and kept -------------------------------------

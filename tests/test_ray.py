@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -25,41 +24,15 @@ from plait.executors import Ray
 ray_executor = pytest.fixture(name="ray_executor")(executor_cases.shared_ray)
 
 
-@step
-def crashes(x):
-    os._exit(1)
-
-
-@step
-def sibling(x):
-    return x + 1
+sibling = executor_cases.sibling
 
 
 def test_a_worker_that_dies_mid_step_fails_the_step(ray_executor):
-    result = Pipeline([crashes, sibling]).run(
-        params={"x": 1}, executor=ray_executor, on_error="continue"
-    )
-    record = result.steps["crashes"]
-    assert record.status == "failed"
-    assert record.error.type == "WorkerCrashedError"
-    assert "crashes" in record.error.message
-    assert record.attempts == 1
-    assert result["sibling"] == 2
+    executor_cases.check_a_dying_worker_fails_its_step(ray_executor, "WorkerCrashedError")
 
 
 def test_a_worker_death_is_retried_when_the_step_allows(ray_executor, tmp_path):
-    @step(retries=1, backoff=0)
-    def crashes_once(folder):
-        marker = Path(folder, "crashed")
-        if not marker.exists():
-            marker.touch()
-            os._exit(1)
-        return os.getpid()
-
-    result = Pipeline([crashes_once]).run(params={"folder": str(tmp_path)}, executor=ray_executor)
-    assert result.steps["crashes_once"].status == "ok"
-    assert result.steps["crashes_once"].attempts == 2
-    assert result["crashes_once"] != os.getpid()
+    executor_cases.check_a_worker_death_is_retried(ray_executor, tmp_path)
 
 
 def test_the_ray_shortcut_uses_a_running_ray_and_leaves_it_running(ray_executor):
