@@ -207,19 +207,28 @@ class Graph:
         index: dict[str, int] = {}
         in_order, last = True, -1
         for position, (name, item) in enumerate(self.steps.items()):
-            found = []
-            made: list[Source] | None = []
-            for param, data in item.data_inputs.items():
+            inputs = item.data_inputs
+            if len(inputs) == 1:  # one input, the usual link: no lists
+                ((param, data),) = inputs.items()
                 read.add(data)
                 up = get(data)
-                if up is not None:
-                    found.append(up)
-                    if made is not None and not data.startswith("config"):
-                        made.append(new_source(Source, (param, data, FROM_STEP, up)))
-                        continue
-                made = None  # a param, config, dataset or default: resolved per plan
-            if made is not None:
-                sourced[name] = tuple(made)
+                found = [] if up is None else [up]
+                if up is not None and not data.startswith("config"):
+                    sourced[name] = (new_source(Source, (param, data, FROM_STEP, up)),)
+            else:
+                found = []
+                made: list[Source] | None = []
+                for param, data in inputs.items():
+                    read.add(data)
+                    up = get(data)
+                    if up is not None:
+                        found.append(up)
+                        if made is not None and not data.startswith("config"):
+                            made.append(new_source(Source, (param, data, FROM_STEP, up)))
+                            continue
+                    made = None  # a param, config, dataset or default: resolved per plan
+                if made is not None:
+                    sourced[name] = tuple(made)
             if item.after:
                 found.extend(self._after_steps(item))
             if not found:

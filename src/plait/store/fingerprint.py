@@ -413,7 +413,8 @@ def read_warnings(steps: Iterable[Step]) -> list[PlaitWarning]:
         known = memo.get(id(item.func))
         if known is None or known[0] is not item.func:
             known = memo[id(item.func)] = (item.func, free_reads(item.func))
-        found.extend(_warning(item, read) for read in known[1])
+        if known[1]:  # most steps read nothing to warn about
+            found.extend(_warning(item, read) for read in known[1])
     return found
 
 
