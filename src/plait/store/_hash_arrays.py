@@ -2,10 +2,11 @@
 
 Numeric buffers go straight to xxh3 (no copy for contiguous arrays, no Python loop per
 element), and so do arrow strings: their bytes and their offsets buffer as they are (see
-:func:`_end_offsets` for how that stays independent of chunking); everything that changes how the value behaves is hashed beside them: the exact
-type (``np.matrix``, ``recarray``, masked arrays, DataFrame subclasses), dtype and shape,
-masks, categories and arrow dictionaries, index and column names and levels, timezones
-and the kind of each null in object columns. A library is only imported once a value of
+:func:`_end_offsets` for how that stays independent of chunking); everything that
+changes how the value behaves is hashed beside them: the exact type (``np.matrix``,
+``recarray``, masked arrays, DataFrame subclasses), dtype and shape, masks, categories
+and arrow dictionaries, index and column names and levels, timezones and the kind of
+each null in object columns. A library is only imported once a value of
 its own is being hashed, so these functions find it in ``sys.modules``.
 """
 
