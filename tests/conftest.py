@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,16 +234,14 @@ def s3_bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
 # port for the whole session, with no persistence; each test gets a flushed database.
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    """The URL (``redis://127.0.0.1:PORT``) of a redis-server for the whole session."""
+def _start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A redis-server on ``127.0.0.1:port`` (no persistence, files in ``folder``), once it
+    answers ``PING``."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
             "the Redis tests need redis-server: run .ci/system.sh (Debian package)", pytrace=False
         )
-    root = Path(tempfile.mkdtemp(prefix="plait-redis-"))
-    port = _free_port()
     process = subprocess.Popen(
         [
             binary,
@@ -256,7 +254,7 @@ def redis_server() -> Iterator[str]:
             "--appendonly",
             "no",
             "--dir",
-            str(root),
+            str(folder),
             "--protected-mode",
             "yes",
         ],
@@ -269,22 +267,49 @@ def redis_server() -> Iterator[str]:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
-                    break
+                    return process
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"redis-server did not start on port {port}", pytrace=False)
         time.sleep(0.05)
+
+
+def _stop_redis(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """The URL (``redis://127.0.0.1:PORT``) of a redis-server for the whole session."""
+    root = Path(tempfile.mkdtemp(prefix="plait-redis-"))
+    port = _free_port()
+    process = _start_redis(port, root)
     try:
         yield f"redis://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop_redis(process)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def start_redis(tmp_path: Path) -> Iterator[Callable[[int], str]]:
+    """Starts a redis-server on a given loopback port in the middle of a test (a server
+    that comes up late); the URL of its database 0; stopped when the test ends."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(port: int) -> str:
+        started.append(_start_redis(port, tmp_path))
+        return f"redis://127.0.0.1:{port}/0"
+
+    yield start
+    for process in started:
+        _stop_redis(process)
 
 
 @pytest.fixture

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from cli_cases import plait
-from events_cases import StopAfter, running
+from events_cases import (
+    StopAfter,
+    announced_url,
+    environment,
+    plait_command,
+    post_run,
+    run_status,
+    running,
+    started,
+    terminate,
+    wait_until,
+)
 from plait import Pipeline, Store, step
 from plait.errors import UsageError
 from plait.events import FileWatch, Server
@@ -47,14 +53,9 @@ def test_new_and_changed_files_matching_the_glob_start_runs(tmp_path: Path) -> N
     with running(server):
         (inbox / "notes.txt").write_text("ignored")
         (inbox / "a.csv").write_text("1,2\n")
-        deadline = time.monotonic() + 30
-        while len(stopper.ended) < 1:
-            assert time.monotonic() < deadline, "no run for a.csv"
-            time.sleep(0.02)
+        wait_until(lambda: len(stopper.ended) >= 1, what="a run for a.csv")
         (inbox / "a.csv").write_text("1,2\n3,4\n")  # changed
-        while len(stopper.ended) < 2:
-            assert time.monotonic() < deadline, "no run for the change"
-            time.sleep(0.02)
+        wait_until(lambda: len(stopper.ended) >= 2, what="a run for the change")
     assert SEEN[:2] == ["a.csv", "a.csv"]
     records = Store(str(tmp_path / "s")).history.runs(
         trigger="watch " + str(inbox / "*.csv"), limit=None
@@ -84,44 +85,13 @@ p = Pipeline([greet], name="greeter")
 
 def test_plait_serve_webhook_runs_on_post_and_stops_on_sigterm(tmp_path: Path) -> None:
     (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
-    env["PLAIT_TOKEN"] = "cli-test-token"
-    command = [sys.executable, "-m", "plait", "serve", "flow.py:p", "--webhook", "127.0.0.1:0"]
-    server = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        url = ""
-        assert server.stderr is not None
-        for line in server.stderr:
-            if "POST http://" in line:
-                url = line.split("POST ", 1)[1].split()[0]
-                break
-        assert url, "no URL announced"
-        request = urllib.request.Request(
-            url,
-            data=json.dumps({"name": "ada"}).encode(),
-            headers={"Authorization": "Bearer cli-test-token"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            run_id = json.loads(answer.read())["run_id"]
-        status_url = url.removesuffix("/run") + f"/runs/{run_id}"
-        deadline = time.monotonic() + 30
-        while True:
-            ask = urllib.request.Request(
-                status_url, headers={"Authorization": "Bearer cli-test-token"}
-            )
-            with urllib.request.urlopen(ask, timeout=30) as answer:
-                if json.loads(answer.read())["status"] == "succeeded":
-                    break
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        server.send_signal(signal.SIGTERM)
-        stdout, stderr = server.communicate(timeout=60)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+    token = "cli-test-token"
+    command = plait_command("serve", "flow.py:p", "--webhook", "127.0.0.1:0")
+    with started(command, tmp_path, environment(PLAIT_TOKEN=token)) as server:
+        url = announced_url(server)
+        run_id = post_run(url, token, json.dumps({"name": "ada"}).encode())
+        wait_until(lambda: run_status(url, token, run_id) == "succeeded", what="the run")
+        stdout, stderr = terminate(server)
     assert server.returncode == 0, stderr
     assert "1 run(s) started, 1 succeeded" in stdout
     assert "Traceback" not in stderr
@@ -178,43 +148,13 @@ p = Pipeline([slow], name="slow")
 
 def test_sigterm_past_the_grace_period_records_the_running_run_cancelled(tmp_path: Path) -> None:
     (tmp_path / "flow.py").write_text(textwrap.dedent(SLOW))
-    started = tmp_path / "started"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
-    env.update(PLAIT_TOKEN="grace-token", STARTED=str(started))
-    command = [
-        sys.executable,
-        "-m",
-        "plait",
-        "serve",
-        "flow.py:p",
-        "--webhook",
-        "127.0.0.1:0",
-        "--grace",
-        "0",
-    ]
-    server = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert server.stderr is not None
-        url = next(
-            line.split("POST ", 1)[1].split()[0] for line in server.stderr if "POST http" in line
-        )
-        request = urllib.request.Request(
-            url, data=b'{"name": "x"}', headers={"Authorization": "Bearer grace-token"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            run_id = json.loads(answer.read())["run_id"]
-        deadline = time.monotonic() + 30
-        while not started.exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        server.send_signal(signal.SIGTERM)
-        stdout, stderr = server.communicate(timeout=60)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+    started_file = tmp_path / "started"
+    env = environment(PLAIT_TOKEN="grace-token", STARTED=str(started_file))
+    command = plait_command("serve", "flow.py:p", "--webhook", "127.0.0.1:0", "--grace", "0")
+    with started(command, tmp_path, env) as server:
+        run_id = post_run(announced_url(server), "grace-token", b'{"name": "x"}')
+        wait_until(started_file.exists, what="the step to start")
+        stdout, stderr = terminate(server)
     assert server.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "1 cancelled" in stdout

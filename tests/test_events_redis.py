@@ -5,20 +5,26 @@ back on restart."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
 import textwrap
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from events_cases import StopAfter
+from events_cases import (
+    StopAfter,
+    environment,
+    hanging_flow,
+    plait_command,
+    running,
+    started,
+    terminate,
+    wait_until,
+)
 from plait import Pipeline, Store, step
 from plait.events import RedisStream, Server, stream
 
@@ -115,86 +121,56 @@ def test_a_trigger_turns_entries_into_runs_and_acks_them_once_recorded(
     assert {r.trigger["event_id"] for r in records} >= {first}
 
 
-FLOW = """
-import os, time
-from plait import Pipeline, step
-
-@step
-def job(n: str) -> str:
-    with open(os.environ["OUT"], "a") as out:
-        out.write(n + "\\n")
-    if n == os.environ.get("HANG_AT"):
-        time.sleep(600)  # killed here
-    return n
-
-p = Pipeline([job], name="jobs")
-"""
-
-
 @pytest.mark.faults
 def test_a_killed_server_gets_its_unacknowledged_entry_again(
     redis_url: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
+    (tmp_path / "flow.py").write_text(hanging_flow("n"))
     client = _client(redis_url)
     for n in range(6):
         client.xadd("queue", {"n": str(n)})
     out = tmp_path / "out.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
-    env.update(OUT=str(out), HANG_AT="3")
-    command = [
-        sys.executable,
-        "-m",
-        "plait",
-        "serve",
-        "flow.py:p",
-        "--overlap",
-        "queue",
-        "--redis",
-        f"{redis_url}?stream=queue",
-        "--store",
-        ".plait",
-    ]
-    with (tmp_path / "err.txt").open("w") as errors:
-        server = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=errors
+    env = environment(OUT=str(out), HANG_AT="3")
+    queue = f"{redis_url}?stream=queue"
+    command = plait_command("serve", "flow.py:p", "--overlap", "queue", "--redis", queue)
+    command += ["--store", ".plait"]
+    log = tmp_path / "err.txt"
+    with (
+        log.open("w") as errors,
+        started(command, tmp_path, env, stdout=subprocess.DEVNULL, stderr=errors) as server,
+    ):
+        wait_until(
+            lambda: out.exists() and "3" in out.read_text().split(),
+            what="entry 3",
+            timeout=60,
+            alive=server,
+            log=log,
         )
-        deadline = time.monotonic() + 60
-        while not (out.exists() and "3" in out.read_text().split()):
-            assert server.poll() is None, (tmp_path / "err.txt").read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        server.send_signal(signal.SIGKILL)
+        server.kill()
         server.wait(30)
     assert out.read_text().split() == ["0", "1", "2", "3"]
     assert _pending(redis_url, "queue") >= 1  # 3 was never acknowledged (4 and 5 maybe read)
 
     env.pop("HANG_AT")
-    with (tmp_path / "err2.txt").open("w") as errors:
-        again = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=errors, text=True
+    log = tmp_path / "err2.txt"
+    with log.open("w") as errors, started(command, tmp_path, env, stderr=errors) as again:
+        wait_until(
+            lambda: "5" in out.read_text().split(),
+            what="entry 5",
+            timeout=60,
+            alive=again,
+            log=log,
         )
-        deadline = time.monotonic() + 60
-        while out.read_text().split().count("5") < 1:
-            assert again.poll() is None, (tmp_path / "err2.txt").read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        while _pending(redis_url, "queue"):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        again.send_signal(signal.SIGTERM)
-        stdout, _ = again.communicate(timeout=60)
-    assert again.returncode == 0, (tmp_path / "err2.txt").read_text()
+        wait_until(lambda: not _pending(redis_url, "queue"), what="the acknowledgements")
+        stdout, _ = terminate(again)
+    assert again.returncode == 0, log.read_text()
     assert "stopped" in stdout
     assert out.read_text().split() == ["0", "1", "2", "3", "3", "4", "5"]
 
 
-def test_a_trigger_waits_for_redis_to_come_back(tmp_path: Path) -> None:
+def test_a_trigger_waits_for_redis_to_come_back(start_redis: Callable[[int], str]) -> None:
     import logging
-    import shutil
     import socket
-
-    from events_cases import running
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -214,40 +190,13 @@ def test_a_trigger_waits_for_redis_to_come_back(tmp_path: Path) -> None:
         Pipeline([job], name="t"), [RedisStream(url, "later", block=0.1)], hooks=[stopper]
     )
     stopper.server = server
-    binary = shutil.which("redis-server")
-    assert binary is not None
-    process = None
     try:
         with running(server):
             assert warned.wait(30), "no warning while Redis was down"
-            process = subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--dir",
-                    str(tmp_path),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    _client(url).xadd("later", {"n": "1"})
-                    break
-                except redis.ConnectionError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
+            _client(start_redis(port)).xadd("later", {"n": "1"})
             assert server.stopped.wait(60), "the entry never ran"
     finally:
         logging.getLogger("plait.events").removeHandler(handler)
-        if process is not None:
-            process.terminate()
-            process.wait(30)
     assert SEEN == [("1", "nobody")]
 
 
@@ -271,36 +220,17 @@ def test_plait_stream_from_redis_stops_cleanly_on_sigterm(redis_url: str, tmp_pa
     for n in range(3):
         client.xadd("items", {"n": str(n)})
     out = tmp_path / "out.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
-    env["OUT"] = str(out)
-    command = [
-        sys.executable,
-        "-m",
-        "plait",
-        "stream",
-        "flow.py:p",
-        f"{redis_url}?stream=items&group=g1",
-        "--store",
-        ".plait",
-    ]
-    process = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (out.exists() and len(out.read_text().split()) == 3):
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        while _pending(redis_url, "items", "g1"):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    source = f"{redis_url}?stream=items&group=g1"
+    command = plait_command("stream", "flow.py:p", source, "--store", ".plait")
+    with started(command, tmp_path, environment(OUT=str(out))) as process:
+        wait_until(
+            lambda: out.exists() and len(out.read_text().split()) == 3,
+            what="three items",
+            timeout=60,
+            alive=process,
+        )
+        wait_until(lambda: not _pending(redis_url, "items", "g1"), what="the acknowledgements")
+        stdout, stderr = terminate(process)
     assert process.returncode == 0, stderr
     assert "3 item(s) in 3 run(s): 3 succeeded" in stdout
     assert "Traceback" not in stderr

@@ -4,22 +4,18 @@ FileTail following rotation, and back-pressure."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import textwrap
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from cli_cases import plait
+from events_cases import environment, hanging_flow, plait_command, started, wait_until
 from plait import Pipeline, Store, step
 from plait.errors import UsageError
-from plait.events import FileTail, Item, Iterable, stream
+from plait.events import FileTail, Item, Iterable, StreamStats, stream
 
 SEEN: list[object] = []
 
@@ -154,72 +150,38 @@ def test_file_tail_resumes_at_its_checkpoint(tmp_path: Path) -> None:
     assert [i.value for i in tail.items(first[1].offset, threading.Event())] == ["x"]
 
 
-FLOW = """
-import os, time
-from plait import Pipeline, Store, step
-
-@step
-def handle(line: str) -> str:
-    with open(os.environ["OUT"], "a") as out:
-        out.write(line + "\\n")
-    if line == os.environ.get("HANG_AT"):
-        time.sleep(600)  # killed here
-    return line.upper()
-
-p = Pipeline([handle], name="tail")
-"""
-
-
 @pytest.mark.faults
 def test_sigkill_then_restart_loses_nothing_and_replays_nothing_acknowledged(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
+    (tmp_path / "flow.py").write_text(hanging_flow("line"))
     lines = [f"line-{n:03d}" for n in range(60)]
     (tmp_path / "input.txt").write_text("".join(f"{line}\n" for line in lines))
     out = tmp_path / "out.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
-    env.update(OUT=str(out), HANG_AT="line-040")
-    args = [
-        sys.executable,
-        "-m",
-        "plait",
-        "stream",
-        "flow.py:p",
-        "input.txt",
-        "--no-follow",
-        "--param-name",
-        "line",
-        "--store",
-        ".plait",
-    ]
-    errors = (tmp_path / "err.txt").open("w")
-    first = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=errors)
-    deadline = time.monotonic() + 60
-    while not (out.exists() and "line-040" in out.read_text()):
-        assert first.poll() is None, (tmp_path / "err.txt").read_text()
-        assert time.monotonic() < deadline, "the stream never reached line-040"
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)
-    first.wait(30)
-    errors.close()
+    env = environment(OUT=str(out), HANG_AT="line-040")
+    args = ["flow.py:p", "input.txt", "--no-follow", "--param-name", "line"]
+    command = plait_command("stream", *args, "--store", ".plait")
+    log = tmp_path / "err.txt"
+    with (
+        log.open("w") as errors,
+        started(command, tmp_path, env, stdout=subprocess.DEVNULL, stderr=errors) as first,
+    ):
+        wait_until(
+            lambda: out.exists() and "line-040" in out.read_text(),
+            what="the stream to reach line-040",
+            timeout=60,
+            alive=first,
+            log=log,
+        )
+        first.kill()
+        first.wait(30)
     before = out.read_text().splitlines()
     assert before == lines[:41]
     first_runs = Store(str(tmp_path / ".plait")).history.runs(limit=None)
     acknowledged = {r.trigger["event_id"] for r in first_runs if r.status == "succeeded"}
     assert len(acknowledged) == 40
 
-    done = plait(
-        "stream",
-        "flow.py:p",
-        "input.txt",
-        "--no-follow",
-        "--param-name",
-        "line",
-        cwd=tmp_path,
-        OUT=str(out),
-        PLAIT_STORE=".plait",
-    )
+    done = plait("stream", *args, cwd=tmp_path, OUT=str(out), PLAIT_STORE=".plait")
     assert done.returncode == 0, done.stderr
     assert "20 item(s) in 20 run(s)" in done.stdout
     after = out.read_text().splitlines()
@@ -246,26 +208,21 @@ def test_a_batch_from_a_followed_file_runs_with_what_came(tmp_path: Path) -> Non
         stop.set()
         return len(items)
 
-    stats = stream(
-        Pipeline([lines], name="fb"),
-        FileTail(log, poll=0.01),
-        param="items",
-        batch=10,
-        batch_wait=0.05,
-        stop=stop,
-        store=str(tmp_path / "s"),
-    )
+    def follow() -> StreamStats:
+        return stream(
+            Pipeline([lines], name="fb"),
+            FileTail(log, poll=0.01),
+            param="items",
+            batch=10,
+            batch_wait=0.05,
+            stop=stop,
+            store=str(tmp_path / "s"),
+        )
+
+    stats = follow()
     assert SEEN == [["a", "b", "c"]]
     assert stats.runs == 1
     log.write_text("a\nb\nc\nd\n")  # appended while stopped: the checkpoint resumes after c
     stop.clear()
-    stream(
-        Pipeline([lines], name="fb"),
-        FileTail(log, poll=0.01),
-        param="items",
-        batch=10,
-        batch_wait=0.05,
-        stop=stop,
-        store=str(tmp_path / "s"),
-    )
+    follow()
     assert SEEN == [["a", "b", "c"], ["d"]]

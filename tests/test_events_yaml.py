@@ -3,18 +3,21 @@ built into triggers for ``plait serve pipeline.yaml``."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from events_cases import (
+    announced_url,
+    environment,
+    plait_command,
+    post_run,
+    recorded_status,
+    started,
+    terminate,
+    wait_until,
+)
 from plait import Store, load_pipeline
 from plait.errors import UsageError
 from plait.events import Cron, Every, FileWatch, RedisStream, Webhook
@@ -119,48 +122,19 @@ def test_options_of_another_kind_are_refused(entry: dict, message: str) -> None:
 
 
 def test_plait_serve_uses_the_yaml_triggers(project: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
-    env["PLAIT_TOKEN"] = "yaml-serve-token"
-    env["PYTHONPATH"] = str(project)
     (project / "pipeline.yaml").write_text(
         textwrap.dedent(PIPELINE).split("triggers:")[0]
         + "triggers:\n  - webhook: /go\n    port: 0\nsteps:\n  - call: helpers:greet\n"
         "    inputs: {name: name}\n"
     )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "plait", "serve", "pipeline.yaml"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stderr is not None
-        url = next(
-            line.split("POST ", 1)[1].split()[0] for line in server.stderr if "POST http" in line
-        )
+    token = "yaml-serve-token"
+    env = environment(PLAIT_TOKEN=token, PYTHONPATH=str(project))
+    with started(plait_command("serve", "pipeline.yaml"), project, env) as server:
+        url = announced_url(server)
         assert url.endswith("/go")
-        request = urllib.request.Request(
-            url, data=b'{"name": "yaml"}', headers={"Authorization": "Bearer yaml-serve-token"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            run_id = json.loads(answer.read())["run_id"]
+        run_id = post_run(url, token, b'{"name": "yaml"}')
         history = Store(str(project / ".plait")).history
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if history.run(run_id).status == "succeeded":
-                    break
-            except KeyError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        server.send_signal(signal.SIGTERM)
-        stdout, stderr = server.communicate(timeout=60)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+        wait_until(lambda: recorded_status(history, run_id) == "succeeded", what="the run")
+        stdout, stderr = terminate(server)
     assert server.returncode == 0, stderr
     assert "webhook /go" in stdout
