@@ -185,6 +185,28 @@ def count(folder: str | Path, name: str) -> int:
 # -- a pipeline for the multi-process store test (importable by worker processes) ---------
 
 
+def remote_steps() -> list[object]:
+    """``raw`` (a dict holding a tuple) -> ``summary`` (a :class:`Blob`), counted in
+    :data:`CALLS`: the steps the remote store tests (Redis, S3) run with param ``n``."""
+    from plait import step
+
+    @step
+    def raw(n):
+        CALLS.hit("raw")
+        return {"rows": list(range(n)), "pair": (n, -n)}
+
+    @step
+    def summary(raw):
+        CALLS.hit("summary")
+        return Blob(sum(raw["rows"]))
+
+    return [raw, summary]
+
+
+#: The outputs of :func:`remote_steps` for ``n=4``.
+REMOTE_EXPECTED = {"raw": {"rows": [0, 1, 2, 3], "pair": (4, -4)}, "summary": Blob(6)}
+
+
 def concurrent_pipeline():
     """``seed -> spread (map) -> folded``, plus ``blob`` (a pickled object)."""
     from plait import Pipeline, step

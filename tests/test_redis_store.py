@@ -17,7 +17,7 @@ import redis
 
 from plait import Pipeline, Store, step
 from plait.errors import StoreSecretError, UsageError
-from store_cases import CALLS, Blob
+from store_cases import CALLS, REMOTE_EXPECTED, Blob, remote_steps
 
 
 @pytest.fixture
@@ -29,20 +29,8 @@ def db(redis_url):
     client.close()
 
 
-@step
-def raw(n):
-    CALLS.hit("raw")
-    return {"rows": list(range(n)), "pair": (n, -n)}
-
-
-@step
-def summary(raw):
-    CALLS.hit("summary")
-    return Blob(sum(raw["rows"]))
-
-
-STEPS = [raw, summary]
-EXPECTED = {"raw": {"rows": [0, 1, 2, 3], "pair": (4, -4)}, "summary": Blob(6)}
+STEPS = remote_steps()
+EXPECTED = REMOTE_EXPECTED
 
 
 def _run(url, n=4, **kwargs):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from plait import Pipeline, Store, step
-from store_cases import CALLS, Blob
+from plait import Pipeline, Store
+from store_cases import CALLS, REMOTE_EXPECTED, Blob, remote_steps
 
 
 @pytest.fixture
@@ -36,20 +36,8 @@ def _keys(client, bucket, prefix):
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-@step
-def raw(n):
-    CALLS.hit("raw")
-    return {"rows": list(range(n)), "pair": (n, -n)}
-
-
-@step
-def summary(raw):
-    CALLS.hit("summary")
-    return Blob(sum(raw["rows"]))
-
-
-STEPS = [raw, summary]
-EXPECTED = {"raw": {"rows": [0, 1, 2, 3], "pair": (4, -4)}, "summary": Blob(6)}
+STEPS = remote_steps()
+EXPECTED = REMOTE_EXPECTED
 
 
 def _run(endpoint, bucket, **kwargs):
