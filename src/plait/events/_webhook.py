@@ -19,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
 import secrets
-import socket
 import uuid
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from plait._net import is_loopback, listen
 from plait.errors import UsageError
 from plait.events._triggers import Event, Params, make_params
 
@@ -49,33 +48,6 @@ def signature(secret: str, body: bytes) -> str:
     'sha256='
     """
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    bare = host.strip("[]")
-    sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit it: an answer's head and body leave at once (Nagle
-    # plus the client's delayed ACK otherwise add ~40 ms to every keep-alive request).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((bare, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(f"Webhook cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
 
 
 class _TooLarge(Exception):
@@ -162,7 +134,8 @@ class Webhook:
         if not (self.token or self.secret):
             self.token = secrets.token_urlsafe(32)
             server.announce(f"webhook {self.path}: generated token {self.token}")
-        sock = _listen(self.host, self.port)
+        sock = listen(self.host, self.port, backlog=512, subject="Webhook")
+        sock.setblocking(False)
         self.address = sock.getsockname()[:2]
         config = uvicorn.Config(
             self.app(server),

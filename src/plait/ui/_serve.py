@@ -9,13 +9,12 @@ the terminal.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import webbrowser
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from plait._net import is_loopback, listen
 from plait.errors import UsageError
 from plait.ui._security import new_token
 
@@ -24,20 +23,6 @@ if TYPE_CHECKING:
     from plait.store.store import Store
 
 __all__ = ["check_host", "is_loopback", "serve"]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (``localhost``, ``127.x``, ``::1``).
-
-    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(host: str, explicit_token: str | None) -> None:
@@ -53,20 +38,6 @@ def check_host(host: str, explicit_token: str | None) -> None:
         "generated token: set PLAIT_TOKEN to a long random secret you choose (and put the "
         "UI behind HTTPS, see docs/ui.md), or serve on 127.0.0.1"
     )
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    bare = host.strip("[]")
-    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((bare, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.listen(128)
-    return sock
 
 
 def url_of(host: str, port: int, token: str) -> str:
@@ -100,7 +71,7 @@ def serve(
     check_host(host, explicit)
     token = explicit or new_token()
     application = app(store, token, target=target)
-    sock = _listen(host, port)
+    sock = listen(host, port)
     url = url_of(host, sock.getsockname()[1], token)
     announce(url)
     if open_browser:
