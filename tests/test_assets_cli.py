@@ -1,5 +1,6 @@
-"""The catalog, experiments and projects through the command line on every history
-backend (``[tool.plait] history`` = a SQLite, DuckDB or PostgreSQL URL)."""
+"""The catalog, experiments and projects through the command line: on every history
+backend (``[tool.plait] history`` = a SQLite, DuckDB or PostgreSQL URL), then each view
+(``runs list --experiment``, ``runs compare``, ``assets``, projects) on the default one."""
 
 from __future__ import annotations
 
