@@ -126,6 +126,17 @@ def _reader(source: Source, checkpoint: Any, stop: threading.Event, out: queue.Q
     out.put(_END)
 
 
+def _add(got: Any, taken: list[Item]) -> bool:
+    """Add what the reader thread sent to ``taken``; True for its end marker (an error it
+    caught is raised here, in the stream's thread)."""
+    if got is _END:
+        return True
+    if isinstance(got, BaseException):
+        raise got
+    taken.append(got)
+    return False
+
+
 def _take(
     inbox: queue.Queue[Any], size: int, wait: float, stop: threading.Event
 ) -> tuple[list[Item], bool]:
@@ -141,11 +152,8 @@ def _take(
                 got = inbox.get(timeout=0.1)
             except queue.Empty:
                 continue
-        if got is _END:
+        if _add(got, taken):
             return taken, True
-        if isinstance(got, BaseException):
-            raise got
-        taken.append(got)
     deadline = time.monotonic() + wait  # for the whole batch, not per item
     while len(taken) < size:
         left = deadline - time.monotonic()
@@ -153,11 +161,8 @@ def _take(
             got = inbox.get(timeout=left) if left > 0 else inbox.get_nowait()
         except queue.Empty:
             break
-        if got is _END:
+        if _add(got, taken):
             return taken, True
-        if isinstance(got, BaseException):
-            raise got
-        taken.append(got)
     return taken, False
 
 
