@@ -43,6 +43,19 @@ def _entries(answer: Any) -> list[tuple[str, dict[str, Any]]]:
     return [(str(entry_id), dict(fields or {})) for entry_id, fields in batch]
 
 
+def _next_cursor(cursor: str, entries: list[tuple[str, dict[str, Any]]]) -> str:
+    """Where the next ``XREADGROUP`` reads after ``entries`` were read at ``cursor``: this
+    consumer's pending entries page by page (after the last one read), then ``">"`` (new
+    entries) once a page of them comes back empty.
+
+    >>> _next_cursor("0", [("1-0", {}), ("2-0", {})]), _next_cursor("2-0", [])
+    ('2-0', '>')
+    """
+    if cursor == ">" or not entries:
+        return ">"
+    return entries[-1][0]
+
+
 def _unreachable(name: str, exc: BaseException, delay: float) -> float:
     """Log that Redis cannot be reached; the next wait (doubling, 0.5 s to 30 s)."""
     delay = min(30.0, max(0.5, delay * 2))
@@ -148,13 +161,9 @@ class RedisStream:
                     stop.wait(delay)
                     continue
                 entries = _entries(answer)
-                if cursor != ">" and not entries:
-                    cursor = ">"
-                    continue
+                cursor = _next_cursor(cursor, entries)
                 for entry_id, fields in entries:
                     yield Item(entry_id, fields, entry_id)
-                    if cursor != ">":
-                        cursor = entry_id  # page through the pending entries
         finally:
             client.close()
 
@@ -195,12 +204,8 @@ class RedisStream:
                 await asyncio.sleep(delay)
                 continue
             entries = _entries(answer)
-            if cursor != ">" and not entries:
-                cursor = ">"
-                continue
+            cursor = _next_cursor(cursor, entries)
             for entry_id, fields in entries:
-                if cursor != ">":
-                    cursor = entry_id
                 self._submit(server, entry_id, fields, client, acks)
 
     async def _ensure_group_async(self, client: Any) -> None:
