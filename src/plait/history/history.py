@@ -1,11 +1,14 @@
 """The history: every run and step execution, queryable, with lineage across runs.
 
 Writing. A run's record is written when the run starts (status ``running``) and updated
-when it ends. Step records are written as steps end, in small batches by a background
-thread that commits at most ``flush_delay`` seconds (10 ms) after a step ends: a fast
-chain of steps costs one transaction per batch, and a killed run still keeps every step
-that finished more than a few milliseconds before the kill (what it computed is in the
-store in any case, so resume loses nothing).
+when it ends. Step records are written in batches by the run's
+:class:`~plait.history.recorder.RunRecorder`: committed before a step executes, before a
+hook or the caller is told of an outcome, and otherwise by a background thread at most
+``flush_delay`` seconds (10 ms) after a step ends, so a chain of cache hits costs one
+transaction per batch. After a ``kill -9``, every step that was reported, or that finished
+before another step started executing, keeps its record (the recorder's docstring states
+the guarantee); what any step computed is in the store in any case, so resume loses
+nothing.
 
 Structure. Each run names the structure of the pipeline it executed (steps, inputs,
 outputs, ``after`` edges), kept once per distinct structure in the ``structures`` table

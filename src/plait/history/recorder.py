@@ -1,10 +1,30 @@
-"""Recording one run's steps: buffered, committed before the next step executes.
+"""Recording one run's steps: buffered, committed in batches, never behind a report.
 
-Step records wait in a buffer that is written (one transaction, multi-row inserts)
-whenever a step is about to execute (:meth:`RunRecorder.flush`, called by the scheduler)
-and when the run ends. A record is upserted on ``(run_id, name)``: a step whose record is
-revised later in the run (a cache hit whose artifact was damaged and recomputed) is
-written again, and its lineage rows with it.
+Step records wait in a buffer that is written in one transaction (multi-row inserts):
+
+- synchronously, by :meth:`RunRecorder.flush`, before anyone is told of an outcome and
+  before anything that may kill the process runs: the scheduler calls it before a step
+  executes and before an ``on_step_end`` hook sees a step (see
+  :mod:`plait.run.recording`), and :meth:`RunRecorder.finish` calls it before the run's
+  end is written and its result handed to the caller;
+- otherwise by a background thread, at most ``flush_delay`` seconds (10 ms) after the
+  first record of a batch arrived: a chain of cache hits (which executes nothing) costs
+  one commit per batch instead of one per step.
+
+The guarantee, precisely: after a ``kill -9`` of the run's process at any point, every
+step whose outcome was reported to the caller (the returned result, or ``RunFailed``) or
+to a hook, and every step that finished before another step started executing, is in the
+history, and its outputs are in the store (an artifact and its entry are written before
+the step's record is even buffered). Only a cache hit not yet reported may be missing
+from the history (for at most ``flush_delay`` seconds while the process runs); its
+outputs were in the store already, so a resume loses nothing. The databases run in WAL
+mode with ``synchronous=NORMAL``: a committed transaction survives the death of the
+process; only an operating-system crash or power loss can take back the last commits
+(see ``docs/trust.md``).
+
+A record is upserted on ``(run_id, name)``: a step whose record is revised later in the
+run (a cache hit whose artifact was damaged and recomputed, or metrics a hook added after
+the record was committed) is written again, and its lineage rows with it.
 
 Recording never fails a run: a write that fails (a locked, full, damaged or unreachable
 database) is a logged warning, and the run goes on; the run's end is still written if
@@ -29,10 +49,11 @@ from plait.history.values import display, dumps
 if TYPE_CHECKING:
     from plait.run.context import StepLogs
 
-__all__ = ["RunRecorder"]
+__all__ = ["FLUSH_DELAY", "RunRecorder"]
 
 _log = logging.getLogger("plait.history")
 
+FLUSH_DELAY = 0.01  # seconds a finished step's record may wait for its batch
 _KEY = ("run_id", "name")
 _UPSERT = "ON CONFLICT (run_id, name) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}"
@@ -61,13 +82,25 @@ class RunRecorder:
         db: The history database.
         run_id: The run.
         heartbeat: Seconds between heartbeats (None: no heartbeat thread).
+        flush_delay: Seconds a buffered record may wait for the background commit.
     """
 
-    def __init__(self, db: Database, run_id: str, heartbeat: float | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        run_id: str,
+        heartbeat: float | None = None,
+        flush_delay: float | None = None,
+    ) -> None:
         self.db = db
         self.run_id = run_id
+        self.flush_delay = FLUSH_DELAY if flush_delay is None else flush_delay
         self._buffer: list[_Pending] = []
-        self._lock = threading.Lock()
+        self._buffer_lock = threading.Lock()  # held only to add to or take the buffer
+        self._lock = threading.Lock()  # held while a batch is written: batches in order
+        self._wake = threading.Event()  # set when a record arrives in an empty buffer
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
         self._heartbeat: Heartbeat | None = None
         if heartbeat is not None:
             self._heartbeat = Heartbeat(self._beat, heartbeat)
@@ -97,9 +130,28 @@ class RunRecorder:
         """Buffer a finished step's record (a :class:`~plait.StepResult`), with the values
         it received from params or defaults and its log lines; ``revised`` when it
         replaces a record already given."""
-        self._buffer.append(
-            _Pending(record, dict(input_versions), fingerprint, peak_memory, params, logs, revised)
+        item = _Pending(
+            record, dict(input_versions), fingerprint, peak_memory, params, logs, revised
         )
+        with self._buffer_lock:
+            self._buffer.append(item)
+            first = len(self._buffer) == 1
+        if first and not self._closed.is_set():
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name="plait-history-flush", daemon=True
+                )
+                self._flusher.start()
+            self._wake.set()
+
+    def _flush_loop(self) -> None:
+        """The background commits: a batch at most ``flush_delay`` after its first record."""
+        while True:
+            self._wake.wait()
+            if self._closed.wait(self.flush_delay):
+                return  # finish() writes what is left
+            self._wake.clear()
+            self.flush()
 
     def _rows(self, item: _Pending) -> tuple[list[Any], list[list[Any]]]:
         record = item.record
@@ -137,7 +189,8 @@ class RunRecorder:
     def flush(self) -> None:
         """Write every buffered step record in one transaction (a failure is a warning)."""
         with self._lock:
-            batch, self._buffer = self._buffer, []
+            with self._buffer_lock:
+                batch, self._buffer = self._buffer, []
             if not batch:
                 return
             try:
@@ -175,6 +228,10 @@ class RunRecorder:
         """Write the last step records and the run's end (a failure is a warning)."""
         if self._heartbeat is not None:
             self._heartbeat.stop()
+        self._closed.set()
+        self._wake.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
         self.flush()
         for attempt in range(3):
             try:

@@ -189,12 +189,45 @@ def start_recording(
             "could not record run %s in %s (it runs unrecorded): %s", state.run_id, history.url, exc
         )
         return None
-    state.listeners.append(
-        _listener(state, recorder, revised=False, catalog=_catalog_writer(pipeline, state, store))
-    )
+    # The record goes first; when on_step_end hooks listen, it is committed before they
+    # see the step (what a hook was told is in the history, even after a kill -9), and
+    # written again after them if they added metrics (ProfileHook's peak memory).
+    hooked = bool(state.listeners)
+    catalog = _catalog_writer(pipeline, state, store)
+    state.listeners.insert(0, _listener(state, recorder, revised=False, catalog=catalog))
+    if hooked:
+        barrier = _HookBarrier(recorder, _listener(state, recorder, revised=True))
+        state.listeners.insert(1, barrier.before_hooks)
+        state.listeners.append(barrier.after_hooks)
     state.revised.append(_listener(state, recorder, revised=True))
+    # and before a step executes (it may kill the process): what finished before it is
+    # in the history; a chain of cache hits executes nothing and commits in batches
     state.before_execute = recorder.flush
     return recorder
+
+
+class _HookBarrier:
+    """Commits the buffered records before the hooks are told of a step, and records the
+    step again after them when they changed its metrics."""
+
+    def __init__(self, recorder: RunRecorder, again: Any) -> None:
+        self.recorder = recorder
+        self.again = again
+        self.metrics: dict[str, Any] = {}
+
+    def before_hooks(self, result: StepResult) -> None:
+        self.recorder.flush()
+        self.metrics = dict(result.metrics)
+
+    def after_hooks(self, result: StepResult) -> None:
+        if not _same_metrics(self.metrics, result.metrics):
+            self.again(result)
+
+
+def _same_metrics(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    if before.keys() != after.keys():
+        return False
+    return all(before[k] is after[k] or _same(before[k], after[k]) for k in before)
 
 
 def global_target(pipeline: Pipeline) -> str | None:

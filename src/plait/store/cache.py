@@ -235,8 +235,8 @@ class RunCache:
         if not item.options.cache:
             return _uncached(item)
         last = self.store.last_parts(self.pipeline, item.name)
-        if last is None:
-            return "no entry (first run)"
+        if last is None:  # never ran, or its parts went with a lost index
+            return self.index_note(item, {}) or "no entry (first run)"
         if last.get("code") != parts.get("code"):
             return "code changed"
         if last.get("version") != parts.get("version"):

@@ -2,8 +2,12 @@
 
 A local store keeps them in one SQLite file (``index.db``, WAL mode): a hit is a point
 query on an open connection instead of opening a file, which is what makes a fully
-cached step cost microseconds. A remote (fsspec) store keeps one object per entry under
-``cache/``, since a database file cannot be shared over an object store.
+cached step cost microseconds. Each step's last key parts (what ``plait why`` and a
+miss's reason compare against) are kept beside it in ``steps.db`` (:class:`PartsFile`):
+one upsert per executed step instead of a file written and renamed; a separate file, so
+that a lost or damaged index still lets a miss name what changed. A remote (fsspec) store
+keeps one object per entry under ``cache/``, since a database file cannot be shared over
+an object store.
 
 An index that is gone while the store around it was used (``index.db`` deleted beside
 ``objects/`` and ``steps/``), or that is not a database any more, is rebuilt empty: a
@@ -27,7 +31,7 @@ from typing import Literal, Protocol
 from plait._sqlite import to_wal
 from plait.store.backends import Backend
 
-__all__ = ["FileIndex", "Index", "RebuiltIndex", "SQLiteIndex"]
+__all__ = ["FileIndex", "Index", "PartsFile", "RebuiltIndex", "SQLiteIndex"]
 
 _log = logging.getLogger("plait.store")
 _DAMAGED = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -170,6 +174,7 @@ class SQLiteIndex:
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data BLOB NOT NULL)"
             )
+
         except sqlite3.DatabaseError:
             connection.close()
             raise
@@ -230,6 +235,73 @@ class SQLiteIndex:
             rows = self._db().execute("SELECT data FROM entries").fetchall()
         for row in rows:
             yield bytes(row[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+                self._pid = 0
+
+
+class PartsFile:
+    """The last key parts of each step, by name, in one SQLite file (WAL).
+
+    Opened lazily (and again after a fork); a read finds nothing, and creates no file,
+    while the file does not exist.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None or self._pid != os.getpid():
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+            try:
+                to_wal(connection)
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS parts (name TEXT PRIMARY KEY, data BLOB NOT NULL)"
+                )
+            except sqlite3.DatabaseError:
+                connection.close()
+                raise
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def get(self, name: str) -> bytes | None:
+        """The parts recorded under ``name``, or None."""
+        with self._lock:
+            fresh = self._connection is None or self._pid != os.getpid()
+            if fresh and not os.path.exists(self.path):
+                return None
+            row = self._db().execute("SELECT data FROM parts WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put(self, name: str, data: bytes) -> None:
+        """Record (or replace) the parts under ``name``, in its own transaction."""
+        with self._lock:
+            self._db().execute(
+                "INSERT INTO parts (name, data) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+                (name, data),
+            )
+
+    def clear(self) -> int:
+        """Forget every step's parts; return how many there were."""
+        with self._lock:
+            if (self._connection is None or self._pid != os.getpid()) and not os.path.exists(
+                self.path
+            ):
+                return 0
+            return int(self._db().execute("DELETE FROM parts").rowcount)
 
     def close(self) -> None:
         """Close the connection."""

@@ -4,7 +4,9 @@ Layout under the root (a directory or an fsspec URL)::
 
     objects/ab/<data version>.<serializer>   one value's bytes, content-addressed
     index.db (or cache/cd/<key>.json remote) a step's cached outputs (entries)
-    steps/<pipeline>/<step>.json             the last key parts of a step (for "why")
+    steps/<pipeline>/<step>.json             the last key parts of a step (for "why"):
+                                             in steps.db (table parts) for a local store;
+                                             files of older stores are still read
 
 An entry is written after its artifacts, so an entry never points at a missing object.
 Every artifact's size and xxh3 checksum are in its entry and verified on read: a damaged
@@ -25,6 +27,7 @@ returns and can run code through a pickled artifact: see ``docs/trust.md``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
 from plait.errors import PlaitError, StoreSecretError
 from plait.store.backends import Backend, LocalBackend, open_backend
 from plait.store.entries import ArtifactRef, CorruptArtifact, Entry, canonical, checksum
-from plait.store.index import FileIndex, Index, SQLiteIndex
+from plait.store.index import FileIndex, Index, PartsFile, SQLiteIndex
 from plait.store.serializers import serializer_for, serializer_named
 from plait.store.signing import Signer
 
@@ -54,6 +57,7 @@ _log = logging.getLogger("plait.store")
 SESSION = uuid.uuid4().hex  # this process: for expire.session()
 
 
+@functools.lru_cache(maxsize=4096)
 def _safe(name: str) -> str:
     """A file-name-safe form of a pipeline or step name (readable, collision-free)."""
     clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
@@ -92,6 +96,7 @@ class Store:
         self._history_url = history
         self._history: History | None = None
         self._index: Index | None = None
+        self._parts: PartsFile | None = None
 
     @property
     def history(self) -> History:
@@ -139,6 +144,8 @@ class Store:
             self._history.close()
         if isinstance(self._index, SQLiteIndex):
             self._index.close()
+        if self._parts is not None:
+            self._parts.close()
 
     def __enter__(self) -> Store:
         return self
@@ -342,24 +349,46 @@ class Store:
                 continue
 
     # -- explanations ------------------------------------------------------------------
+    @property
+    def _parts_file(self) -> PartsFile | None:
+        """Where a local store keeps its steps' last key parts (None: a remote store)."""
+        if self._parts is None and isinstance(self.backend, LocalBackend):
+            self._parts = PartsFile(os.path.join(self.backend.root, "steps.db"))
+        return self._parts
+
     def _parts_path(self, pipeline: str, step: str) -> str:
         return f"steps/{_safe(pipeline)}/{_safe(step)}.json"
 
     def last_parts(self, pipeline: str, step: str) -> dict[str, Any] | None:
-        """The key ingredients of the step's last execution, if recorded."""
+        """The key ingredients of the step's last execution, if recorded.
+
+        A local store keeps them in ``steps.db``; a remote one, and a local store written
+        before that, in ``steps/<pipeline>/<step>.json`` (still read).
+        """
+        path = self._parts_path(pipeline, step)
+        parts = self._parts_file
         try:
-            parsed: dict[str, Any] = json.loads(self.backend.read(self._parts_path(pipeline, step)))
-        except (OSError, ValueError):
+            data = parts.get(path) if parts is not None else None
+            if data is None:
+                data = self.backend.read(path)
+            parsed: dict[str, Any] = json.loads(data)
+        except (OSError, ValueError, sqlite3.Error):
             return None
         return parsed
 
     def record_parts(self, pipeline: str, step: str, parts: Mapping[str, Any]) -> None:
         """Remember the key ingredients of a step's execution."""
-        self._index_first()
-        self.backend.write(
-            self._parts_path(pipeline, step),
-            json.dumps(dict(parts), separators=(",", ":")).encode(),
-        )
+        data = json.dumps(dict(parts), separators=(",", ":")).encode()
+        path = self._parts_path(pipeline, step)
+        where = self._parts_file
+        if where is not None:
+            self._index_first()
+            try:
+                where.put(path, data)
+            except sqlite3.Error as exc:
+                raise OSError(f"cannot record the key parts of step {step!r}: {exc}") from exc
+            return
+        self.backend.write(path, data)
 
     # -- maintenance ----------------------------------------------------------------------
     def clear(self) -> int:
@@ -372,6 +401,9 @@ class Store:
         for entry in list(self.entries()):
             self.drop(entry.key)
             removed += 1
+        parts = self._parts_file
+        if parts is not None:
+            removed += parts.clear()
         for prefix in ("cache", "objects", "steps", "datasets/files", "datasets/sinks"):
             for path in list(self.backend.list(prefix)):
                 self.backend.delete(path)
