@@ -429,3 +429,43 @@ def check_a_worker_death_outside_retry_on_is_not_retried(
     )
     assert result.steps["dies_always"].error.type == error_type
     assert count(folder, "calls") == 1
+
+
+# -- worker setup and the driver's registrations (Ray, Celery) -------------------------
+
+
+class Marked:
+    """A class with a hasher registered in the driver only (removed after the test)."""
+
+
+@step
+def knows_marked():
+    from plait.store import hashing
+
+    return Marked in hashing._CUSTOM
+
+
+def check_setup_and_registrations_reach_the_workers(make, folder: str | os.PathLike[str]) -> None:
+    """The executor ``make(setup)`` runs ``setup`` once per worker process, on every worker
+    that ran a step, and a hasher registered in the driver reaches the workers. The
+    executor is shut down afterwards (a shared engine it did not start stays up)."""
+    from plait.store import hashing
+
+    log = Path(folder, "setup.log")
+
+    def setup():
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+    hashing.register_hasher(Marked, lambda value: b"marked")
+    executor = make(setup)
+    try:
+        steps = [step(where, name=f"w{i}") for i in range(6)]
+        result = Pipeline([*steps, knows_marked]).run(executor=executor)
+    finally:
+        hashing._CUSTOM.pop(Marked, None)
+        executor.shutdown()
+    assert result["knows_marked"] is True
+    pids = [int(line) for line in log.read_text().split()]
+    assert len(pids) == len(set(pids))  # once per worker process
+    assert {int(result[f"w{i}"].split(":")[0]) for i in range(6)} <= set(pids)

@@ -90,39 +90,10 @@ def where_am_i():
     return executor_cases.where()
 
 
-class Marked:
-    """A class with a hasher registered in this process only (removed after the test)."""
-
-
-@step
-def knows_marked():
-    from plait.store import hashing
-
-    return Marked in hashing._CUSTOM
-
-
 def test_worker_setup_and_registrations_reach_the_workers(celery_executor, tmp_path):
-    from plait.store import hashing
-
-    log = tmp_path / "setup.log"
-
-    def setup():
-        with open(log, "a") as handle:
-            handle.write(f"{os.getpid()}\n")
-
-    hashing.register_hasher(Marked, lambda value: b"marked")
-    executor = Celery(celery_executor.broker, setup=setup)
-    try:
-        steps = [step(executor_cases.where, name=f"w{i}") for i in range(6)]
-        result = Pipeline([*steps, knows_marked]).run(executor=executor)
-        assert result["knows_marked"] is True
-        pids = sorted(map(int, log.read_text().split()))
-        assert len(pids) == len(set(pids))  # once per worker process
-        ran = {int(result[f"w{i}"].split(":")[0]) for i in range(6)}
-        assert ran <= set(pids)
-    finally:
-        hashing._CUSTOM.pop(Marked, None)
-        executor.shutdown()
+    executor_cases.check_setup_and_registrations_reach_the_workers(
+        lambda setup: Celery(celery_executor.broker, setup=setup), tmp_path
+    )
 
 
 def test_the_command_line_runs_on_celery(celery_executor, tmp_path):

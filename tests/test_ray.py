@@ -9,7 +9,6 @@ the install hint.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,7 @@ import textwrap
 import pytest
 
 import executor_cases
-from plait import Pipeline, step
+from plait import Pipeline
 from plait.errors import UsageError
 from plait.executors import Ray
 
@@ -98,34 +97,8 @@ def test_the_executor_says_where_it_connects():
 # -- worker setup and the driver's registrations --------------------------------------------
 
 
-class Marked:
-    """A class with a hasher registered in this process only (removed after the test)."""
-
-
-@step
-def knows_marked():
-    from plait.store import hashing
-
-    return Marked in hashing._CUSTOM
-
-
 def test_worker_setup_and_registrations_reach_the_ray_workers(ray_executor, tmp_path):
-    from plait.store import hashing
-
-    log = tmp_path / "setup.log"
-
-    def setup():
-        with open(log, "a") as handle:
-            handle.write(f"{os.getpid()}\n")
-
-    hashing.register_hasher(Marked, lambda value: b"marked")
-    executor = Ray(setup=setup)  # the session's Ray, already running: left running
-    try:
-        steps = [step(executor_cases.where, name=f"w{i}") for i in range(6)]
-        result = Pipeline([*steps, knows_marked]).run(executor=executor)
-    finally:
-        hashing._CUSTOM.pop(Marked, None)
-    assert result["knows_marked"] is True
-    pids = [int(line) for line in log.read_text().split()]
-    assert len(pids) == len(set(pids))  # once per worker process
-    assert {int(result[f"w{i}"].split(":")[0]) for i in range(6)} <= set(pids)
+    # the session's Ray, already running: left running
+    executor_cases.check_setup_and_registrations_reach_the_workers(
+        lambda setup: Ray(setup=setup), tmp_path
+    )
