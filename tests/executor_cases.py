@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -150,6 +153,36 @@ def shared_ray(request: pytest.FixtureRequest) -> Ray:
     return _ENGINES["ray"]
 
 
+def celery_worker(broker: str, *options: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A real ``celery worker`` process (prefork pool) of plait's application on
+    ``broker``, in a process group of its own (so its pool goes with it), with more worker
+    ``options``; the working directory and ``PYTHONPATH`` entry are the tests' folder."""
+    here = str(Path(__file__).parent)
+    command = [sys.executable, "-m", "celery", "-A", "plait.run.celery_executor", "-b", broker,
+               "worker", "--pool", "prefork", *options, "--without-heartbeat", "--without-gossip",
+               "--without-mingle", "--loglevel", "WARNING"]  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=here,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to a :func:`celery_worker`'s process group, SIGKILL after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
 def shared_celery(request: pytest.FixtureRequest) -> Celery:
     """The session's Celery executor: a real ``celery worker`` process (prefork, two pool
     processes) on database 15 of the session's redis-server (``redis_url`` flushes only
@@ -157,56 +190,14 @@ def shared_celery(request: pytest.FixtureRequest) -> Celery:
     _started_once("celery")
     if "celery" not in _ENGINES:
         _BROKEN["celery"] = "its start raised (see the first test that needed it)"
-        import signal
-        import subprocess
-        import sys
-
         broker = f"{request.getfixturevalue('redis_server')}/15"
         here = str(Path(__file__).parent)
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p),
         }
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "plait.run.celery_executor",
-                "-b",
-                broker,
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "2",
-                "-O",
-                "fair",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "WARNING",
-            ],
-            cwd=here,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: the pool goes with it
-        )
-
-        def stop() -> None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
-
-        request.config.add_cleanup(stop)
+        worker = celery_worker(broker, "--concurrency", "2", "-O", "fair", env=env)
+        request.config.add_cleanup(lambda: stop_worker(worker))
         executor = Celery(broker)
         _warm(executor, str(request.getfixturevalue("tmp_path_factory").mktemp("warm")))
         _ENGINES["celery"] = executor

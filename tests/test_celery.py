@@ -206,28 +206,11 @@ def test_a_worker_death_is_not_retried_when_retry_on_excludes_it(celery_executor
 @pytest.fixture(scope="module")
 def signed_queue(request):
     """A second real worker, with ``PLAIT_SECRET=s3cret``, on the queue ``"signed"``."""
-    import contextlib
-    import signal
-    import subprocess
-
     broker = executor_cases.shared_celery(request).broker
-    here = str(Path(__file__).parent)
-    env = {**os.environ, "PLAIT_SECRET": "s3cret", "PYTHONPATH": here}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "plait.run.celery_executor", "-b", broker,
-         "worker", "-Q", "signed", "--pool", "prefork", "--concurrency", "1",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-        cwd=here, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    env = {**os.environ, "PLAIT_SECRET": "s3cret", "PYTHONPATH": str(Path(__file__).parent)}
+    worker = executor_cases.celery_worker(broker, "-Q", "signed", "--concurrency", "1", env=env)
     yield broker
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+    executor_cases.stop_worker(worker)
 
 
 @step
