@@ -16,6 +16,7 @@ the kill lands wherever the run is by then. Then, in this process:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -166,3 +167,60 @@ def test_every_step_reported_before_a_kill_is_in_the_history_and_its_artifact_lo
     finally:
         store.close()
         sys.modules.pop("batched_chain", None)
+
+
+class _Witness:
+    """A hook that looks in the history database, through its own connection, for each
+    step it is told of; and adds a metric to each step after it was recorded."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.missing: list[str] = []
+        self.seen: list[str] = []
+
+    def on_step_end(self, step_result, run) -> None:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.database)) as db:
+            rows = db.execute(
+                "SELECT status FROM steps WHERE run_id = ? AND name = ?",
+                (run.run_id, step_result.name),
+            ).fetchall()
+        if rows != [("ok",)]:
+            self.missing.append(step_result.name)
+        self.seen.append(step_result.name)
+        step_result.metrics["witnessed"] = len(self.seen)
+
+
+def _hooked_chain(size: int):
+    from plait import Pipeline, Step
+
+    def inc(v: int) -> int:
+        return v + 1
+
+    steps = [
+        Step(inc, inputs={"v": "x" if i == 0 else f"s{i - 1}"}, outputs=[f"s{i}"], name=f"s{i}")
+        for i in range(size)
+    ]
+    return Pipeline(steps, name="witnessed", params={"x": 0})
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["executed", "cache-hits"])
+def test_a_hook_is_told_of_a_step_only_once_it_is_committed(tmp_path, warm):
+    pipeline = _hooked_chain(40)
+    store = Store(tmp_path / "store")
+    try:
+        if warm:
+            pipeline.run(store=store)
+        witness = _Witness(tmp_path / "store" / "history.db")
+        result = pipeline.run(store=store, hooks=[witness])
+        assert all(r.cached for r in result.steps.values()) == warm
+        assert len(witness.seen) == 40
+        assert witness.missing == []
+        # what the hook added after the record was committed is recorded as well
+        steps = store.history.run(result.run_id).steps
+        assert {n: s.metrics.get("witnessed") for n, s in steps.items()} == {
+            f"s{i}": i + 1 for i in range(40)
+        }
+    finally:
+        store.close()

@@ -82,7 +82,8 @@ class RunRecorder:
         db: The history database.
         run_id: The run.
         heartbeat: Seconds between heartbeats (None: no heartbeat thread).
-        flush_delay: Seconds a buffered record may wait for the background commit.
+        flush_delay: Seconds a buffered record may wait for the background commit
+            (None: :data:`FLUSH_DELAY`).
     """
 
     def __init__(

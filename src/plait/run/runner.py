@@ -219,6 +219,8 @@ def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
     finally:
         if run.owned:
             run.executor.shutdown(wait=status != "cancelled")
+        if state.agent is not None:
+            state.agent.cache.flush_parts()
     if status is None:
         status = "failed" if state.first_failure is not None else "succeeded"
     result = RunResult(
@@ -244,6 +246,8 @@ def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
 
 def _abandon(run: _Run, exc: BaseException) -> None:
     """Record a run that ends by an exception escaping the scheduler as failed."""
+    if run.state.agent is not None:
+        run.state.agent.cache.flush_parts()
     if run.recorder is not None:
         duration = time.perf_counter() - run.started
         run.recorder.finish("failed", time.time(), duration, f"{type(exc).__name__}: {exc!r}")

@@ -54,6 +54,7 @@ UNVERSIONED = "unversioned"  # the serializer name of a value with no data versi
 
 _log = logging.getLogger("plait.store")
 _NEVER = Never()
+_PARTS_BATCH = 256  # key parts waiting to be written at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,8 @@ class RunCache:
         self.forced: frozenset[str] = force if isinstance(force, frozenset) else frozenset()
         self.reuse_runs = reuse_runs
         self._code: dict[int, tuple[Any, str]] = {}  # fingerprints, fixed for the run
+        self._pending_parts: list[tuple[str, str, Mapping[str, Any]]] = []
+        self._pending_since = 0.0
 
     def code(self, item: Step) -> str:
         """The step function's code fingerprint, computed once per run."""
@@ -266,11 +269,30 @@ class RunCache:
         return f"no entry: the cache index was {rebuilt.cause} and has been rebuilt"
 
     def remember(self, item: Step, parts: Mapping[str, Any]) -> None:
-        """Record the parts of an execution (and when), for later explanations."""
+        """Record the parts of an execution (and when), for later explanations.
+
+        Kept in memory and written in batches (:meth:`flush_parts`): at the end of the
+        run, and on the way when 256 are waiting or the oldest waited a second. A step's
+        own reason only ever compares with an earlier run's parts, so the run never needs
+        its own unwritten ones; a killed run may lose its last second of them (a later
+        miss of those steps then reads "no entry (first run)" instead of what changed).
+        """
+        now = time.time()
+        if not self._pending_parts:
+            self._pending_since = now
+        self._pending_parts.append((self.pipeline, item.name, {**parts, "recorded_at": now}))
+        if len(self._pending_parts) >= _PARTS_BATCH or now - self._pending_since >= 1.0:
+            self.flush_parts()
+
+    def flush_parts(self) -> None:
+        """Write the parts :meth:`remember` keeps (a failure is a warning)."""
+        pending, self._pending_parts = self._pending_parts, []
+        if not pending:
+            return
         try:
-            self.store.record_parts(self.pipeline, item.name, {**parts, "recorded_at": time.time()})
+            self.store.record_many_parts(pending)
         except OSError as exc:
-            _log.warning("could not record why step %r ran: %s", item.name, exc)
+            _log.warning("could not record why %d step(s) ran: %s", len(pending), exc)
 
 
 def _uncached(item: Step) -> str:

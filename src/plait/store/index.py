@@ -3,11 +3,11 @@
 A local store keeps them in one SQLite file (``index.db``, WAL mode): a hit is a point
 query on an open connection instead of opening a file, which is what makes a fully
 cached step cost microseconds. Each step's last key parts (what ``plait why`` and a
-miss's reason compare against) are kept beside it in ``steps.db`` (:class:`PartsFile`):
-one upsert per executed step instead of a file written and renamed; a separate file, so
-that a lost or damaged index still lets a miss name what changed. A remote (fsspec) store
-keeps one object per entry under ``cache/``, since a database file cannot be shared over
-an object store.
+miss's reason compare against) are kept beside it in ``steps.db`` (:class:`PartsFile`),
+written in batches (see ``RunCache.remember``) instead of a file per executed step; a
+separate file, so that a lost or damaged index still lets a miss name what changed. A
+remote (fsspec) store keeps one object per entry under ``cache/``, since a database file
+cannot be shared over an object store.
 
 An index that is gone while the store around it was used (``index.db`` deleted beside
 ``objects/`` and ``steps/``), or that is not a database any more, is rebuilt empty: a
@@ -293,6 +293,22 @@ class PartsFile:
                 "ON CONFLICT (name) DO UPDATE SET data = excluded.data",
                 (name, data),
             )
+
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        """Record (or replace) several parts in one transaction."""
+        with self._lock:
+            db = self._db()
+            db.execute("BEGIN")
+            try:
+                db.executemany(
+                    "INSERT INTO parts (name, data) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+                    items,
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def clear(self) -> int:
         """Forget every step's parts; return how many there were."""

@@ -378,17 +378,27 @@ class Store:
 
     def record_parts(self, pipeline: str, step: str, parts: Mapping[str, Any]) -> None:
         """Remember the key ingredients of a step's execution."""
-        data = json.dumps(dict(parts), separators=(",", ":")).encode()
-        path = self._parts_path(pipeline, step)
+        self.record_many_parts([(pipeline, step, parts)])
+
+    def record_many_parts(self, items: list[tuple[str, str, Mapping[str, Any]]]) -> None:
+        """Remember the key ingredients of several executions (pipeline, step, parts), in
+        one transaction for a local store."""
+        if not items:
+            return
+        rows = [
+            (self._parts_path(pipeline, step), json.dumps(dict(parts), separators=(",", ":")))
+            for pipeline, step, parts in items
+        ]
         where = self._parts_file
         if where is not None:
             self._index_first()
             try:
-                where.put(path, data)
+                where.put_many([(path, data.encode()) for path, data in rows])
             except sqlite3.Error as exc:
-                raise OSError(f"cannot record the key parts of step {step!r}: {exc}") from exc
+                raise OSError(f"cannot record the key parts of {len(rows)} step(s): {exc}") from exc
             return
-        self.backend.write(path, data)
+        for path, data in rows:
+            self.backend.write(path, data.encode())
 
     # -- maintenance ----------------------------------------------------------------------
     def clear(self) -> int:
