@@ -99,6 +99,26 @@ def _measure(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def _compare(
+    shape: str, steps: int, executor: Any, raw_name: str, raw: Callable[[], Any], repeat: int
+) -> dict[str, Any]:
+    """plait on ``executor`` against ``raw`` (the same graph on the engine's own API) for
+    one graph shape (``"chain"`` or ``"fan"`` of ``steps``): µs/step of each, and the ratio."""
+    pipeline, last, expected = (_plait_chain if shape == "chain" else _plait_fan)(steps)
+
+    def plait() -> Any:
+        return pipeline.run(params={"x": 0}, outputs=[last], executor=executor)[last]
+
+    medians = _measure({"plait": plait, raw_name: raw}, expected, repeat)
+    count = steps + (1 if shape == "fan" else 0)
+    return {
+        "steps": count,
+        "plait_us_per_step": medians["plait"] / count * 1e6,
+        "raw_us_per_step": medians[raw_name] / count * 1e6,
+        "ratio": medians["plait"] / medians[raw_name],
+    }
+
+
 # -- dask ----------------------------------------------------------------------------------
 
 
@@ -120,9 +140,6 @@ def bench_dask(steps: int, repeat: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for shape in ("chain", "fan"):
-            build = _plait_chain if shape == "chain" else _plait_fan
-            pipeline, last, expected_sum = build(steps)
-            expected = expected_sum if shape == "chain" else steps
             if shape == "chain":
                 value = dask.delayed(ident, pure=False)(0)
                 for _ in range(1, steps):
@@ -136,17 +153,7 @@ def bench_dask(steps: int, repeat: int) -> dict[str, Any]:
             def raw(graph: Any = graph) -> Any:
                 return client.compute(graph).result()
 
-            def plait(pipeline: Any = pipeline, last: str = last) -> Any:
-                return pipeline.run(params={"x": 0}, outputs=[last], executor=executor)[last]
-
-            medians = _measure({"plait": plait, "dask.delayed": raw}, expected, repeat)
-            count = steps + (1 if shape == "fan" else 0)
-            results[shape] = {
-                "steps": count,
-                "plait_us_per_step": medians["plait"] / count * 1e6,
-                "raw_us_per_step": medians["dask.delayed"] / count * 1e6,
-                "ratio": medians["plait"] / medians["dask.delayed"],
-            }
+            results[shape] = _compare(shape, steps, executor, "dask.delayed", raw, repeat)
     finally:
         client.close()
         cluster.close()
@@ -241,10 +248,6 @@ def bench_celery(steps: int, repeat: int) -> dict[str, Any]:
             app = bench_app.app
             app.control.ping(timeout=10)
             for shape in ("chain", "fan"):
-                pipeline, last, expected_sum = (_plait_chain if shape == "chain" else _plait_fan)(
-                    steps
-                )
-                expected = expected_sum if shape == "chain" else steps
                 if shape == "chain":
                     signature = chain(
                         bench_app.ident.s(0), *[bench_app.inc.s() for _ in range(1, steps)]
@@ -257,17 +260,7 @@ def bench_celery(steps: int, repeat: int) -> dict[str, Any]:
                 def raw(signature: Any = signature) -> Any:
                     return signature.apply_async().get(timeout=600, disable_sync_subtasks=False)
 
-                def plait(pipeline: Any = pipeline, last: str = last) -> Any:
-                    return pipeline.run(params={"x": 0}, outputs=[last], executor=executor)[last]
-
-                medians = _measure({"plait": plait, "celery": raw}, expected, repeat)
-                count = steps + (1 if shape == "fan" else 0)
-                results[shape] = {
-                    "steps": count,
-                    "plait_us_per_step": medians["plait"] / count * 1e6,
-                    "raw_us_per_step": medians["celery"] / count * 1e6,
-                    "ratio": medians["plait"] / medians["celery"],
-                }
+                results[shape] = _compare(shape, steps, executor, "celery", raw, repeat)
             executor.shutdown()
     return results
 
