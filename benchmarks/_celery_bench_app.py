@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from plait.run.celery_executor import _app_for
+from plait.run._celery_worker import app_for
 
 broker = os.environ["PLAIT_CELERY_BROKER"]
-app = _app_for(broker)
+app = app_for(broker)
 app.conf.update(result_backend=broker, task_ignore_result=False)
 
 
