@@ -15,30 +15,31 @@ from plait.snapshot import Snapshot
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-def test_the_ml_example_catalogues_assets_and_tables_its_experiment(tmp_path):
+def _python(*args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in ``cwd``, without any ``PLAIT_`` variable; it must succeed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
     completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "ml" / "pipeline.py"),
-            "--store",
-            "store",
-            "--seeds",
-            "0,1",
-            "--freeze",
-            "wine.json",
-            "--executor",
-            "sequential",
-        ],
-        cwd=tmp_path,
+        [sys.executable, *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed
+
+
+@pytest.mark.slow
+def test_the_ml_example_catalogues_assets_and_tables_its_experiment(tmp_path):
+    completed = _python(
+        str(ROOT / "examples" / "ml" / "pipeline.py"),
+        *("--store", "store", "--seeds", "0,1", "--freeze", "wine.json"),
+        *("--executor", "sequential"),
+        cwd=tmp_path,
+        timeout=300,
+    )
     out = completed.stdout
     header = next(line for line in out.splitlines() if line.startswith("run_id"))
     assert header.split() == [
@@ -73,15 +74,5 @@ def test_the_code_of_docs_assets_runs(tmp_path):
     text = (ROOT / "docs" / "assets.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
     assert blocks
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
     for block in blocks:
-        completed = subprocess.run(
-            [sys.executable, "-c", block],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert completed.returncode == 0, completed.stdout + completed.stderr
+        _python("-c", block, cwd=tmp_path, timeout=120)
