@@ -97,6 +97,7 @@ class Store:
         self._history: History | None = None
         self._index: Index | None = None
         self._parts: PartsFile | None = None
+        self._has_legacy_parts: bool | None = None
 
     @property
     def history(self) -> History:
@@ -356,6 +357,13 @@ class Store:
             self._parts = PartsFile(os.path.join(self.backend.root, "steps.db"))
         return self._parts
 
+    def _legacy_parts(self) -> bool:
+        """True when a local store has the ``steps/`` folder of an older plait (looked at
+        once per Store: a new store never writes one)."""
+        if self._has_legacy_parts is None:
+            self._has_legacy_parts = self.backend.exists("steps")
+        return self._has_legacy_parts
+
     def _parts_path(self, pipeline: str, step: str) -> str:
         return f"steps/{_safe(pipeline)}/{_safe(step)}.json"
 
@@ -370,6 +378,8 @@ class Store:
         try:
             data = parts.get(path) if parts is not None else None
             if data is None:
+                if parts is not None and not self._legacy_parts():
+                    return None
                 data = self.backend.read(path)
             parsed: dict[str, Any] = json.loads(data)
         except (OSError, ValueError, sqlite3.Error):
