@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # plait at the lowest runtime dependency versions pyproject.toml allows
 # (constraints/lowest.txt: cloudpickle, xxhash, fsspec, click, rich), with no optional extra:
-# the core suite must pass there too. Dask/Ray/DuckDB/PostgreSQL cases need extras and are
+# the core suite must pass there too. Dask/Ray/Celery/DuckDB/PostgreSQL cases need extras and are
 # deselected here; .ci/run runs them at the locked versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +19,4 @@ core=(
   tests/test_subpipelines.py tests/test_validation.py tests/test_viz.py
 )
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "${core[@]}" \
-  -k "not dask and not ray and not duckdb and not postgresql"
+  -k "not dask and not ray and not celery and not duckdb and not postgresql"
