@@ -40,5 +40,5 @@ def succeeds(*args: str, cwd: Path | str, **env: str) -> str:
     """The output of ``python -m plait ARGS`` in ``cwd``, which must succeed cleanly."""
     completed = plait(*args, cwd=cwd, **env)
     assert completed.returncode == 0, completed.stderr + completed.stdout
-    assert "Traceback" not in completed.stderr
+    assert "Traceback" not in completed.stderr, completed.stderr
     return completed.stdout

@@ -367,3 +367,17 @@ def _run_target(folder: Path, *args: str) -> dict:
     from cli_cases import succeeds
 
     return json.loads(succeeds("run", "pipeline.py", "--json", "-q", *args, cwd=folder))
+
+
+def test_the_command_line_shows_no_dask_info_logs_without_verbose(tmp_path):
+    # distributed sets its own loggers to INFO: its records (and the tracebacks it logs at
+    # INFO when a connection closes at shutdown) reached plait's stderr handler
+    from cli_cases import plait
+
+    (tmp_path / "flow.py").write_text(SIMPLE_FLOW)
+    quiet = plait("run", "flow.py", "-e", "dask", "-q", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "distributed." not in quiet.stderr
+    verbose = plait("run", "flow.py", "-e", "dask", "-q", "-v", "--force", cwd=tmp_path)
+    assert verbose.returncode == 0, verbose.stderr
+    assert "INFO distributed.scheduler" in verbose.stderr  # -v shows them

@@ -62,13 +62,20 @@ def _configure_logging() -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         root.addHandler(handler)
-    root.setLevel(
+    level = (
         logging.DEBUG
         if _SETTINGS.verbose > 1
         else logging.INFO
         if _SETTINGS.verbose
         else logging.WARNING
     )
+    root.setLevel(level)
+    # Records of a library that sets its own logger's level (distributed logs at INFO,
+    # tracebacks of connections closed at shutdown included) reach the root's handler
+    # whatever the root's level: the handler filters too.
+    for installed in root.handlers:
+        if isinstance(installed, _StderrHandler):
+            installed.setLevel(level)
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
