@@ -320,6 +320,7 @@ class Step:
                 object.__setattr__(clone, slot, getattr(self, slot))
         clone.__dict__.update(self.__dict__)
         clone.__dict__.pop("_data_inputs", None)
+        clone.__dict__.pop("_plait_asset_plan", None)  # plait.assets: by outputs, re-read
         return clone
 
     def _rewired(

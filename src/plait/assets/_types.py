@@ -198,26 +198,27 @@ def _declared(item: Any) -> tuple[type[Asset[Any]] | None, ...]:
 
 
 _Plan = tuple[tuple[type[Asset[Any]] | None, ...], dict[str, type[Asset[Any]]]]
-_PLANS: dict[int, tuple[Any, _Plan]] = {}  # id(step) -> (step, what its annotations say)
-_MAX_PLANS = 4096
+_PLAN_KEY = "_plait_asset_plan"  # where a step keeps its plan (its own __dict__)
 
 
 def _plan(item: Any) -> _Plan:
-    """The step's asset outputs and asset-typed parameters, read once per step object
-    (every task of a step pays a dict lookup, not an annotation walk)."""
-    known = _PLANS.get(id(item))
-    if known is not None and known[0] is item:
-        return known[1]
+    """The step's asset outputs and asset-typed parameters, read once per step object and
+    kept on it (every task of a step pays an attribute lookup, not an annotation walk;
+    a bounded table shared by all steps was cleared over and over by a big pipeline).
+    A step's copies (``Step._copy``) drop it, as they may change the outputs."""
+    kept = getattr(item, "__dict__", None)
+    plan: _Plan | None = None if kept is None else kept.get(_PLAN_KEY)
+    if plan is not None:
+        return plan
     annotations = item.signature.annotations
     params = {
         name: kind
         for name, annotation in annotations.items()
         if name != "return" and (kind := asset_type(annotation)) is not None
     }
-    plan: _Plan = (_declared(item) if annotations else (), params)
-    if len(_PLANS) >= _MAX_PLANS:
-        _PLANS.clear()
-    _PLANS[id(item)] = (item, plan)
+    plan = (_declared(item) if annotations else (), params)
+    if kept is not None:
+        kept[_PLAN_KEY] = plan
     return plan
 
 
