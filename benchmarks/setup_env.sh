@@ -21,9 +21,11 @@ fi
 # xxhash (the raw-buffer hashing baseline). Prefect 3.8's ephemeral server passes
 # Body(min_items=...), which FastAPI >= 0.150 rejects, hence the pin.
 "${venv}/bin/python" -m pip install --quiet prefect "fastapi<0.150" joblib pandas pyarrow xxhash
+# bench_issue16.py's Dask row and bench_engines.py: Dask at the project's locked versions.
+"${venv}/bin/python" -m pip install --quiet -c "${repo_root}/constraints/dev.txt" "dask[distributed]"
 "${venv}/bin/python" - <<'PY'
 import importlib.metadata as md
 for name in ("plait", "apache-hamilton", "numpy", "psutil", "pyinstrument", "prefect", "joblib",
-             "pandas", "pyarrow", "xxhash"):
+             "pandas", "pyarrow", "xxhash", "dask", "distributed"):
     print(f"{name} {md.version(name)}")
 PY
