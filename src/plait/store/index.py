@@ -165,20 +165,7 @@ class SQLiteIndex:
         return self._connection
 
     def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, timeout=60.0, isolation_level=None, check_same_thread=False
-        )
-        try:
-            to_wal(connection)
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, data BLOB NOT NULL)"
-            )
-
-        except sqlite3.DatabaseError:
-            connection.close()
-            raise
-        return connection
+        return _connect(self.path, "entries", "key")
 
     def _set_aside(self, error: sqlite3.DatabaseError) -> None:
         """Move a damaged index file away (another process may have done it already)."""
@@ -245,6 +232,28 @@ class SQLiteIndex:
                 self._pid = 0
 
 
+_UPSERT_PART = (
+    "INSERT INTO parts (name, data) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET data = excluded.data"
+)
+
+
+def _connect(path: str, table: str, key: str) -> sqlite3.Connection:
+    """A connection (WAL, ``synchronous=NORMAL``, autocommit) to the key-value file
+    ``path``, whose ``table`` maps ``key`` to a blob (created if missing)."""
+    connection = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+    try:
+        to_wal(connection)
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} ({key} TEXT PRIMARY KEY, data BLOB NOT NULL)"
+        )
+    except sqlite3.DatabaseError:
+        connection.close()
+        raise
+    return connection
+
+
 class PartsFile:
     """The last key parts of each step, by name, in one SQLite file (WAL).
 
@@ -261,26 +270,18 @@ class PartsFile:
     def _db(self) -> sqlite3.Connection:
         if self._connection is None or self._pid != os.getpid():
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            connection = sqlite3.connect(
-                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
-            )
-            try:
-                to_wal(connection)
-                connection.execute("PRAGMA synchronous=NORMAL")
-                connection.execute(
-                    "CREATE TABLE IF NOT EXISTS parts (name TEXT PRIMARY KEY, data BLOB NOT NULL)"
-                )
-            except sqlite3.DatabaseError:
-                connection.close()
-                raise
-            self._connection, self._pid = connection, os.getpid()
+            self._connection, self._pid = _connect(self.path, "parts", "name"), os.getpid()
         return self._connection
+
+    def _absent(self) -> bool:
+        """True when no connection is open here and the file does not exist."""
+        fresh = self._connection is None or self._pid != os.getpid()
+        return fresh and not os.path.exists(self.path)
 
     def get(self, name: str) -> bytes | None:
         """The parts recorded under ``name``, or None."""
         with self._lock:
-            fresh = self._connection is None or self._pid != os.getpid()
-            if fresh and not os.path.exists(self.path):
+            if self._absent():
                 return None
             row = self._db().execute("SELECT data FROM parts WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
@@ -288,11 +289,7 @@ class PartsFile:
     def put(self, name: str, data: bytes) -> None:
         """Record (or replace) the parts under ``name``, in its own transaction."""
         with self._lock:
-            self._db().execute(
-                "INSERT INTO parts (name, data) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET data = excluded.data",
-                (name, data),
-            )
+            self._db().execute(_UPSERT_PART, (name, data))
 
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
         """Record (or replace) several parts in one transaction."""
@@ -300,11 +297,7 @@ class PartsFile:
             db = self._db()
             db.execute("BEGIN")
             try:
-                db.executemany(
-                    "INSERT INTO parts (name, data) VALUES (?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET data = excluded.data",
-                    items,
-                )
+                db.executemany(_UPSERT_PART, items)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -313,9 +306,7 @@ class PartsFile:
     def clear(self) -> int:
         """Forget every step's parts; return how many there were."""
         with self._lock:
-            if (self._connection is None or self._pid != os.getpid()) and not os.path.exists(
-                self.path
-            ):
+            if self._absent():
                 return 0
             return int(self._db().execute("DELETE FROM parts").rowcount)
 
