@@ -52,6 +52,7 @@ class CacheAgent:
         self.damaged_elements: dict[str, int] = {}  # map step -> elements found damaged
         self.unversioned: dict[str, str] = {}  # data name -> why it has no data version
         self._static: dict[str, str] = {}
+        self._sources: dict[str, tuple[Node, dict[str, str]]] = {}
 
     # -- versions ----------------------------------------------------------------
     def _static_version(self, source: Source) -> str:
@@ -90,13 +91,16 @@ class CacheAgent:
                 versions[param] = type(outcome).__name__.lower()
         return versions
 
-    @staticmethod
-    def sources(node: Node) -> dict[str, str]:
-        """Parameter -> the data name feeding it (``"<constant>"`` for bound values)."""
-        names = {param: "<constant>" for param in node.step.bound}
-        names.update({source.param: source.data for source in node.statics})
-        names.update({param: data for param, data, _ in node.inputs})
-        return names
+    def sources(self, node: Node) -> dict[str, str]:
+        """Parameter -> the data name feeding it (``"<constant>"`` for bound values);
+        fixed for the run, so computed once per step (callers must not modify it)."""
+        found = self._sources.get(node.step.name)
+        if found is None or found[0] is not node:
+            names = {param: "<constant>" for param in node.step.bound}
+            names.update({source.param: source.data for source in node.statics})
+            names.update({param: data for param, data, _ in node.inputs})
+            found = self._sources[node.step.name] = (node, names)
+        return found[1]
 
     def unversioned_input(self, node: Node, skip: str | None = None) -> str | None:
         """Why ``node`` can have no cache key (an input with no data version), or None."""

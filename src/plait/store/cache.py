@@ -24,7 +24,6 @@ that: ``"no entry: the cache index was missing and has been rebuilt"``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -78,16 +77,90 @@ class Ticket:
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
-    """The key for a set of parts (plain JSON data): a 128-bit hash of their canonical JSON.
+    """The key for a set of parts: a 128-bit xxh3 hash of their typed, length-prefixed
+    encoding (:func:`_encode`: no JSON, and no two different parts encode alike).
 
-    ``sources`` (names only, for explanations) is left out of the key.
+    ``sources`` (names only, for explanations) is left out of the key. The encoding
+    changed in plait 0.2 (it was canonical JSON): entries written before are never found
+    again and the steps run once more (see ``docs/trust.md``).
     """
+    out = [_KEY_VERSION]
+    append = out.append
+    for name in sorted(parts):
+        if name == "sources":
+            continue
+        value = parts[name]
+        kind = type(value)
+        append(f"{len(name)}:{name}")
+        if kind is str:  # the common shapes inline (a hit computes one key per step)
+            append(f"s{len(value)}:{value}")
+        elif value is None:
+            append("n")
+        elif kind is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+            append(f"d{len(value)}:")
+            for key, item in sorted(value.items()):
+                append(f"s{len(key)}:{key}s{len(item)}:{item}")
+        else:
+            _encode(value, out)
+    return _xxh3_128("".join(out).encode("utf-8", "surrogatepass"))
+
+
+_KEY_VERSION = "plait-key/2;"
+
+
+def _xxh3_128(data: bytes) -> str:
     import xxhash
 
-    if "sources" in parts:
-        parts = {k: v for k, v in parts.items() if k != "sources"}
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
-    return str(xxhash.xxh3_128_hexdigest(text.encode()))
+    return str(xxhash.xxh3_128_hexdigest(data))
+
+
+def _encode(value: Any, out: list[str]) -> None:
+    """Append the encoding of ``value`` to ``out``: a type tag, and a length before
+    anything of variable length, so the concatenation has one reading only.
+
+    Strings, numbers, None, booleans, lists/tuples (alike, as JSON had them) and dicts
+    (items sorted by key) are encoded as such; anything else by its ``repr`` (as the JSON
+    encoding's ``default=repr`` did), under a tag of its own.
+    """
+    kind = type(value)
+    if kind is str:
+        out.append(f"s{len(value)}:{value}")
+    elif kind is dict:
+        out.append(f"d{len(value)}:")
+        try:
+            items = sorted(value.items())
+        except TypeError:  # keys of several types: order them by their encoding
+            items = sorted(value.items(), key=lambda item: _encoded(item[0]))
+        for key, item in items:
+            if type(key) is str:
+                out.append(f"s{len(key)}:{key}")
+            else:
+                _encode(key, out)
+            if type(item) is str:
+                out.append(f"s{len(item)}:{item}")
+            else:
+                _encode(item, out)
+    elif kind is list or kind is tuple:
+        out.append(f"l{len(value)}:")
+        for item in value:
+            _encode(item, out)
+    elif value is None:
+        out.append("n")
+    elif kind is bool:
+        out.append("t" if value else "f")
+    elif kind is int:
+        out.append(f"i{value};")
+    elif kind is float:
+        out.append(f"r{value!r};")
+    else:
+        text = repr(value)
+        out.append(f"o{len(text)}:{text}")
+
+
+def _encoded(value: Any) -> str:
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out)
 
 
 def unversioned_ref(value: Any, cause: BaseException) -> ArtifactRef:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from plait.store._index_rebuild import rebuild_plan
-from plait.store.entries import checksum
+from plait.store.entries import checksum, parse_entry
 from plait.store.store import ArtifactRef, Entry, Store
 
 __all__ = ["GRACE", "Problem", "Report", "check", "repair"]
@@ -248,7 +248,7 @@ def _check_entries(store: Store, findings: _Findings) -> None:
 def _bad_entry(key: str, data: bytes) -> Problem:
     where = f"index.db[{key}]"
     try:
-        Entry.from_json(data)
+        parse_entry(data)
     except (ValueError, KeyError, TypeError) as exc:
         return Problem("entry-damaged", where, f"cache entry {key} is damaged ({exc})", "drop it")
     return Problem(

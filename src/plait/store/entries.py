@@ -6,19 +6,45 @@ back from files anyone with write access may have edited, so every field that be
 path is validated here, when a reference is made: a data version is 8-128 lowercase hex
 digits and a serializer name a short word. ``canonical`` gives the bytes an entry's
 signature covers (see :mod:`plait.store.signing`).
+
+Design note: the binary form. A local store's index keeps an entry as ``MAGIC``, a flag
+(``S`` signed, ``U`` unsigned), for a signed entry its 64-hex-digit signature, then the
+``marshal`` (format 4) of a tuple of plain values: key, step, pipeline, the output refs as
+6-tuples, created, run, session, reusable, parts. ``marshal`` never runs code when
+loading (unlike pickle), and with a secret the signature (purpose ``"entry2"``, over the
+key and exactly these body bytes) is checked *before* the body is decoded; every decoded
+field is type-checked, and the refs validated as always, so a damaged or crafted body is a
+miss. Entries of earlier versions (JSON, first byte ``{``) are still read by
+:func:`parse_entry`; remote stores keep writing JSON (one object per entry).
 """
 
 from __future__ import annotations
 
 import json
+import marshal
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from plait.errors import PlaitError
 
-__all__ = ["ArtifactRef", "CorruptArtifact", "Entry", "canonical", "checksum"]
+__all__ = [
+    "MAGIC",
+    "ArtifactRef",
+    "CorruptArtifact",
+    "Entry",
+    "canonical",
+    "checksum",
+    "decode_body",
+    "encode_entry",
+    "parse_entry",
+    "split_binary",
+]
+
+MAGIC = b"\x00pe2"  # a binary entry; a JSON one (older versions, remote stores) starts "{"
+_SIGNED, _UNSIGNED = 0x53, 0x55  # b"S", b"U"
+_SIGNATURE = 64  # hex digits of an HMAC-SHA256
 
 _HEX = "0123456789abcdef"
 _SEEN_SERIALIZERS: set[str] = set()  # names that passed the check (a hit checks one set)
@@ -157,3 +183,102 @@ def canonical(raw: Mapping[str, Any]) -> bytes:
     """The bytes an entry's signature covers: its JSON with sorted keys, no signature."""
     body = {k: v for k, v in raw.items() if k != "signature"}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def encode_entry(entry: Entry, sign: Callable[[bytes], str] | None = None) -> bytes:
+    """The binary form of ``entry`` (see the module's design note); ``sign(body)`` gives
+    the signature of a signed store."""
+    outputs = tuple(
+        (name, r.version, r.serializer, r.checksum, r.size, r.signature)
+        for name, r in entry.outputs.items()
+    )
+    fields = (
+        entry.key,
+        entry.step,
+        entry.pipeline,
+        outputs,
+        float(entry.created),
+        entry.run_id,
+        entry.session,
+        bool(entry.reusable),
+        entry.parts,
+    )
+    try:
+        body = marshal.dumps(fields, 4)
+    except ValueError:  # parts holding a value marshal refuses: keep its JSON reading
+        plain = json.loads(json.dumps(entry.parts, default=repr))
+        body = marshal.dumps((*fields[:8], plain), 4)
+    if sign is None:
+        return MAGIC + b"U" + body
+    signature = sign(body).encode()
+    if len(signature) != _SIGNATURE:  # pragma: no cover - Signer gives SHA-256 hex
+        raise ValueError("unexpected signature length")
+    return MAGIC + b"S" + signature + body
+
+
+def split_binary(data: bytes) -> tuple[str | None, bytes]:
+    """A binary entry's signature (None: unsigned) and body.
+
+    Raises:
+        ValueError: When ``data`` is not a well-formed binary entry.
+    """
+    if data[:4] != MAGIC or len(data) < 6:
+        raise ValueError("not a binary cache entry")
+    flag = data[4]
+    if flag == _UNSIGNED:
+        return None, data[5:]
+    if flag == _SIGNED and len(data) > 5 + _SIGNATURE:
+        return data[5 : 5 + _SIGNATURE].decode("ascii"), data[5 + _SIGNATURE :]
+    raise ValueError("a binary cache entry with a bad header")
+
+
+def decode_body(body: bytes) -> Entry:
+    """The entry of a binary body, every field type-checked.
+
+    Raises:
+        ValueError: When the body is damaged or not the shape plait writes.
+    """
+    try:
+        fields = marshal.loads(body)
+    except (EOFError, TypeError, ValueError) as exc:
+        raise ValueError(f"undecodable binary entry ({exc})") from None
+    if type(fields) is not tuple or len(fields) != 9:
+        raise ValueError("a binary entry of the wrong shape")
+    key, step, pipeline, outputs, created, run_id, session, reusable, parts = fields
+    if (
+        type(key) is not str
+        or type(step) is not str
+        or type(pipeline) is not str
+        or type(run_id) is not str
+        or type(session) is not str
+        or type(created) is not float
+        or type(reusable) is not bool
+        or type(parts) is not dict
+        or type(outputs) is not tuple
+    ):
+        raise ValueError("a binary entry with a field of the wrong type")
+    refs: dict[str, ArtifactRef] = {}
+    for ref in outputs:
+        if type(ref) is not tuple or len(ref) != 6:
+            raise ValueError("a binary entry with a malformed output")
+        name, version, serializer, check, size, signature = ref
+        if (
+            type(name) is not str
+            or type(check) is not str
+            or type(size) is not int
+            or not (signature is None or type(signature) is str)
+        ):
+            raise ValueError("a binary entry with a malformed output")
+        refs[name] = ArtifactRef(version, serializer, check, size, signature)
+    return Entry(key, step, pipeline, refs, created, run_id, session, reusable, parts)
+
+
+def parse_entry(data: bytes) -> Entry:
+    """An entry from its stored bytes, binary or JSON (no signature check).
+
+    Raises:
+        ValueError: When it is damaged (also ``KeyError``/``TypeError`` for JSON).
+    """
+    if data[:4] == MAGIC:
+        return decode_body(split_binary(data)[1])
+    return Entry.from_json(data)

@@ -35,6 +35,25 @@ __all__ = ["FileIndex", "Index", "PartsFile", "RebuiltIndex", "SQLiteIndex"]
 
 _log = logging.getLogger("plait.store")
 _DAMAGED = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_GET = "SELECT data FROM entries WHERE key = ?"
+
+
+class _Process:
+    """This process's id, kept current across forks (``os.getpid`` is a system call, and
+    a hit checks it once per lookup)."""
+
+    __slots__ = ("pid",)
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def forked(self) -> None:
+        self.pid = os.getpid()
+
+
+_PROCESS = _Process()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_PROCESS.forked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +147,7 @@ class SQLiteIndex:
     def _absent(self) -> bool:
         """True while there is no database file yet: a read needs none (and creates none,
         so that a read-only command leaves a store as it found it)."""
-        if self._connection is not None and self._pid == os.getpid():
+        if self._connection is not None and self._pid == _PROCESS.pid:
             return False
         if os.path.exists(self.path):
             return False
@@ -149,7 +168,7 @@ class SQLiteIndex:
             self.rebuilt = RebuiltIndex("missing", time.time())
 
     def _db(self) -> sqlite3.Connection:
-        if self._connection is None or self._pid != os.getpid():
+        if self._connection is None or self._pid != _PROCESS.pid:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             if not os.path.exists(self.path):
                 self._note_missing()
@@ -161,7 +180,7 @@ class SQLiteIndex:
                 self._set_aside(exc)
                 connection = self._open()
                 self.rebuilt = RebuiltIndex("damaged", time.time())
-            self._connection, self._pid = connection, os.getpid()
+            self._connection, self._pid = connection, _PROCESS.pid
         return self._connection
 
     def _open(self) -> sqlite3.Connection:
@@ -185,7 +204,7 @@ class SQLiteIndex:
 
     def ensure(self) -> None:
         """Open (and so create) the index file: the store is about to be written."""
-        if self._connection is not None and self._pid == os.getpid():
+        if self._connection is not None and self._pid == _PROCESS.pid:
             return
         with self._lock:
             self._db()
@@ -193,10 +212,16 @@ class SQLiteIndex:
     def get(self, key: str) -> bytes | None:
         """Point query by key."""
         with self._lock:
-            if self._absent():
-                return None
-            row = self._db().execute("SELECT data FROM entries WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+            db = self._connection
+            if db is None or self._pid != _PROCESS.pid:
+                if self._absent():
+                    return None
+                db = self._db()
+            row = db.execute(_GET, (key,)).fetchone()
+        if row is None:
+            return None
+        data = row[0]
+        return data if type(data) is bytes else bytes(data)
 
     def put(self, key: str, data: bytes) -> None:
         """Insert or replace, in its own transaction."""
@@ -268,14 +293,14 @@ class PartsFile:
         self._lock = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
-        if self._connection is None or self._pid != os.getpid():
+        if self._connection is None or self._pid != _PROCESS.pid:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self._connection, self._pid = _connect(self.path, "parts", "name"), os.getpid()
+            self._connection, self._pid = _connect(self.path, "parts", "name"), _PROCESS.pid
         return self._connection
 
     def _absent(self) -> bool:
         """True when no connection is open here and the file does not exist."""
-        fresh = self._connection is None or self._pid != os.getpid()
+        fresh = self._connection is None or self._pid != _PROCESS.pid
         return fresh and not os.path.exists(self.path)
 
     def get(self, name: str) -> bytes | None:

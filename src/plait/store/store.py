@@ -45,7 +45,18 @@ if TYPE_CHECKING:
 
 from plait.errors import PlaitError, StoreSecretError
 from plait.store.backends import Backend, LocalBackend, open_backend
-from plait.store.entries import ArtifactRef, CorruptArtifact, Entry, canonical, checksum
+from plait.store.entries import (
+    MAGIC,
+    ArtifactRef,
+    CorruptArtifact,
+    Entry,
+    canonical,
+    checksum,
+    decode_body,
+    encode_entry,
+    parse_entry,
+    split_binary,
+)
 from plait.store.index import FileIndex, Index, PartsFile, SQLiteIndex
 from plait.store.serializers import serializer_for, serializer_named
 from plait.store.signing import Signer
@@ -177,12 +188,20 @@ class Store:
             return  # a damaged index is set aside and rebuilt by the lookups
         if data is None:
             return
+        if data[:4] == MAGIC:
+            try:
+                signature, _ = split_binary(data)
+            except ValueError:
+                return
+            if signature is not None:
+                self._trusted("", signature, b"")  # raises
+            return
         try:
             raw = json.loads(data)
         except ValueError:
             return
         if isinstance(raw, dict):
-            self._trusted(str(raw.get("key", "")), raw, raw.pop("signature", None))
+            self._trusted(str(raw.get("key", "")), raw.pop("signature", None), raw)
 
     @property
     def signed(self) -> bool:
@@ -291,13 +310,19 @@ class Store:
         if data is None:
             return None
         try:
-            raw = json.loads(data)
-            if not isinstance(raw, dict):
-                raise TypeError(f"a JSON {type(raw).__name__}, not an object")
-            signature = raw.pop("signature", None)
-            if not self._trusted(key, raw, signature):
-                return None
-            entry = Entry.from_raw(raw)
+            if data[:4] == MAGIC:
+                signature, body = split_binary(data)
+                if not self._trusted(key, signature, body):
+                    return None
+                entry = decode_body(body)
+            else:  # the JSON of an earlier version (or of a remote store)
+                raw = json.loads(data)
+                if not isinstance(raw, dict):
+                    raise TypeError(f"a JSON {type(raw).__name__}, not an object")
+                signature = raw.pop("signature", None)
+                if not self._trusted(key, signature, raw):
+                    return None
+                entry = Entry.from_raw(raw)
         except (ValueError, KeyError, TypeError) as exc:
             _log.warning(
                 "cache entry %s in %s is damaged (%s); treating it as a miss", key, self.url, exc
@@ -308,8 +333,11 @@ class Store:
             return None
         return entry
 
-    def _trusted(self, key: str, raw: dict[str, Any], signature: object) -> bool:
-        """Check an entry's signature (with a secret) or refuse a signed store (without)."""
+    def _trusted(self, key: str, signature: object, signed: bytes | dict[str, Any]) -> bool:
+        """Check an entry's signature (with a secret) or refuse a signed store (without).
+
+        ``signed`` is a binary entry's body, or a JSON entry's fields (their canonical JSON
+        is what was signed)."""
         if self._signer is None:
             if signature is not None:
                 raise StoreSecretError(
@@ -318,7 +346,11 @@ class Store:
                     "tell its entries from planted ones"
                 )
             return True
-        if self._signer.verify(signature, "entry", key.encode(), canonical(raw)):
+        if isinstance(signed, bytes):
+            ok = self._signer.verify(signature, "entry2", key.encode(), signed)
+        else:
+            ok = self._signer.verify(signature, "entry", key.encode(), canonical(signed))
+        if ok:
             return True
         _log.warning(
             "cache entry %s in %s is %s this store's secret (PLAIT_SECRET): a miss, left in place",
@@ -329,13 +361,25 @@ class Store:
         return False
 
     def save(self, entry: Entry) -> None:
-        """Publish an entry (its artifacts must already be stored), atomically."""
+        """Publish an entry (its artifacts must already be stored), atomically.
+
+        A local store keeps the binary form (:func:`~plait.store.entries.encode_entry`);
+        a remote one one JSON object per entry, as before."""
+        self.index.put(entry.key, self._encode(entry))
+
+    def _encode(self, entry: Entry) -> bytes:
+        signer = self._signer
+        if isinstance(self.index, SQLiteIndex):
+            if signer is None:
+                return encode_entry(entry)
+            key = entry.key.encode()
+            return encode_entry(entry, lambda body: signer.sign("entry2", key, body))
         data = entry.to_json()
-        if self._signer is not None:
+        if signer is not None:
             raw = json.loads(data)
-            raw["signature"] = self._signer.sign("entry", entry.key.encode(), canonical(raw))
+            raw["signature"] = signer.sign("entry", entry.key.encode(), canonical(raw))
             data = json.dumps(raw, separators=(",", ":")).encode()
-        self.index.put(entry.key, data)
+        return data
 
     def drop(self, key: str) -> None:
         """Remove the entry under ``key``."""
@@ -345,7 +389,7 @@ class Store:
         """Every readable cache entry (in no particular order)."""
         for data in self.index.values():
             try:
-                yield Entry.from_json(data)
+                yield parse_entry(data)
             except (ValueError, KeyError, TypeError):
                 continue
 
