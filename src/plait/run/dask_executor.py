@@ -321,6 +321,7 @@ class Dask:
         else:
             flight.values = [run] if count else []
         flight.futures = [run, *flight.values] if count > 1 else [run]
+        _send_now(client)
         early = _mark_launched(flight)
         if early is not None:
             _report(flight, early)
@@ -427,3 +428,31 @@ def _subscribe(client: Any) -> None:
         if client.id not in _SUBSCRIBED:
             client.subscribe_topic(TOPIC, _on_outcome)
             _SUBSCRIBED.add(client.id)
+
+
+def _send_now(client: Any) -> None:
+    """Have the client send the task just submitted at once (see :func:`_flush`)."""
+    try:
+        client.loop.add_callback(_flush, client)
+    except Exception:  # a client closing: its messages go, or fail, the usual way
+        return
+
+
+def _flush(client: Any) -> None:
+    """The client's event loop, right after the submission queued before this call: send
+    the client's batch of messages to the scheduler now.
+
+    A ``distributed`` client batches what it sends the scheduler and waits 10 ms after a
+    message before the next batch; for a chain, where the driver submits each step when
+    the previous one's outcome arrives, that wait was most of plait's time per step (10.7
+    ms against 5.9 for the whole graph handed to Dask at once). Waking the batch here
+    touches ``BatchedSend``'s private state, so a ``distributed`` without it is left alone
+    (slower, never wrong).
+    """
+    comm = getattr(client, "scheduler_comm", None)
+    try:
+        if comm is not None and comm.buffer and comm.next_deadline is not None:
+            comm.next_deadline = None
+            comm.waker.set()
+    except AttributeError:
+        return
