@@ -12,6 +12,7 @@ are taken as they are; the rest is resolved here, per plan.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from plait.errors import Problem, suggest
@@ -85,14 +86,14 @@ def _sources(
     left_out: Mapping[str, str] | None,
     dataset_names: frozenset[str],
     problems: list[Problem],
-    read: set[str] | None,
-) -> tuple[dict[str, tuple[Source, ...]], set[str]]:
+    read: AbstractSet[str] | None,
+) -> tuple[dict[str, tuple[Source, ...]], AbstractSet[str]]:
     """Each planned step's sources (the graph's own where no config key is in the way),
     and every data name they read (``read`` when it is known already: the graph's, when
     nothing is pruned); problems are appended to ``problems``."""
     sources: dict[str, tuple[Source, ...]] = {}
+    collected: set[str] = set()
     collect = read is None
-    consumed: set[str] = set() if read is None else read
     sourced = graph.sourced
     for item in order:
         known = sourced.get(item.name)
@@ -100,7 +101,7 @@ def _sources(
             sources[item.name] = known  # every input is another step's output
             if collect:
                 for known_source in known:
-                    consumed.add(known_source.data)
+                    collected.add(known_source.data)
             continue
         found: list[Source] = []
         for param, data in item.data_inputs.items():
@@ -117,18 +118,18 @@ def _sources(
             ):
                 problems[-1] = _left_out_problem(item, data, left_out[data])
             if collect:
-                consumed.add(data)  # even when unresolved: one problem per name is enough
+                collected.add(data)  # even when unresolved: one problem per name is enough
             if source is not None:
                 found.append(source)
         sources[item.name] = tuple(found)
-    return sources, consumed
+    return sources, collected if read is None else read
 
 
 def _unused_params(
     graph: Graph,
     order: list[Step],
     unused: list[str],
-    consumed: set[str],
+    consumed: AbstractSet[str],
     outside_inputs: Iterable[str],
 ) -> list[Problem]:
     """Params no step reads, except those read by steps pruned away or left out."""

@@ -19,7 +19,15 @@ from plait.errors import StepDefinitionError, suggest
 if TYPE_CHECKING:
     from datetime import timedelta
 
-__all__ = ["OnUpstream", "StepOptions", "check_options", "make_options", "names_of", "to_seconds"]
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "OnUpstream",
+    "StepOptions",
+    "check_options",
+    "make_options",
+    "names_of",
+    "to_seconds",
+]
 
 OnUpstream = Literal["skip", "receive", "fail"]
 _ON_UPSTREAM = ("skip", "receive", "fail")
@@ -77,7 +85,8 @@ def names_of(value: str | Sequence[str] | None, what: str, step_name: str) -> tu
     return names
 
 
-_DEFAULT_OPTIONS = {True: StepOptions(cache=True), False: StepOptions(cache=False)}
+# by "has outputs": a sink is not cached by default
+DEFAULT_OPTIONS = {True: StepOptions(cache=True), False: StepOptions(cache=False)}
 
 
 def make_options(
@@ -89,7 +98,7 @@ def make_options(
     default of ``cache`` (a sink is not cached).
     """
     if not options:  # the common case: one shared, already checked instance
-        return _DEFAULT_OPTIONS[bool(outputs)]
+        return DEFAULT_OPTIONS[bool(outputs)]
     unknown = set(options) - set(StepOptions.__dataclass_fields__)
     if unknown:
         bad = sorted(unknown)[0]

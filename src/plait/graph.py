@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import gc
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from plait.errors import CycleProblem, Problem, suggest
 from plait.steps import MISSING, Step
@@ -55,6 +55,8 @@ __all__ = [
     "paused_collection",
     "resolve",
 ]
+
+_T = TypeVar("_T")
 
 # where a step input comes from
 FROM_STEP, FROM_PARAM, FROM_CONFIG, FROM_CONFIG_PATH, FROM_DEFAULT, FROM_DATASET = range(6)
@@ -94,6 +96,37 @@ class Plan:
     datasets: Mapping[str, Any] = field(default_factory=dict)  # name -> dataset (plait.io)
 
 
+class LazyNames(AbstractSet[str]):
+    """A set of names computed on first use (by ``compute``, which may keep it)."""
+
+    __slots__ = ("_compute", "_names")
+
+    def __init__(self, compute: Callable[[], AbstractSet[str]]) -> None:
+        self._compute = compute
+        self._names: AbstractSet[str] | None = None
+
+    def _get(self) -> AbstractSet[str]:
+        if self._names is None:
+            self._names = self._compute()
+        return self._names
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._get()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    @classmethod
+    def _from_iterable(cls, names: Iterable[_T]) -> set[_T]:
+        return set(names)  # what ``|``, ``&`` and ``-`` return
+
+    def __repr__(self) -> str:
+        return f"LazyNames({set(self._get())!r})"
+
+
 class paused_collection:  # used as a function: ``with paused_collection(n):``
     """Pause the cyclic garbage collector while a large graph model is built, if it runs.
 
@@ -123,23 +156,33 @@ class paused_collection:  # used as a function: ``with paused_collection(n):``
 
 
 class Graph:
-    """Steps indexed by name and by the data they produce, with a stable topological order."""
+    """Steps indexed by name and by the data they produce, with a stable topological order.
 
-    def __init__(self, steps: Iterable[Step]) -> None:
+    Args:
+        steps: The steps, in declaration order; or a dict of uniquely named steps (name
+            -> step), which the graph keeps as its ``steps`` without copying it (the
+            caller must not change it afterwards: a pipeline copies its own on change).
+    """
+
+    def __init__(self, steps: Iterable[Step] | dict[str, Step]) -> None:
         with paused_collection(len(steps) if isinstance(steps, Sized) else 0):
             self._build(steps)
 
-    def _build(self, steps: Iterable[Step]) -> None:
-        self.steps: dict[str, Step] = {}
+    def _build(self, steps: Iterable[Step] | dict[str, Step]) -> None:
         self.producers: dict[str, str] = {}
         self.problems: list[Problem] = []
-        annotated = self._index(steps)
+        if isinstance(steps, dict):  # unique names already: shared, not copied
+            self.steps: dict[str, Step] = steps
+            annotated = self._index(steps.values(), unique=True)
+        else:
+            self.steps = {}
+            annotated = self._index(steps, unique=False)
         self.order_view: tuple[Step, ...] | None = None
         self.upstream: dict[str, tuple[str, ...]] = {}
         # step name -> its sources when each input is another step's output (not config):
         # most steps; every plan shares them (and the whole dict, when every step has one)
         self.sourced: dict[str, tuple[Source, ...]] = {}
-        self.read: set[str] = set()  # every data name some step reads
+        self._read: set[str] | None = None
         index, declared_in_order = self._upstreams()
         cycle: list[str] = []
         if declared_in_order:  # what Kahn's algorithm would give, known without running it
@@ -159,26 +202,40 @@ class Graph:
         if annotated:  # without a return annotation there is no type to compare
             self.problems.extend(type_problems(self))
 
-    def _index(self, steps: Iterable[Step]) -> bool:
-        """Fill ``steps`` and ``producers``; True when some step annotates its return."""
+    @property
+    def read(self) -> AbstractSet[str]:
+        """Every data name some step reads (computed on first use: a plan that needs it
+        asks for it; most validations never do)."""
+        return LazyNames(self._read_names)
+
+    def _read_names(self) -> set[str]:
+        if self._read is None:
+            self._read = {data for item in self.steps.values() for _, data in item._data_pairs()}
+        return self._read
+
+    def _index(self, steps: Iterable[Step], unique: bool) -> bool:
+        """Fill ``producers`` (and ``steps`` unless ``unique``: they are already there);
+        True when some step annotates its return."""
         by_name, producers, annotated = self.steps, self.producers, False
+        setdefault = producers.setdefault
         for item in steps:
             name = item.name
-            if name in by_name:
-                self.problems.append(
-                    Problem(
-                        "duplicate_step",
-                        f"two steps are named {name!r}; give one another name with "
-                        f".with_options(name=...)",
-                        name,
+            if not unique:
+                if name in by_name:
+                    self.problems.append(
+                        Problem(
+                            "duplicate_step",
+                            f"two steps are named {name!r}; give one another name with "
+                            f".with_options(name=...)",
+                            name,
+                        )
                     )
-                )
-                continue
-            by_name[name] = item
+                    continue
+                by_name[name] = item
             if not annotated and "return" in item.signature.annotations:
                 annotated = True
             for output in item.outputs:
-                other = producers.setdefault(output, name)
+                other = setdefault(output, name)
                 if other != name:
                     self.problems.append(
                         Problem(
@@ -192,8 +249,8 @@ class Graph:
 
     def _upstreams(self) -> tuple[dict[str, int], bool]:
         """Fill ``upstream``: step name -> its distinct upstream steps (producers of its
-        inputs, then after=). Return each step's position and whether Kahn's algorithm
-        would keep the declaration order.
+        inputs, then after=), and ``sourced``. Return each step's position and whether
+        Kahn's algorithm would keep the declaration order.
 
         It would when the steps come after their upstream steps, and the position of each
         step's last-declared upstream step never decreases along the declaration (so
@@ -202,51 +259,66 @@ class Graph:
         that is then the declaration order itself. The usual way of writing a pipeline,
         a chain included, passes; anything else runs Kahn's algorithm.
         """
-        producers, upstream, sourced, read = self.producers, self.upstream, self.sourced, self.read
-        get = producers.get
+        steps, upstream, sourced = self.steps, self.upstream, self.sourced
+        get = self.producers.get
         new_source = tuple.__new__  # a Source without NamedTuple's Python-level __new__
         index: dict[str, int] = {}
         in_order, last = True, -1
+        previous = None  # the step declared just before, at position - 1
         for position, (name, item) in enumerate(self.steps.items()):
-            inputs = item.data_inputs
-            if len(inputs) == 1:  # one input, the usual link: no lists
-                ((param, data),) = inputs.items()
-                read.add(data)
+            feeds = item._feeds
+            if len(feeds) == 1 and not item.bound and not item.extra_inputs and not item.after:
+                # one input and nothing else, the usual link: no lists
+                data = feeds[0]
                 up = get(data)
-                found = [] if up is None else [up]
-                if up is not None and not data.startswith("config"):
-                    sourced[name] = (new_source(Source, (param, data, FROM_STEP, up)),)
+                if up is None:
+                    ups: tuple[str, ...] = ()
+                    released = -1
+                else:
+                    if not data.startswith("config"):
+                        source = (item.signature.params[0], data, FROM_STEP, up)
+                        sourced[name] = (new_source(Source, source),)
+                    made = steps[up].outputs  # shared when it is (up,): a default output
+                    ups = made if len(made) == 1 and made[0] == up else (up,)
+                    # a chain's link follows its upstream step: no look-up
+                    released = position - 1 if up == previous else index.get(up, position)
             else:
-                found = []
-                made: list[Source] | None = []
-                for param, data in inputs.items():
-                    read.add(data)
-                    up = get(data)
-                    if up is not None:
-                        found.append(up)
-                        if made is not None and not data.startswith("config"):
-                            made.append(new_source(Source, (param, data, FROM_STEP, up)))
-                            continue
-                    made = None  # a param, config, dataset or default: resolved per plan
-                if made is not None:
-                    sourced[name] = tuple(made)
-            if item.after:
-                found.extend(self._after_steps(item))
-            if not found:
-                ups: tuple[str, ...] = ()
-                released = -1
-            elif len(found) == 1:
-                ups = (found[0],)
-                released = index.get(found[0], position)  # not declared yet: out of order
-            else:
-                ups = tuple(dict.fromkeys(found))
-                released = max(index.get(up, position) for up in ups)
+                ups = self._step_upstream(item, sourced)
+                if not ups:
+                    released = -1
+                elif len(ups) == 1:
+                    released = index.get(ups[0], position)  # not declared yet: out of order
+                else:
+                    released = max(index.get(up, position) for up in ups)
             upstream[name] = ups
             if in_order:
                 in_order = last <= released < position
                 last = released
             index[name] = position
+            previous = name
         return index, in_order
+
+    def _step_upstream(self, item: Step, sourced: dict[str, tuple[Source, ...]]) -> tuple[str, ...]:
+        """A step's distinct upstream steps (any wiring); fills its ``sourced`` entry when
+        every input is another step's output (not config)."""
+        get = self.producers.get
+        found: list[str] = []
+        made: list[Source] | None = []
+        for param, data in item._data_pairs():
+            up = get(data)
+            if up is not None:
+                found.append(up)
+                if made is not None and not data.startswith("config"):
+                    made.append(Source(param, data, FROM_STEP, up))
+                    continue
+            made = None  # a param, config, dataset or default: resolved per plan
+        if made is not None:
+            sourced[item.name] = tuple(made)
+        if item.after:
+            found.extend(self._after_steps(item))
+        if len(found) <= 1:
+            return tuple(found)
+        return tuple(dict.fromkeys(found))
 
     def _after_steps(self, item: Step) -> list[str]:
         found = []

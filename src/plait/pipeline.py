@@ -125,8 +125,8 @@ class Pipeline:
                 f"pipeline {self.name!r} already has a step named {item.name!r}; add the "
                 f"second one as {item.name}.with_options(name='...')"
             )
-        self._steps[item.name] = item
         self._invalidate()
+        self._steps[item.name] = item
 
     def __add__(self, other: Pipeline) -> Pipeline:
         if not isinstance(other, Pipeline):
@@ -138,8 +138,14 @@ class Pipeline:
         return combined
 
     def _invalidate(self) -> None:
-        self._graph = None
-        self._plans.clear()
+        """Forget the graph and plans; called before ``_steps`` changes."""
+        graph = self._graph
+        if graph is not None:
+            if graph.steps is self._steps:  # the graph shares the dict: copy it to change it
+                self._steps = dict(self._steps)
+            self._graph = None
+        if self._plans:
+            self._plans.clear()
 
     def _declare(self, spec: ParamSpec) -> None:
         """Declare a param (see :func:`plait.param`)."""
@@ -171,8 +177,8 @@ class Pipeline:
             raise StepDefinitionError("'>>' orders steps; a param handle has no step to order")
         target = self._steps[after.step_name]
         if before.step_name not in target.after:
-            self._steps[after.step_name] = ordered_after(target, before.step_name)
             self._invalidate()
+            self._steps[after.step_name] = ordered_after(target, before.step_name)
 
     # -- graph --------------------------------------------------------------------
     @property
@@ -186,7 +192,7 @@ class Pipeline:
         if self._graph is None:
             from plait.graph import Graph  # not at ``import plait``: see __getattr__ below
 
-            self._graph = Graph(self._steps.values())
+            self._graph = Graph(self._steps)  # shared: _invalidate copies it before a change
         return self._graph
 
     @property

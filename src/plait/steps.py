@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, overload
 
-from plait._step_options import StepOptions, make_options, names_of
+from plait._step_options import DEFAULT_OPTIONS, StepOptions, make_options, names_of
 from plait.errors import StepDefinitionError, suggest
 
 __all__ = ["MISSING", "Handle", "Step", "StepOptions", "step"]
@@ -118,11 +118,11 @@ class Step:
     __slots__ = (
         "__dict__",
         "_explicit_outputs",
+        "_feeds",
         "after",
         "bound",
         "extra_inputs",
         "func",
-        "inputs",
         "name",
         "options",
         "outputs",
@@ -132,7 +132,7 @@ class Step:
 
     func: Callable[..., Any]
     name: str
-    inputs: Mapping[str, str]
+    _feeds: tuple[str, ...]  # the data name feeding each of ``signature.params``, in order
     extra_inputs: Mapping[str, str]
     bound: Mapping[str, Any]
     outputs: tuple[str, ...]
@@ -163,13 +163,33 @@ class Step:
             )
         self.func = func
         self.name = step_name
-        self.signature = _signature(func)
-        self.bound = _NO_ENTRIES
-        self.inputs, self.extra_inputs = self._wire(inputs)
-        self._explicit_outputs = outputs is not None
-        self.outputs, self.single_output = self._output_names(outputs)
+        signature = self.signature = _signature(func)
+        self.bound = self.extra_inputs = _NO_ENTRIES
+        params = signature.params
+        # the usual cases inline (a 100,000-step pipeline defines 100,000 steps): no
+        # inputs=, or a list of data names for the first parameters
+        if inputs is None:
+            self._feeds = params  # each parameter fed by its own name: shared, not copied
+        elif type(inputs) is list and len(inputs) == 1 and len(params) == 1:
+            data = inputs[0]
+            if type(data) is not str or not data:
+                _check_data_name(step_name, params[0], data)
+            self._feeds = (data,)
+        else:
+            self._feeds, self.extra_inputs = self._wire(inputs)
+        if outputs is None:
+            self.outputs, self.single_output, self._explicit_outputs = (step_name,), True, False
+        elif type(outputs) is list and len(outputs) == 1 and type(outputs[0]) is str and outputs[0]:
+            self.outputs, self.single_output, self._explicit_outputs = (outputs[0],), True, True
+        else:
+            self._explicit_outputs = True
+            self.outputs, self.single_output = self._output_names(outputs)
         self.after = _after_names(after, step_name) if after else ()
-        self.options = make_options(step_name, self.signature.params, self.outputs, options)
+        self.options = (
+            make_options(step_name, params, self.outputs, options)
+            if options
+            else DEFAULT_OPTIONS[bool(self.outputs)]  # one shared, already checked instance
+        )
         # what functools.update_wrapper sets (the rest comes from __getattr__), without
         # copying the function's __dict__
         module, doc = getattr(func, "__module__", None), getattr(func, "__doc__", None)
@@ -193,17 +213,11 @@ class Step:
     # -- construction helpers -------------------------------------------------
     def _wire(
         self, inputs: Sequence[str] | Mapping[str, str] | None
-    ) -> tuple[dict[str, str], Mapping[str, str]]:
+    ) -> tuple[tuple[str, ...], Mapping[str, str]]:
+        """The data name feeding each parameter (in order), and the ``**kwargs`` entries."""
         params = self.signature.params
         if inputs is None:
-            return {param: param for param in params}, _NO_ENTRIES
-        if type(inputs) is list and len(inputs) == 1 and params:  # one input: the usual link
-            data = inputs[0]
-            if type(data) is str and data:
-                wiring = {params[0]: data}
-                for param in params[1:]:
-                    wiring[param] = param
-                return wiring, _NO_ENTRIES
+            return params, _NO_ENTRIES
         if isinstance(inputs, str):
             inputs = [inputs]
         if type(inputs) is not list and isinstance(inputs, Mapping):
@@ -216,16 +230,13 @@ class Step:
                 f"{self.func.__name__} takes only {len(params)} named parameters "
                 f"{list(params)}; pass a dict to map by parameter name"
             )
-        wiring = {}
         for param, data in zip(params, names):  # noqa: B905 - lengths checked above
             if type(data) is not str or not data:
                 _check_data_name(self.name, param, data)
-            wiring[param] = data
-        for param in params[count:]:  # the rest are fed by their own names
-            wiring[param] = param
-        return wiring, _NO_ENTRIES
+        # the rest are fed by their own names
+        return (*names, *params[count:]) if count < len(params) else tuple(names), _NO_ENTRIES
 
-    def _wire_by_name(self, inputs: Mapping[str, str]) -> tuple[dict[str, str], Mapping[str, str]]:
+    def _wire_by_name(self, inputs: Mapping[str, str]) -> tuple[tuple[str, ...], Mapping[str, str]]:
         sig = self.signature
         wiring = {param: param for param in sig.params}
         extra: dict[str, str] = {}
@@ -241,13 +252,11 @@ class Step:
                     f"of {self.func.__name__}{suggest(param, sig.params)}; "
                     f"parameters are {list(sig.params)}"
                 )
-        return wiring, extra or _NO_ENTRIES
+        return tuple(wiring.values()), extra or _NO_ENTRIES
 
     def _output_names(self, outputs: str | Sequence[str] | None) -> tuple[tuple[str, ...], bool]:
         if outputs is None:
             return (self.name,), True
-        if type(outputs) is list and len(outputs) == 1 and type(outputs[0]) is str and outputs[0]:
-            return (outputs[0],), True  # the common case, already valid
         names = names_of(outputs, "outputs", self.name)
         if len(set(names)) != len(names):
             raise StepDefinitionError(f"step {self.name!r}: outputs repeat a name: {names}")
@@ -260,22 +269,50 @@ class Step:
         return self.signature.is_async
 
     @property
+    def inputs(self) -> dict[str, str]:
+        """Parameter -> the data name feeding it, for every named parameter (bound ones
+        included), in the function's order: a new dict on each read (the step keeps one
+        tuple of data names, not a dict per step)."""
+        return dict(zip(self.signature.params, self._feeds, strict=True))
+
+    @inputs.setter
+    def inputs(self, wiring: Mapping[str, str]) -> None:
+        params = self.signature.params
+        if len(wiring) != len(params) or any(param not in wiring for param in params):
+            raise StepDefinitionError(
+                f"step {self.name!r}: the wiring {dict(wiring)!r} must map every parameter "
+                f"of {getattr(self.func, '__name__', self.func)!r}: {list(params)}"
+            )
+        self._feeds = tuple([wiring[param] for param in params])
+
+    @property
     def data_inputs(self) -> Mapping[str, str]:
         """Every data name this step consumes, keyed by the parameter that receives it.
 
-        Parameters bound to constants are left out. Computed once per step (steps do not
-        change after construction: ``with_options`` and friends return copies); read-only
-        (it is ``inputs`` itself when nothing is bound and there is no ``**kwargs`` entry).
+        Parameters bound to constants are left out. A new dict on each read when nothing
+        is bound and there is no ``**kwargs`` entry (most steps: they keep a tuple, not a
+        dict); else computed once and kept (steps do not change after construction:
+        ``with_options`` and friends return copies), to be read, not changed.
         """
         bound, extra = self.bound, self.extra_inputs
         if not bound and not extra:
-            return self.inputs  # shared, not copied
+            return dict(zip(self.signature.params, self._feeds, strict=True))
         cached: dict[str, str] | None = self.__dict__.get("_data_inputs")
         if cached is None:
-            cached = {p: d for p, d in self.inputs.items() if p not in bound}
+            cached = {
+                p: d
+                for p, d in zip(self.signature.params, self._feeds, strict=True)
+                if p not in bound
+            }
             cached.update({k: d for k, d in extra.items() if k not in bound})
             self.__dict__["_data_inputs"] = cached
         return cached
+
+    def _data_pairs(self) -> Iterable[tuple[str, str]]:
+        """Internal: ``data_inputs.items()`` without building a dict when nothing is bound."""
+        if not self.bound and not self.extra_inputs:
+            return zip(self.signature.params, self._feeds, strict=True)
+        return self.data_inputs.items()
 
     def _bind(self, param: str, value: Any) -> None:
         """Internal: bind ``param`` to a constant (used while building a copy)."""
@@ -296,7 +333,7 @@ class Step:
             if not self._explicit_outputs:
                 clone.outputs = (new_name,)
         if "inputs" in changes:
-            clone.inputs, clone.extra_inputs = clone._wire(changes.pop("inputs"))
+            clone._feeds, clone.extra_inputs = clone._wire(changes.pop("inputs"))
         if "outputs" in changes:
             outputs = changes.pop("outputs")
             clone._explicit_outputs = outputs is not None
@@ -336,7 +373,7 @@ class Step:
         """A copy with internal wiring replaced (used by handles and sub-pipelines)."""
         clone = self._copy()
         clone.name = name
-        clone.inputs = dict(inputs)
+        clone.inputs = inputs
         clone.extra_inputs = dict(extra_inputs) if extra_inputs else _NO_ENTRIES
         clone.outputs = outputs
         clone.after = after
@@ -359,7 +396,11 @@ class Step:
 
     def __repr__(self) -> str:
         ins = ", ".join(
-            p if d == p else f"{p}={d}" for p, d in {**self.inputs, **self.extra_inputs}.items()
+            p if d == p else f"{p}={d}"
+            for p, d in (
+                *zip(self.signature.params, self._feeds, strict=True),
+                *self.extra_inputs.items(),
+            )
         )
         return f"Step({self.name!r}, inputs=[{ins}], outputs={list(self.outputs)})"
 
