@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import traceback as traceback_module
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -228,6 +228,10 @@ class RunResult(Mapping[str, Any]):
 
     ``result["name"]`` returns a value; a missing one raises a ``KeyError`` saying why
     (the step failed, was skipped, was not requested, or no such name exists).
+
+    ``steps`` may be given as a function that makes the records: they are made the first
+    time :attr:`steps` is read (a run of many steps records them compactly while it goes
+    and pays for the objects only if someone looks).
     """
 
     def __init__(
@@ -237,7 +241,7 @@ class RunResult(Mapping[str, Any]):
         pipeline: str,
         status: RunStatus,
         outputs: dict[str, Any],
-        steps: dict[str, StepResult],
+        steps: dict[str, StepResult] | Callable[[], dict[str, StepResult]],
         producers: Mapping[str, str],
         requested: frozenset[str] | None,
         start_time: float,
@@ -248,13 +252,32 @@ class RunResult(Mapping[str, Any]):
         self.pipeline = pipeline
         self.status: RunStatus = status
         self.outputs = outputs
-        self.steps = steps
+        self._steps: dict[str, StepResult] | None = None
+        self._make_steps: Callable[[], dict[str, StepResult]] | None = None
+        if callable(steps):
+            self._make_steps = steps
+        else:
+            self._steps = steps
         self.duration = duration
         self.start_time = start_time
         self.params = dict(params or {})
         self._producers = producers
         self.graph: Any = None  # the steps that ran (for drawing), set by the runner
         self._requested = requested
+
+    @property
+    def steps(self) -> dict[str, StepResult]:
+        """Every step's :class:`StepResult`, in plan order."""
+        steps = self._steps
+        if steps is None:
+            assert self._make_steps is not None
+            steps = self._steps = self._make_steps()
+            self._make_steps = None
+        return steps
+
+    @steps.setter
+    def steps(self, steps: dict[str, StepResult]) -> None:
+        self._steps, self._make_steps = steps, None
 
     @property
     def ok(self) -> bool:

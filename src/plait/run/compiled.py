@@ -1,11 +1,19 @@
-"""The run-independent skeleton of a plan, compiled once and shared by its runs."""
+"""The run-independent skeleton of a plan, compiled once and shared by its runs.
+
+Each node also says whether its step may take the inline driver's lean lane
+(:mod:`plait.run.inline`): ``lean`` is the step's position in the plan's order when it is
+a plain synchronous function of one output with no option that needs the general path
+(retries, timeout, fallback, ``when``, map, dynamic, receiving outcomes, assets,
+datasets), else -1. The position indexes the run's compact per-step arrays.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from plait.graph import FROM_DEFAULT, FROM_STEP, Source, paused_collection
+from plait.assets._types import _plan as asset_plan
+from plait.graph import FROM_DATASET, FROM_DEFAULT, FROM_STEP, Source, paused_collection
 from plait.steps import Step
 
 __all__ = ["Compiled", "Node", "compile_plan"]
@@ -22,6 +30,7 @@ class Node:
     upstream: tuple[str, ...]
     downstream: list[str] = field(default_factory=list)
     dynamic_parent: str | None = None
+    lean: int = -1  # the step's position in the plan when it may run in the lean lane
 
 
 @dataclass(slots=True)
@@ -64,7 +73,7 @@ def _compile(
     producers: dict[str, str] = {}
     ready: list[str] = []
     has_async = False
-    for item in order:
+    for index, item in enumerate(order):
         name = item.name
         found = sources[name]
         ups = upstream[name]
@@ -81,7 +90,8 @@ def _compile(
                 consumed = made if made == (source.data,) else (source.data,)
         elif found:
             fed, statics, consumed = _split(found)
-        nodes[name] = Node(item, statics, fed, consumed, ups, [], dynamic_parent)
+        lean = index if dynamic_parent is None and _plain(item, statics) else -1
+        nodes[name] = Node(item, statics, fed, consumed, ups, [], dynamic_parent, lean)
         for output in item.outputs:
             producers[output] = name
             if output not in refs:
@@ -96,6 +106,29 @@ def _compile(
         if not has_async and item.signature.is_async:
             has_async = True
     return Compiled(nodes, waiting, refs, ready, producers, list(order), has_async)
+
+
+def _plain(item: Step, statics: tuple[Source, ...]) -> bool:
+    """True when nothing but a call is needed to run ``item`` (the lean lane's steps)."""
+    options = item.options
+    if (
+        not item.single_output
+        or item.signature.is_async
+        or options.retries
+        or options.timeout is not None
+        or options.on_failure is not None
+        or options.when is not None
+        or options.map is not None
+        or options.dynamic
+        or options.on_upstream == "receive"
+    ):
+        return False
+    if statics and any(source.kind == FROM_DATASET for source in statics):
+        return False
+    if not item.signature.annotations:  # no annotation, no asset (and no plan kept)
+        return True
+    declared, params = asset_plan(item)
+    return not params and not any(declared)
 
 
 def _split(

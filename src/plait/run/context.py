@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from plait.errors import PlaitError
 
@@ -42,7 +42,20 @@ MAX_LOG_LINES = 1000
 MAX_LOG_BYTES = 64 * 1024
 _MAX_LINE = 4096  # characters; a longer line is cut
 
-_CURRENT: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
+
+class LazyContext(Protocol):
+    """What the context variable holds while a step runs, when not a :class:`StepContext`
+    itself: the task (or the inline driver's cursor), which makes the step's context the
+    first time :func:`current` asks for it. Most steps never ask, and pay nothing."""
+
+    made: StepContext | None  # the context made so far, or None
+
+    def context(self) -> StepContext:
+        """The step's context, made now if need be (then kept in ``made``)."""
+        ...
+
+
+_CURRENT: contextvars.ContextVar[StepContext | LazyContext | None] = contextvars.ContextVar(
     "plait_step", default=None
 )
 
@@ -98,30 +111,42 @@ def _rebuild_logs(lines: list[str], dropped: int, max_lines: int, max_bytes: int
 class Metrics(dict[str, Any]):
     """A step's metrics (a plain ``dict`` to every reader) that also carries its logs.
 
-    Attributes:
-        logs: The step's :class:`StepLogs`.
+    The :class:`StepLogs` (a lock and a deque: most of a step's memory) is made the first
+    time :attr:`logs` is read, which is when the step logs or captures output.
     """
 
-    __slots__ = ("logs",)
+    __slots__ = ("_logs",)
 
     def __init__(self) -> None:
         super().__init__()
-        self.logs = StepLogs()
+        self._logs: StepLogs | None = None
+
+    @property
+    def logs(self) -> StepLogs:
+        """The step's :class:`StepLogs` (made now if need be)."""
+        logs = self._logs
+        if logs is None:
+            logs = self._logs = StepLogs()
+        return logs
+
+    @logs.setter
+    def logs(self, logs: StepLogs) -> None:
+        self._logs = logs
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_metrics, (dict(self), self.logs))
+        return (_rebuild_metrics, (dict(self), self._logs))
 
 
-def _rebuild_metrics(values: dict[str, Any], logs: StepLogs) -> Metrics:
+def _rebuild_metrics(values: dict[str, Any], logs: StepLogs | None) -> Metrics:
     metrics = Metrics()
     metrics.update(values)
-    metrics.logs = logs
+    metrics._logs = logs
     return metrics
 
 
 def logs_of(metrics: Any) -> StepLogs | None:
-    """The logs carried by a step's metrics, if any were kept."""
-    logs = getattr(metrics, "logs", None)
+    """The logs carried by a step's metrics, if any were kept (none are made here)."""
+    logs = metrics._logs if isinstance(metrics, Metrics) else getattr(metrics, "logs", None)
     return logs if isinstance(logs, StepLogs) and logs else None
 
 
@@ -210,18 +235,32 @@ def current() -> StepContext:
     Raises:
         PlaitError: When called outside a running step.
     """
-    ctx = _CURRENT.get()
-    if ctx is None:
+    held = _CURRENT.get()
+    if held is None:
         raise PlaitError("current() is only available inside a running step")
-    return ctx
+    if isinstance(held, StepContext):
+        return held
+    return held.context()
 
 
-def set_context(ctx: StepContext | None) -> contextvars.Token[StepContext | None]:
-    """Make ``ctx`` the current step context; returns the token to reset it."""
+def _made() -> StepContext | None:
+    """The current step's context if one was made (nothing is made here)."""
+    held = _CURRENT.get()
+    if held is None or isinstance(held, StepContext):
+        return held
+    return held.made
+
+
+Token = contextvars.Token[StepContext | LazyContext | None]
+
+
+def set_context(ctx: StepContext | LazyContext | None) -> Token:
+    """Make ``ctx`` the current step context (or what makes it); returns the token to
+    reset it."""
     return _CURRENT.set(ctx)
 
 
-def reset_context(token: contextvars.Token[StepContext | None]) -> None:
+def reset_context(token: Token) -> None:
     """Undo :func:`set_context`."""
     _CURRENT.reset(token)
 
@@ -238,7 +277,7 @@ class _Redirect:
         self._partial: dict[int, str] = {}  # id(StepLogs) -> text since the last newline
 
     def write(self, text: str) -> int:
-        ctx = _CURRENT.get()
+        ctx = _made()
         if ctx is None or not ctx.capture:
             return self.stream.write(text)
         logs = ctx.metrics.logs

@@ -1,6 +1,7 @@
 """Drivers: the loops that move a :class:`~plait.run.state.RunState` forward.
 
-``drive_sync`` serves sequential runs (tasks inline, one at a time: the fast path) and
+``drive_sync`` serves sequential runs (tasks inline, one at a time: :mod:`plait.run.inline`,
+the fast path) and
 pool executors (tasks submitted as soon as they are ready; completions come back through
 a queue, so the scheduler reacts to the first one that finishes). ``drive_async`` serves
 runs with ``async def`` steps and ``run_async``: async steps are tasks on the event loop,
@@ -18,6 +19,7 @@ import queue
 from typing import Any
 
 from plait.run.executors import Executor
+from plait.run.inline import drive_inline
 from plait.run.state import RunState
 from plait.run.task import Task, TaskResult, execute, execute_async
 
@@ -39,9 +41,7 @@ def _put(
 def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
     """Run until nothing is ready or running; Ctrl-C stops scheduling and re-raises."""
     if executor.inline:
-        next_task, complete = state.next_task, state.complete
-        while (task := next_task()) is not None:
-            complete(task, execute(task))
+        drive_inline(state)  # run/inline.py: the lean lane
         return
     done: queue.SimpleQueue[tuple[Task, cf.Future[TaskResult]]] = queue.SimpleQueue()
     inflight: dict[cf.Future[TaskResult], Task] = {}

@@ -8,13 +8,19 @@ record gets its cache key, data versions and reason. The record then goes to
 ``RunState._record``, which updates what the rest of the run sees. Like
 :mod:`plait.run.mapping` and :mod:`plait.run.dynamic`, these functions work on the
 :class:`~plait.run.state.RunState` they are given.
+
+A step that ran in the inline driver's lean lane (:mod:`plait.run.inline`) gets no record
+while the run goes on: its two clock readings sit in the run's compact arrays and its
+outcome is the value the run kept. :class:`Records` makes every step's
+:class:`~plait.results.StepResult` the first time someone reads ``RunResult.steps``.
 """
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING, Any
 
-from plait.results import RELEASED, Err, ErrorInfo, Ok, Outcome, StepResult
+from plait.results import RELEASED, Err, ErrorInfo, Ok, Outcome, Skipped, StepResult
 
 if TYPE_CHECKING:
     from plait.run.state import RunState
@@ -22,7 +28,7 @@ if TYPE_CHECKING:
     from plait.steps import Step
     from plait.store.cache import Ticket
 
-__all__ = ["finish_step", "outcome_value", "store_values"]
+__all__ = ["Records", "finish_step", "outcome_value", "store_values"]
 
 
 def outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
@@ -123,3 +129,61 @@ def store_values(run: RunState, item: Step, values: tuple[Any, ...]) -> tuple[An
         else:
             kept.append(RELEASED)
     return tuple(kept)
+
+
+_NOT_RUN = "the run stopped before this step started"
+
+
+class Records:
+    """Every step's record in plan order, made when first asked for (``RunResult.steps``).
+
+    It keeps what the records are made of, not the run's state: the plan's steps, the
+    records made during the run, the lean lane's arrays (which steps ran there, their
+    clock readings) and the values the run kept (a lean step's outcome is its kept value,
+    or ``RELEASED``).
+    """
+
+    __slots__ = ("done", "made", "metrics", "offset", "order", "reload", "times", "values")
+
+    def __init__(self, run: RunState) -> None:
+        self.order = run.order
+        self.made = run.results
+        self.done = run.done
+        self.times = run.times
+        self.metrics = run.lean_metrics
+        self.offset = run.offset
+        self.values = run.values
+        self.reload = run.fetch is not None
+
+    def __call__(self) -> dict[str, StepResult]:
+        records: dict[str, StepResult] = {}
+        made, done, values, times = self.made, self.done, self.values, self.times
+        lean = len(done)
+        for index, item in enumerate(self.order):
+            name = item.name
+            record = made.get(name)
+            if record is None and index < lean and done[index]:
+                record = _lean_record(self, index, item, times)
+            elif record is None:
+                record = StepResult(name, "not_run", Skipped(_NOT_RUN), reason=_NOT_RUN)
+            elif (record.cached or self.reload) and isinstance(record.outcome, Ok):
+                kept = tuple(values.get(o, RELEASED) for o in item.outputs)
+                record.outcome = Ok(outcome_value(item, kept))
+            records[name] = record
+        return records
+
+
+def _lean_record(records: Records, index: int, item: Step, times: array[float]) -> StepResult:
+    start, end = times[2 * index], times[2 * index + 1]
+    metrics = records.metrics.get(item.name)
+    return StepResult(
+        item.name,
+        "ok",
+        Ok(records.values.get(item.outputs[0], RELEASED)),
+        reason="executed",
+        duration=end - start,
+        start_time=records.offset + start,
+        end_time=records.offset + end,
+        attempts=1,
+        metrics={} if metrics is None else metrics,
+    )

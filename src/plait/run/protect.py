@@ -51,13 +51,12 @@ import sys
 import threading
 import types
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from plait.errors import MutatedInputError, UnhashableValueError
 from plait.results import Err, Ok, Skipped
 
-__all__ = ["Guard", "guard", "refusal", "release", "verdict"]
+__all__ = ["Guard", "guard", "plain", "refusal", "release", "verdict"]
 
 PASS, ARRAY, FRAME, WATCH, HASH, ELEMENTS, OUTCOME = range(7)  # treatments, chosen per type
 
@@ -85,7 +84,7 @@ _ATOMS: frozenset[type] = frozenset(
 )
 _IMMUTABLE_BASES = (dt.date, dt.time, dt.timedelta, dt.tzinfo, pathlib.PurePath, enum.Enum, type)
 _ARROW = ("Table", "RecordBatch", "Array", "ChunkedArray", "Scalar", "Schema", "DataType")
-_PLANS: dict[type, int] = {}
+_PLANS: dict[type, int] = dict.fromkeys(_ATOMS, 0)  # type -> treatment (0: PASS)
 _DEPTH = 4  # nested tuples checked element by element before the whole is watched
 # Values a step changed in place, in this process, and who changed them: a later consumer
 # (on_error="continue") is refused rather than run on the changed value.
@@ -94,7 +93,9 @@ _CHANGED_LIMIT = 64
 _CHANGED_LOCK = threading.Lock()
 
 
-@dataclass(slots=True)
+_NOTHING: dict[str, Any] = {}  # shared by guards with nothing to check; never written
+
+
 class Guard:
     """A step's inputs as the step receives them, and what to check afterwards.
 
@@ -103,20 +104,32 @@ class Guard:
         arrays: Parameter -> (the array, the read-only view of it the step received).
         watched: Parameter -> (the value, how it is fingerprinted, its fingerprint before).
         tainted: Parameter -> the step that changed its value in place (and failed).
+
+    A guard of plain values (the common case) shares one empty table for all three.
     """
 
-    kwargs: dict[str, Any]
-    arrays: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    watched: dict[str, tuple[Any, int, str]] = field(default_factory=dict)
-    tainted: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("arrays", "kwargs", "tainted", "watched")
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.kwargs = kwargs
+        self.arrays: dict[str, tuple[Any, Any]] = _NOTHING
+        self.watched: dict[str, tuple[Any, int, str]] = _NOTHING
+        self.tainted: dict[str, str] = _NOTHING
+
+
+def plain(kwargs: dict[str, Any]) -> bool:
+    """True when every input is of a type that cannot change (nothing to guard)."""
+    plans = _PLANS
+    return all(plans.get(type(value)) == PASS for value in kwargs.values())
 
 
 def guard(kwargs: dict[str, Any]) -> Guard:
     """Prepare a step's inputs: protect what is free to protect, watch the rest."""
     shield = Guard(kwargs)
     changed: dict[str, Any] | None = None
+    plans = _PLANS
     for param, value in kwargs.items():
-        if _PLANS.get(type(value)) == PASS:  # the common case, at the cost of a lookup
+        if plans.get(type(value)) == PASS:  # the common case, at the cost of a lookup
             continue
         handed = _protect(shield, param, value)
         if handed is not value:
@@ -142,6 +155,8 @@ def _protect(shield: Guard, param: str, value: Any) -> Any:
     if plan == ARRAY:
         view = value.view()
         view.flags.writeable = False
+        if shield.arrays is _NOTHING:
+            shield.arrays = {}
         shield.arrays[param] = (value, view)
         if value.dtype.hasobject:  # the slots are read-only, the objects in them are not
             _watch(shield, param, value, WATCH)
@@ -157,9 +172,13 @@ def _protect(shield: Guard, param: str, value: Any) -> Any:
 def _watch(shield: Guard, param: str, value: Any, plan: int) -> None:
     changed = _CHANGED.get(id(value))
     if changed is not None and changed[0] is value:
+        if shield.tainted is _NOTHING:
+            shield.tainted = {}
         shield.tainted[param] = changed[1]
     found = _fingerprint(value, plan)
     if found is not None:
+        if shield.watched is _NOTHING:
+            shield.watched = {}
         shield.watched[param] = (value, plan, found)
 
 

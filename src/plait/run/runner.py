@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from plait.errors import PipelineValidationError, RunFailed, UsageError, suggest
 from plait.observe.hooks import HookSet, RunInfo
-from plait.results import RunResult, RunStatus, StepResult
+from plait.results import RunResult, RunStatus
 from plait.run.drivers import drive_async, drive_sync
 from plait.run.executors import Executor, make_executor
+from plait.run.finishing import Records
 from plait.run.state import RunState
 from plait.steps import Step
 
@@ -215,7 +216,7 @@ def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
     state = run.state
     try:  # requested values come back (from remote workers too) before workers go away
         outputs = state.outputs() if status != "cancelled" else {}
-        steps: dict[str, StepResult] = state.finish()
+        steps: Records = state.finish()
     finally:
         if run.owned:
             run.executor.shutdown(wait=status != "cancelled")

@@ -18,7 +18,9 @@ Glossary of the state:
 - ``ready``: steps whose upstream all finished, in the order they became ready (FIFO),
   so a fast chain never waits for a slow sibling.
 - ``seen[s]``: what consumers of ``s`` see: ``True`` for success, or an ``Err`` /
-  ``Skipped`` (an optional step's failure is seen as ``Skipped``).
+  ``Skipped`` (an optional step's failure is seen as ``Skipped``). A step that finished in
+  the lean lane (:mod:`plait.run.inline`) is not written there: it is seen as ``True``
+  through ``done``, one byte per step of the plan.
 - ``refs[d]``: how many steps that consume data ``d`` have not finished; when it reaches 0
   and ``d`` was not requested, the value is dropped (memory is released as early as
   possible).
@@ -26,6 +28,8 @@ Glossary of the state:
 
 from __future__ import annotations
 
+import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -57,7 +61,7 @@ from plait.run import dynamic, finishing, mapping
 from plait.run.caching import CacheAgent
 from plait.run.compiled import Compiled, Node, compile_plan
 from plait.run.dynamic import Expansion
-from plait.run.finishing import outcome_value, store_values
+from plait.run.finishing import Records, outcome_value, store_values
 from plait.run.mapping import MapState
 from plait.run.task import Task, TaskResult
 from plait.steps import MISSING, Step
@@ -100,16 +104,24 @@ class RunState:
         if compiled is None:
             compiled = compile_plan(plan.order, plan.sources, plan.upstream)
             plan.compiled = compiled
-        self.nodes: dict[str, Node] = dict(compiled.nodes)
+        # shared with the compiled plan until a dynamic step adds to them (_add_dynamic)
+        self.nodes: dict[str, Node] = compiled.nodes
+        self.producers: dict[str, str] = compiled.producers
+        self.order: list[Step] = compiled.order
+        self._shared = True
         self.has_async = compiled.has_async
         self.waiting: dict[str, int] = dict(compiled.waiting)
         self.refs: dict[str, int] = dict(compiled.refs)
         self.ready: deque[str] = deque(compiled.ready)
-        self.producers: dict[str, str] = dict(compiled.producers)
-        self.order: list[Step] = list(compiled.order)
         self.values: dict[str, Any] = {}
-        self.seen: dict[str, bool | Err | Skipped] = {}
+        self.seen: dict[str, bool | Err | Skipped] = _Seen(self)
         self.results: dict[str, StepResult] = {}
+        # the lean lane (run/inline.py): which steps of the plan finished there, their
+        # perf_counter readings (start, end) and the metrics of those that asked for them
+        self.done = bytearray()
+        self.times: array[float] = array("d")
+        self.lean_metrics: dict[str, dict[str, Any]] = {}
+        self.offset = time.time() - time.perf_counter()  # perf_counter -> wall clock
         self.running: set[str] = set()
         self.maps: dict[str, MapState] = {}
         self.expansions: dict[str, Expansion] = {}  # namespace -> a dynamic pipeline running
@@ -135,6 +147,10 @@ class RunState:
         return config_lookup(self.config, source.data.split(".")[1:])
 
     def _add_dynamic(self, compiled: Compiled) -> None:
+        if self._shared:  # the plan's own tables are never written
+            self.nodes, self.producers = dict(self.nodes), dict(self.producers)
+            self.order = list(self.order)
+            self._shared = False
         self.nodes.update(compiled.nodes)
         self.waiting.update(compiled.waiting)
         for data, count in compiled.refs.items():
@@ -178,20 +194,26 @@ class RunState:
             return tasks[0] if tasks else None
         ready = self.ready
         while ready and not self.stopped:
-            task = self._start(ready.popleft())
-            if task is None:
-                continue
-            if task.step.options.map is not None and task.element is MISSING:
-                tasks = []
-                self._map_tasks(task.step.name, tasks, 1)
-                if tasks:
-                    task = tasks[0]
-                else:
-                    continue
-            if self.before_execute is not None:
-                self.before_execute()
-            return task
+            task = self.task_for(ready.popleft())
+            if task is not None:
+                return task
         return None
+
+    def task_for(self, name: str) -> Task | None:
+        """Start the ready step ``name``: its task (a map step's first element's), or None
+        when it ended without one (skipped, failed upstream, a cache hit, no element)."""
+        task = self._start(name)
+        if task is None:
+            return None
+        if task.step.options.map is not None and task.element is MISSING:
+            tasks: list[Task] = []
+            self._map_tasks(name, tasks, 1)
+            if not tasks:
+                return None
+            task = tasks[0]
+        if self.before_execute is not None:
+            self.before_execute()
+        return task
 
     def complete(self, task: Task, result: TaskResult) -> None:
         """Record the result of a dispatched task and release what it unblocks."""
@@ -451,22 +473,13 @@ class RunState:
                     else RELEASED
                 )
 
-    def finish(self) -> dict[str, StepResult]:
-        """Every step's record, in plan order; steps that never started are ``not_run``.
+    def finish(self) -> Records:
+        """What makes every step's record, in plan order, when first asked for; steps
+        that never started are ``not_run``.
 
         Call after :meth:`outputs`, which loads the kept values of cache hits.
         """
-        records: dict[str, StepResult] = {}
-        for item in self.order:
-            record = self.results.get(item.name)
-            if record is None:
-                reason = "the run stopped before this step started"
-                record = StepResult(item.name, "not_run", Skipped(reason), reason=reason)
-            elif (record.cached or self.fetch is not None) and isinstance(record.outcome, Ok):
-                kept = tuple(self.values.get(o, RELEASED) for o in item.outputs)
-                record.outcome = Ok(outcome_value(item, kept))
-            records[item.name] = record
-        return records
+        return Records(self)
 
     def _local(self, value: Any) -> Any:
         """A value here, in this process (fetched from a remote executor if need be)."""
@@ -479,6 +492,24 @@ class RunState:
             value = self.agent.load(name) if self.agent is not None else self.values[name]
             self.values[name] = self._local(value)
         return {k: self.values[k] for k in names}
+
+
+class _Seen(dict[str, "bool | Err | Skipped"]):
+    """``seen``: a step that finished in the lean lane is ``True`` without an entry."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: RunState) -> None:
+        super().__init__()
+        self.run = run
+
+    def __missing__(self, name: str) -> bool:
+        run = self.run
+        node = run.nodes.get(name)
+        index = -1 if node is None else node.lean
+        if 0 <= index < len(run.done) and run.done[index]:
+            return True
+        raise KeyError(name)
 
 
 def _datasets_of(plan: Plan, cache: RunCache | None, run_id: str) -> RunDatasets | None:

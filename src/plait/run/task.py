@@ -39,18 +39,25 @@ if TYPE_CHECKING:
     from plait.store.cache import Ticket
     from plait.store.store import ArtifactRef
 
-__all__ = ["Task", "TaskResult", "execute", "execute_async", "split_outputs"]
+__all__ = ["Cursor", "Task", "TaskResult", "execute", "execute_async", "split_outputs", "wall"]
 
 
 @dataclass(slots=True)
 class Task:
-    """One unit of work: a step on its inputs, or one element of a map step."""
+    """One unit of work: a step on its inputs, or one element of a map step.
+
+    While it runs, the task itself is what ``current()`` finds (a
+    :class:`~plait.run.context.LazyContext`): the step's :class:`StepContext` is made only
+    if the step asks for it.
+    """
 
     step: Step
     kwargs: dict[str, Any]
     run_id: str
     element: Any = MISSING  # index or key of a map element
     ticket: Ticket | None = None  # where to store the outputs, with a store
+    attempt: int = 1  # the attempt running now
+    made: StepContext | None = None  # the step's context, once it asked for it
 
     @property
     def label(self) -> str:
@@ -58,6 +65,49 @@ class Task:
         if self.element is MISSING:
             return self.step.name
         return f"{self.step.name}[{self.element!r}]"
+
+    def context(self) -> StepContext:
+        """The step's context (``current()``), made the first time it is asked for."""
+        made = self.made
+        if made is None:
+            element = None if self.element is MISSING else self.element
+            made = self.made = StepContext(self.run_id, self.step.name, self.attempt, element)
+        return made
+
+    def _begin(self) -> None:
+        """Start an execution afresh (a task may be executed again: a recomputed hit)."""
+        self.attempt = 1
+        self.made = None
+
+    def _next_attempt(self, attempt: int) -> None:
+        self.attempt = attempt
+        if self.made is not None:
+            self.made.attempt = attempt
+
+    def _metrics(self) -> dict[str, Any]:
+        """What the step logged: its context's metrics, or a new empty dict."""
+        made = self.made
+        return {} if made is None else made.metrics
+
+
+class Cursor:
+    """The context holder of the inline driver (``run/inline.py``): one per run, pointed at
+    each step as it starts, so a step that never calls ``current()`` costs two attribute
+    writes instead of a task object and a context variable switch."""
+
+    __slots__ = ("made", "name", "run_id")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.name = ""
+        self.made: StepContext | None = None
+
+    def context(self) -> StepContext:
+        """The running step's context, made the first time it is asked for."""
+        made = self.made
+        if made is None:
+            made = self.made = StepContext(self.run_id, self.name)
+        return made
 
 
 @dataclass(slots=True)
@@ -109,6 +159,18 @@ def split_outputs(item: Step, value: Any) -> tuple[Any, ...]:
         f"{got}; return a tuple of {len(outputs)} values or a dict keyed by output name",
         step=item.name,
     )
+
+
+_CLOCK = [time.time() - time.perf_counter(), time.perf_counter()]  # offset, when measured
+
+
+def wall(moment: float) -> float:
+    """The wall-clock time (``time.time()``) of a ``time.perf_counter()`` reading: one clock
+    read per boundary. The offset between the clocks is measured again after a minute, so
+    a change of the system clock is followed."""
+    if moment - _CLOCK[1] > 60.0:
+        _CLOCK[0], _CLOCK[1] = time.time() - time.perf_counter(), moment
+    return _CLOCK[0] + moment
 
 
 def _delay(item: Step, attempt: int) -> float:
@@ -196,7 +258,6 @@ def _finish(
         except OutputArityError as arity_error:
             error = arity_error
     result.error = error
-    result.end = time.time()
     if error is not None:
         result.traceback = "".join(traceback.format_exception(error))
     if result.ok and task.ticket is not None and not result.fallback:
@@ -211,14 +272,14 @@ def execute(task: Task) -> TaskResult:
     An ``async def`` step gets an event loop of its own here (a worker thread or process).
     """
     item = task.step
-    if item.is_async:
+    if item.signature.is_async:
         return asyncio.run(execute_async(task))
     timeout = item.options.timeout
-    result = TaskResult(False, start=time.time())
     started = time.perf_counter()
+    result = TaskResult(False, start=wall(started))
     element = task.element
-    ctx = StepContext(task.run_id, item.name, 1, None if element is MISSING else element)
-    token = set_context(ctx)
+    task._begin()
+    token = set_context(task)
     try:
         shield = guard(task.kwargs)
         shield.kwargs = wrap_inputs(item, shield.kwargs)
@@ -227,12 +288,12 @@ def execute(task: Task) -> TaskResult:
         while error is not None and _retryable(item, error, attempt):
             time.sleep(_delay(item, attempt))
             attempt += 1
-            ctx.attempt = attempt
+            task._next_attempt(attempt)
             value, error = _attempt(task, shield, timeout)
     finally:
         reset_context(token)
     result.attempts = attempt
-    result.metrics = ctx.metrics
+    result.metrics = task._metrics()
     if error is None and task.ticket is None and element is MISSING and item.single_output:
         values, result.metrics = unwrap_outputs(item, (value,), result.metrics)
         result.ok, result.values = True, release(shield, values)  # fast path of _finish
@@ -241,6 +302,7 @@ def execute(task: Task) -> TaskResult:
         return result
     _finish(task, shield, result, value, error)
     result.duration = time.perf_counter() - started
+    result.end = result.start + result.duration
     return result
 
 
@@ -248,9 +310,9 @@ async def execute_async(task: Task) -> TaskResult:
     """Run an ``async def`` task; cancellation of the caller propagates into the step."""
     item = task.step
     timeout = item.options.timeout
-    result = TaskResult(ok=False, start=time.time())
     started = time.perf_counter()
-    ctx = StepContext(task.run_id, item.name, 1, None if task.element is MISSING else task.element)
+    result = TaskResult(ok=False, start=wall(started))
+    task._begin()
     value: Any = None
     error: BaseException | None = None
     attempt = 0
@@ -261,8 +323,8 @@ async def execute_async(task: Task) -> TaskResult:
         if shield.tainted:
             error = refusal(shield, item.name)
             break
-        ctx.attempt = attempt
-        token = set_context(ctx)
+        task._next_attempt(attempt)
+        token = set_context(task)
         try:
             if timeout is None:
                 value = await item.func(**shield.kwargs)
@@ -286,7 +348,8 @@ async def execute_async(task: Task) -> TaskResult:
             break
         await asyncio.sleep(_delay(item, attempt))
     result.attempts = attempt
-    result.metrics = ctx.metrics
+    result.metrics = task._metrics()
     _finish(task, shield, result, value, error)
     result.duration = time.perf_counter() - started
+    result.end = result.start + result.duration
     return result
