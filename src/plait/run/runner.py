@@ -3,7 +3,8 @@
 ``run_pipeline`` (sync) and ``run_pipeline_async`` share :func:`_prepare` and
 :func:`_conclude`; only the driving differs. A sync run of a pipeline with ``async def``
 steps drives the same async loop with :func:`asyncio.run`, or, when the calling thread
-already runs an event loop (a notebook), in a helper thread.
+already runs an event loop (a notebook), in a helper thread. A large run freezes the heap
+that was there before it, for the garbage collector (:mod:`plait.run.collector`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from plait.errors import PipelineValidationError, RunFailed, UsageError, suggest
 from plait.observe.hooks import HookSet, RunInfo
 from plait.results import RunResult, RunStatus
+from plait.run.collector import run_collection
 from plait.run.drivers import drive_async, drive_sync
 from plait.run.executors import Executor, make_executor
 from plait.run.finishing import Records
@@ -269,18 +271,20 @@ def run_pipeline(pipeline: Pipeline, **options: Any) -> RunResult:
     token = _BUILDER.set(None)  # a step called inside a running step is a plain call
     try:
         run = _prepare(pipeline, **options)
-        try:
-            if _needs_loop(run):
-                _drive_in_loop(run)
-            else:
-                drive_sync(run.state, run.executor, run.limit)
-        except KeyboardInterrupt:
-            _conclude(run, "cancelled")
-            raise
-        except BaseException as exc:  # SystemExit from a step, a bug: never left running
-            _abandon(run, exc)
-            raise
-        return _raise_if_failed(run, _conclude(run))
+        with run_collection(len(run.state.order)):  # full collections skip the old heap
+            try:
+                if _needs_loop(run):
+                    _drive_in_loop(run)
+                else:
+                    drive_sync(run.state, run.executor, run.limit)
+            except KeyboardInterrupt:
+                _conclude(run, "cancelled")
+                raise
+            except BaseException as exc:  # SystemExit from a step, a bug: never left running
+                _abandon(run, exc)
+                raise
+            result = _conclude(run)
+        return _raise_if_failed(run, result)
     finally:
         _BUILDER.reset(token)
 
@@ -292,15 +296,17 @@ async def run_pipeline_async(pipeline: Pipeline, **options: Any) -> RunResult:
     token = _BUILDER.set(None)
     try:
         run = _prepare(pipeline, **options)
-        try:
-            await drive_async(run.state, run.executor, run.limit)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            _conclude(run, "cancelled")
-            raise
-        except BaseException as exc:
-            _abandon(run, exc)
-            raise
-        return _raise_if_failed(run, _conclude(run))
+        with run_collection(len(run.state.order)):
+            try:
+                await drive_async(run.state, run.executor, run.limit)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                _conclude(run, "cancelled")
+                raise
+            except BaseException as exc:
+                _abandon(run, exc)
+                raise
+            result = _conclude(run)
+        return _raise_if_failed(run, result)
     finally:
         _BUILDER.reset(token)
 
