@@ -19,7 +19,9 @@ celery
 
 Each graph is built once; only the run is timed; µs/step is the median run time divided by
 the number of steps; contenders are interleaved in each repetition. Each result is checked
-outside the timed region.
+outside the timed region. "cpu" is the median CPU time of this process per step, all its
+threads: the driver, the client and, on Dask, the ``LocalCluster``'s scheduler, which runs
+in this process (the workers do not); for Celery, the driver and its Redis client only.
 """
 
 from __future__ import annotations
@@ -78,25 +80,30 @@ def _plait_fan(n: int) -> Any:
     return Pipeline(steps), "total", n
 
 
-def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
+def _timed(function: Callable[[], Any]) -> tuple[float, float]:
+    """Wall-clock and this process's CPU seconds of one call."""
+    cpu = time.process_time()
     started = time.perf_counter()
-    value = function()
-    return time.perf_counter() - started, value
+    function()
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def _measure(
     contenders: dict[str, Callable[[], Any]], expected: Any, repeat: int
-) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+) -> dict[str, tuple[float, float]]:
+    """Each contender's median wall-clock and CPU seconds per run."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     for name, run in contenders.items():  # warm-up, checked
         value = run()
         if value != expected:
             raise AssertionError(f"{name} gave {value!r}, expected {expected!r}")
     for _ in range(repeat):
         for name, run in contenders.items():
-            seconds, _ = _timed(run)
-            times[name].append(seconds)
-    return {name: statistics.median(values) for name, values in times.items()}
+            times[name].append(_timed(run))
+    return {
+        name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+        for name, values in times.items()
+    }
 
 
 def _compare(
@@ -113,9 +120,11 @@ def _compare(
     count = steps + (1 if shape == "fan" else 0)
     return {
         "steps": count,
-        "plait_us_per_step": medians["plait"] / count * 1e6,
-        "raw_us_per_step": medians[raw_name] / count * 1e6,
-        "ratio": medians["plait"] / medians[raw_name],
+        "plait_us_per_step": medians["plait"][0] / count * 1e6,
+        "raw_us_per_step": medians[raw_name][0] / count * 1e6,
+        "ratio": medians["plait"][0] / medians[raw_name][0],
+        "plait_cpu_us_per_step": medians["plait"][1] / count * 1e6,
+        "raw_cpu_us_per_step": medians[raw_name][1] / count * 1e6,
     }
 
 
@@ -287,7 +296,9 @@ def main() -> int:
             print(
                 f"{engine:<7} {shape:<6} {figures['steps']:>4} steps: plait "
                 f"{figures['plait_us_per_step']:>8.0f} µs/step, raw "
-                f"{figures['raw_us_per_step']:>8.0f} µs/step, ratio {figures['ratio']:.2f}x"
+                f"{figures['raw_us_per_step']:>8.0f} µs/step, ratio {figures['ratio']:.2f}x; "
+                f"cpu here {figures['plait_cpu_us_per_step']:.0f} vs "
+                f"{figures['raw_cpu_us_per_step']:.0f} µs/step"
             )
     if options.json:
         Path(options.json).write_text(json.dumps(report, indent=2))
