@@ -48,7 +48,7 @@ def resolve_plan(
     order, requested = _prune(graph, outputs, problems, params)
     keys = config_keys(config)
     producers, sourced = graph.producers, graph.sourced
-    sources: dict[str, tuple[Source, ...]]
+    sources: Mapping[str, tuple[Source, ...]]
     whole = len(order) == len(graph.steps)  # nothing pruned: every step reads its inputs
     if whole and not keys and len(sourced) == len(order):
         # every input of every step is another step's output: the graph's own resolution

@@ -13,14 +13,19 @@ Resolution of a step's inputs depends on the run (which params are given, which 
 so it is done by :func:`resolve`, which returns a :class:`Plan`: the steps to run (pruned
 to the requested outputs), where each input comes from, and every problem found. Nothing
 raises until every problem has been collected. Most inputs are other steps' outputs: the
-graph resolves those once (``Graph.sourced``), and a plan takes them as they are (the whole
+graph knows which steps have only those (``Graph.sourced``, a mapping that makes a step's
+sources when read instead of keeping them), and a plan takes them as they are (the whole
 mapping, when every input of every step is one and no config key is in the way). A plan
 for some outputs is cut out of the problem-free plan of every step when there is one
 (:func:`narrow`), so validating and then running resolves each step once.
 
-Everything is linear in the number of steps and edges, with a few small objects per step
-(a million-step chain is the yardstick: ``benchmarks/bench_build.py``); the cyclic garbage
-collector is paused while a large model is built (:class:`paused_collection`).
+Everything is linear in the number of steps and edges, with few objects per step (a
+million-step chain is the yardstick: ``benchmarks/bench_build.py``). A graph keeps the
+steps (the pipeline's own dict, not a copy), the producers, one tuple of upstream step
+names per step (a step's own one-name ``outputs`` tuple when its upstream step is named
+like its output) and the order; what a plan may need but validation rarely does (the
+sources, the set of names read) is derived on use. The cyclic garbage collector is
+paused while a large model is built (:class:`paused_collection`).
 
 Input sources, in the order a bare data name is looked up: the whole config (``"config"``),
 a path into it (``"config.a.b"``), a step's output, a source dataset (a dataset no step
@@ -86,7 +91,7 @@ class Plan:
     """
 
     order: list[Step]
-    sources: dict[str, tuple[Source, ...]]
+    sources: Mapping[str, tuple[Source, ...]]
     upstream: Mapping[str, tuple[str, ...]]
     requested: frozenset[str] | None
     problems: list[Problem] = field(default_factory=list)
@@ -125,6 +130,65 @@ class LazyNames(AbstractSet[str]):
 
     def __repr__(self) -> str:
         return f"LazyNames({set(self._get())!r})"
+
+
+_new_tuple = tuple.__new__
+
+
+class Sourced(Mapping[str, tuple[Source, ...]]):
+    """Step name -> its sources, for the steps whose every input is another step's output
+    (not config): the graph's own resolution, which every plan shares.
+
+    A value is made on each read from the step and the producers (a read is one dict
+    look-up and a tuple or two): a graph keeps only the names of the other steps, not two
+    tuples a step (a million-step chain would keep two million).
+    """
+
+    __slots__ = ("_producers", "_steps", "_unsourced")
+
+    def __init__(
+        self, steps: Mapping[str, Step], producers: Mapping[str, str], unsourced: set[str]
+    ) -> None:
+        self._steps = steps
+        self._producers = producers
+        self._unsourced = unsourced
+
+    def __getitem__(self, name: str) -> tuple[Source, ...]:
+        item = self._steps[name]
+        feeds = item._feeds
+        if len(feeds) == 1 and not item.bound and not item.extra_inputs:  # the usual link
+            data = feeds[0]
+            up = self._producers.get(data)
+            if up is not None and not data.startswith("config"):
+                # a Source without NamedTuple's Python-level __new__
+                return (_new_tuple(Source, (item.signature.params[0], data, FROM_STEP, up)),)
+        elif name not in self._unsourced:
+            found = step_sources(item, self._producers)
+            if found is not None:
+                return found
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._steps and name not in self._unsourced
+
+    def __iter__(self) -> Iterator[str]:
+        unsourced = self._unsourced
+        return (name for name in self._steps if name not in unsourced)
+
+    def __len__(self) -> int:
+        return len(self._steps) - len(self._unsourced)
+
+
+def step_sources(item: Step, producers: Mapping[str, str]) -> tuple[Source, ...] | None:
+    """The sources of ``item`` when every input is another step's output (not config)."""
+    get = producers.get
+    made: list[Source] = []
+    for param, data in item._data_pairs():
+        up = get(data)
+        if up is None or data.startswith("config"):
+            return None
+        made.append(Source(param, data, FROM_STEP, up))
+    return tuple(made)
 
 
 class paused_collection:  # used as a function: ``with paused_collection(n):``
@@ -180,10 +244,14 @@ class Graph:
         self.order_view: tuple[Step, ...] | None = None
         self.upstream: dict[str, tuple[str, ...]] = {}
         # step name -> its sources when each input is another step's output (not config):
-        # most steps; every plan shares them (and the whole dict, when every step has one)
-        self.sourced: dict[str, tuple[Source, ...]] = {}
+        # most steps; every plan shares them (the whole mapping, when every step has one).
+        # Computed on each read, not kept: only the names of the other steps are.
+        unsourced: set[str] = set()
+        self.sourced: Mapping[str, tuple[Source, ...]] = Sourced(
+            self.steps, self.producers, unsourced
+        )
         self._read: set[str] | None = None
-        index, declared_in_order = self._upstreams()
+        index, declared_in_order = self._upstreams(unsourced)
         cycle: list[str] = []
         if declared_in_order:  # what Kahn's algorithm would give, known without running it
             self.order = list(self.steps.values())
@@ -247,10 +315,11 @@ class Graph:
                     )
         return annotated
 
-    def _upstreams(self) -> tuple[dict[str, int], bool]:
+    def _upstreams(self, unsourced: set[str]) -> tuple[dict[str, int], bool]:
         """Fill ``upstream``: step name -> its distinct upstream steps (producers of its
-        inputs, then after=), and ``sourced``. Return each step's position and whether
-        Kahn's algorithm would keep the declaration order.
+        inputs, then after=), and ``unsourced``: the steps with an input that is not
+        another step's output (see :class:`Sourced`). Return each step's position and
+        whether Kahn's algorithm would keep the declaration order.
 
         It would when the steps come after their upstream steps, and the position of each
         step's last-declared upstream step never decreases along the declaration (so
@@ -259,31 +328,30 @@ class Graph:
         that is then the declaration order itself. The usual way of writing a pipeline,
         a chain included, passes; anything else runs Kahn's algorithm.
         """
-        steps, upstream, sourced = self.steps, self.upstream, self.sourced
+        steps, upstream = self.steps, self.upstream
         get = self.producers.get
-        new_source = tuple.__new__  # a Source without NamedTuple's Python-level __new__
         index: dict[str, int] = {}
         in_order, last = True, -1
         previous = None  # the step declared just before, at position - 1
-        for position, (name, item) in enumerate(self.steps.items()):
+        for position, (name, item) in enumerate(steps.items()):
             feeds = item._feeds
             if len(feeds) == 1 and not item.bound and not item.extra_inputs and not item.after:
                 # one input and nothing else, the usual link: no lists
                 data = feeds[0]
                 up = get(data)
                 if up is None:
+                    unsourced.add(name)
                     ups: tuple[str, ...] = ()
                     released = -1
                 else:
-                    if not data.startswith("config"):
-                        source = (item.signature.params[0], data, FROM_STEP, up)
-                        sourced[name] = (new_source(Source, source),)
+                    if data.startswith("config"):
+                        unsourced.add(name)
                     made = steps[up].outputs  # shared when it is (up,): a default output
                     ups = made if len(made) == 1 and made[0] == up else (up,)
                     # a chain's link follows its upstream step: no look-up
                     released = position - 1 if up == previous else index.get(up, position)
             else:
-                ups = self._step_upstream(item, sourced)
+                ups = self._step_upstream(item, unsourced)
                 if not ups:
                     released = -1
                 elif len(ups) == 1:
@@ -298,22 +366,20 @@ class Graph:
             previous = name
         return index, in_order
 
-    def _step_upstream(self, item: Step, sourced: dict[str, tuple[Source, ...]]) -> tuple[str, ...]:
-        """A step's distinct upstream steps (any wiring); fills its ``sourced`` entry when
+    def _step_upstream(self, item: Step, unsourced: set[str]) -> tuple[str, ...]:
+        """A step's distinct upstream steps (any wiring); adds it to ``unsourced`` unless
         every input is another step's output (not config)."""
         get = self.producers.get
         found: list[str] = []
-        made: list[Source] | None = []
-        for param, data in item._data_pairs():
+        sourced = True
+        for _, data in item._data_pairs():
             up = get(data)
+            if up is None or data.startswith("config"):
+                sourced = False  # a param, config, dataset or default: resolved per plan
             if up is not None:
                 found.append(up)
-                if made is not None and not data.startswith("config"):
-                    made.append(Source(param, data, FROM_STEP, up))
-                    continue
-            made = None  # a param, config, dataset or default: resolved per plan
-        if made is not None:
-            sourced[item.name] = tuple(made)
+        if not sourced:
+            unsourced.add(item.name)
         if item.after:
             found.extend(self._after_steps(item))
         if len(found) <= 1:
