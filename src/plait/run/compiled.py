@@ -10,7 +10,8 @@ datasets), else -1. The position indexes the run's compact per-step arrays.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from plait.assets._types import _plan as asset_plan
 from plait.graph import FROM_DATASET, FROM_DEFAULT, FROM_STEP, Source, paused_collection
@@ -28,7 +29,7 @@ class Node:
     inputs: tuple[tuple[str, str, str], ...]  # (param, data, producer) fed by steps
     consumed: tuple[str, ...]  # distinct data names read from steps
     upstream: tuple[str, ...]
-    downstream: list[str] = field(default_factory=list)
+    downstream: list[str]
     dynamic_parent: str | None = None
     lean: int = -1  # the step's position in the plan when it may run in the lean lane
 
@@ -73,6 +74,7 @@ def _compile(
     producers: dict[str, str] = {}
     ready: list[str] = []
     has_async = False
+    plains = {key: plain for key, (_, plain) in _PLAIN_OPTIONS.items()}
     for index, item in enumerate(order):
         name = item.name
         found = sources[name]
@@ -90,7 +92,15 @@ def _compile(
                 consumed = made if made == (source.data,) else (source.data,)
         elif found:
             fed, statics, consumed = _split(found)
-        lean = index if dynamic_parent is None and _plain(item, statics) else -1
+        options = item.options
+        plain = plains.get(id(options))
+        if plain is None:
+            plain = plains[id(options)] = _plain_options(options)
+        lean = (
+            index
+            if plain and dynamic_parent is None and _plain(item, statics) and item.single_output
+            else -1
+        )
         nodes[name] = Node(item, statics, fed, consumed, ups, [], dynamic_parent, lean)
         for output in item.outputs:
             producers[output] = name
@@ -108,20 +118,30 @@ def _compile(
     return Compiled(nodes, waiting, refs, ready, producers, list(order), has_async)
 
 
-def _plain(item: Step, statics: tuple[Source, ...]) -> bool:
-    """True when nothing but a call is needed to run ``item`` (the lean lane's steps)."""
-    options = item.options
-    if (
-        not item.single_output
-        or item.signature.is_async
-        or options.retries
+_PLAIN_OPTIONS: dict[int, tuple[Any, bool]] = {}  # id(options) -> (options, plain?)
+
+
+def _plain_options(options: Any) -> bool:
+    """True when a step's options need nothing but a call (kept per options object: most
+    steps share the default one)."""
+    plain = not (
+        options.retries
         or options.timeout is not None
         or options.on_failure is not None
         or options.when is not None
         or options.map is not None
         or options.dynamic
         or options.on_upstream == "receive"
-    ):
+    )
+    if len(_PLAIN_OPTIONS) >= 1024:
+        _PLAIN_OPTIONS.clear()
+    _PLAIN_OPTIONS[id(options)] = (options, plain)  # kept alive: its id is not reused
+    return plain
+
+
+def _plain(item: Step, statics: tuple[Source, ...]) -> bool:
+    """True when ``item`` itself (its options aside) needs nothing but a call."""
+    if item.signature.is_async:
         return False
     if statics and any(source.kind == FROM_DATASET for source in statics):
         return False
