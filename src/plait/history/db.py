@@ -10,8 +10,9 @@ path means SQLite.
 Schema versions live in the ``meta`` table. :func:`_schema` is the newest schema, which a
 new database gets whole; :data:`MIGRATIONS` lists the columns and tables that take an
 existing database from one version to the next, applied in order on connect. A migration
-only adds (columns, tables, indexes) and is idempotent: a column that is already there is
-left alone, so two processes opening one old database at once both succeed.
+adds columns, tables and indexes, or drops an index (never data), and is idempotent: a
+column that is already there is left alone, so two processes opening one old database at
+once both succeed.
 
 Versions: 1, the first schema; 2 adds ``runs.structure`` (the id of the pipeline's
 structure, kept once per distinct structure in ``structures``), ``steps.params`` (the
@@ -25,7 +26,18 @@ need on big histories (runs by origin, by status and start time; steps by name a
 ``runs.experiment``, ``runs.version`` (the pipeline's version) and ``runs.project``, with
 indexes to list runs by each; 6 adds the asset catalog: ``assets`` (one row per project,
 asset name and version, with its kind, run, step, metadata and tags) and
-``asset_aliases`` (an alias such as ``production`` naming one version of an asset).
+``asset_aliases`` (an alias such as ``production`` naming one version of an asset); 7
+drops the index ``steps_by_name_run`` (version 4's), whose lookups the primary key of
+``steps`` serves, and which cost a page write per recorded step.
+
+Indexes. Each one is written on every step record, so the schema keeps only those a
+reader's query uses (checked with ``EXPLAIN QUERY PLAN``): ``steps`` by its primary key
+``(run_id, name)`` (a run's steps; one step of a run) and ``steps_by_name`` (a step's
+executions across runs, newest first); ``data_by_version`` (lineage: producers and
+consumers of a value) and ``data_by_run`` (a run's lineage rows, deleted with it); the
+``runs`` indexes for the listings. A migration that adds an index says which reader
+needs it. :func:`_schema` runs on every connect: it never makes an index that a later
+version drops (it would come back each time), nor one on a column a migration adds.
 
 Damage. A SQLite file that is not a database, or whose pages are damaged, raises
 :class:`DamagedHistoryError`, which names the file and the fix (``plait doctor --repair``),
@@ -64,7 +76,7 @@ LOCK_WAIT = 60.0  # seconds a DuckDB open waits for another process's lock
 _INDEXES_4 = [  # for the UI's pages over big histories (schema version 4)
     "CREATE INDEX IF NOT EXISTS runs_by_origin ON runs (origin_run_id)",
     "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, started_at)",
-    "CREATE INDEX IF NOT EXISTS steps_by_name_run ON steps (name, run_id)",
+    # version 4 also made steps_by_name_run (name, run_id), which version 7 drops
 ]
 _INDEXES_5 = [  # listings by experiment, version and project (schema version 5)
     "CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, started_at)",
@@ -120,7 +132,7 @@ _CATALOG_6 = [  # the asset catalog (schema version 6; plait.assets._catalog)
     "CREATE INDEX IF NOT EXISTS asset_aliases_by_name ON asset_aliases (name)",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +169,9 @@ MIGRATIONS: dict[int, list[str | AddColumn]] = {
         *_INDEXES_5,
     ],
     6: list(_CATALOG_6),
+    # every step record wrote an entry at a random place of steps_by_name_run: a page
+    # written per step; its lookups, (run_id, name), are the steps table's primary key's
+    7: ["DROP INDEX IF EXISTS steps_by_name_run"],
 }
 
 
@@ -304,10 +319,16 @@ class Database:
         conflict: str = "",
     ) -> None:
         """Insert ``rows`` with multi-row ``VALUES`` statements, each followed by
-        ``conflict`` (an ``ON CONFLICT ...`` clause) when given."""
+        ``conflict`` (an ``ON CONFLICT ...`` clause) when given; on SQLite, one prepared
+        statement run over the rows (``executemany``: no flattening, no new SQL text)."""
         if not rows:
             return
         width = len(rows[0])
+        if self.dialect.name == "sqlite":
+            one = "(" + ", ".join("?" * width) + ")"
+            sql = f"INSERT INTO {table} ({columns}) VALUES {one} {conflict}".rstrip()
+            cursor.executemany(sql, rows)
+            return
         chunk = max(1, 30000 // width)  # below SQLite's limit on bound parameters
         one = "(" + ", ".join([self.dialect.placeholder] * width) + ")"
         for start in range(0, len(rows), chunk):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait.graph import FROM_CONFIG, FROM_CONFIG_PATH, FROM_PARAM
 from plait.history.db import DamagedHistoryError
+from plait.history.recorder import step_rows
 from plait.history.records import structure_json, structure_row
 from plait.history.values import shown
 from plait.results import StepResult
@@ -286,28 +287,43 @@ def _catalog_writer(pipeline: Pipeline, state: RunState, store: Any) -> Any:
 
 def _listener(state: RunState, recorder: RunRecorder, *, revised: bool, catalog: Any = None) -> Any:
     """What hands a finished (or revised) step's record to the recorder (and its assets
-    to the catalog)."""
+    to the catalog): its rows, built here from what the scheduler has (see
+    :func:`~plait.history.recorder.step_rows`), appended to the recorder's buffer."""
+    key_parts = state.key_parts
+    nodes = state.nodes
+    add = recorder.add
+    run_id = recorder.run_id
 
     def record(result: StepResult) -> None:
+        name = result.name
         try:
-            parts = state.key_parts.get(result.name, {})
-            sources = parts.get("sources", {})
-            by_data = {sources.get(p, p): v for p, v in parts.get("inputs", {}).items()}
-            peak = result.metrics.get("peak_memory_bytes")  # from ProfileHook, which runs first
-            node = state.nodes.get(result.name)
-            recorder.step(
-                result,
-                by_data,
-                parts.get("code"),
-                peak if isinstance(peak, int) else None,
-                params=None if node is None else step_params(state, node),
-                logs=logs_of(result.metrics),
-                revised=revised,
-            )
+            parts = key_parts.get(name)
+            by_data: dict[str, str] = {}
+            code = None
+            if parts:
+                code = parts.get("code")
+                inputs = parts.get("inputs")
+                if inputs:
+                    sources = parts.get("sources")
+                    by_data = (
+                        {sources.get(p, p): v for p, v in inputs.items()}
+                        if sources
+                        else dict(inputs)
+                    )
+            metrics = result.metrics
+            logs = logs_of(metrics)  # Metrics carries them, even when it has no entries
+            peak = None
+            if metrics:
+                found = metrics.get("peak_memory_bytes")  # from ProfileHook, which runs first
+                peak = found if isinstance(found, int) else None
+            node = nodes.get(name)
+            params = None if node is None else step_params(state, node)
+            row, lineage = step_rows(run_id, result, by_data, code, peak, params, logs)
+            add(name, row, lineage, revised)
         except Exception as exc:
             _log.warning(
                 "could not record step %r of run %s (the run goes on): %s",
-                result.name,
+                name,
                 state.run_id,
                 exc,
             )
@@ -317,7 +333,7 @@ def _listener(state: RunState, recorder: RunRecorder, *, revised: bool, catalog:
             except Exception as exc:
                 _log.warning(
                     "could not record the assets of step %r of run %s in the catalog: %s",
-                    result.name,
+                    name,
                     state.run_id,
                     exc,
                 )
