@@ -122,8 +122,94 @@ def forget_modules(*names: str) -> None:
 
 
 def store_files(root: Path, kind: str = "objects") -> list[Path]:
-    """Every file under ``<root>/<kind>`` (``objects``, ``cache``), sorted."""
-    return sorted(p for p in (root / kind).rglob("*") if p.is_file())
+    """Every file under ``<root>/<kind>`` (``objects``, ``cache``), sorted; for
+    ``objects``, the artifacts a local store keeps inline in ``index.db`` too (as
+    :class:`InlineArtifact`, which reads, writes, renames and unlinks like a file)."""
+    files = sorted(p for p in (root / kind).rglob("*") if p.is_file())
+    if kind == "objects":
+        files += inline_artifacts(root)  # type: ignore[arg-type]
+    return files
+
+
+class InlineArtifact:
+    """An artifact kept inline in a local store's ``index.db`` (table ``artifacts``),
+    with the few ``Path`` methods the tests use on artifact files."""
+
+    def __init__(self, database: Path, path: str) -> None:
+        self.database = database
+        self.path = path  # objects/ab/<version>.<serializer>
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.name.rsplit(".", 1)[-1]
+
+    def _sql(self, query: str, *args: object) -> list[tuple[object, ...]]:
+        with contextlib.closing(sqlite3.connect(self.database)) as connection, connection:
+            return connection.execute(query, args).fetchall()
+
+    def read_bytes(self) -> bytes:
+        rows = self._sql("SELECT data FROM artifacts WHERE path = ?", self.path)
+        if not rows:
+            raise FileNotFoundError(self.path)
+        return bytes(rows[0][0])  # type: ignore[arg-type]
+
+    def write_bytes(self, data: bytes) -> None:
+        self._sql(
+            "INSERT INTO artifacts (path, data) VALUES (?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET data = excluded.data",
+            self.path,
+            data,
+        )
+
+    def exists(self) -> bool:
+        return bool(self._sql("SELECT 1 FROM artifacts WHERE path = ?", self.path))
+
+    is_file = exists
+
+    def unlink(self) -> None:
+        self._sql("DELETE FROM artifacts WHERE path = ?", self.path)
+
+    def with_suffix(self, suffix: str) -> InlineArtifact:
+        return InlineArtifact(self.database, self.path.rsplit(".", 1)[0] + suffix)
+
+    def rename(self, target: InlineArtifact) -> InlineArtifact:
+        self._sql("UPDATE artifacts SET path = ? WHERE path = ?", target.path, self.path)
+        return target
+
+    def __lt__(self, other: object) -> bool:
+        return str(self) < str(other)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InlineArtifact) and str(other) == str(self)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.database}[{self.path}]"
+
+    __repr__ = __str__
+
+
+def inline_artifacts(root: Path) -> list[InlineArtifact]:
+    """The artifacts kept inline in ``<root>/index.db``, sorted by path."""
+    database = root / "index.db"
+    if not database.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        try:
+            rows = connection.execute("SELECT path FROM artifacts ORDER BY path").fetchall()
+        except sqlite3.OperationalError:  # an index of an earlier version
+            return []
+    return [InlineArtifact(database, str(row[0])) for row in rows]
 
 
 def entries(root: Path) -> dict[str, bytes]:

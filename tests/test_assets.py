@@ -10,6 +10,7 @@ import executor_cases
 from plait import Asset, Dataset, Metrics, Model, Pipeline, Store, step
 from plait.assets import AssetError
 from plait.errors import PlaitError
+from store_cases import store_files
 
 executor = executor_cases.executor
 process_pool = executor_cases.process_pool
@@ -198,7 +199,7 @@ def test_load_verifies_the_stored_bytes(store, tmp_path):
 
     _pipeline().run(params={"rows": 3}, store=store)
     version = store.catalog.get("price-model").version
-    [path] = list((tmp_path / "store" / "objects").rglob(f"{version}.*"))
+    [path] = [p for p in store_files(tmp_path / "store") if p.name.startswith(f"{version}.")]
     path.write_bytes(path.read_bytes()[:-3] + b"xyz")
     with pytest.raises(CorruptArtifact):
         store.catalog.load("price-model")

@@ -20,6 +20,7 @@ import executor_cases
 from plait import Pipeline, step
 from plait.errors import UsageError
 from plait.executors import Dask
+from store_cases import store_files
 
 dask_executor = pytest.fixture(name="dask_executor")(executor_cases.shared_dask)
 
@@ -189,7 +190,7 @@ def test_hashers_and_serializers_registered_in_the_driver_reach_dask_workers(tmp
     assert again["steps"]["train"]["data_versions"] == versions
     assert again["steps"]["train"]["cached"] is False
     assert again["steps"]["score"]["cached"] is True  # equal model: its consumer hits
-    suffixes = {path.suffix for path in (folder / "store" / "objects").rglob("*.*")}
+    suffixes = {path.suffix for path in store_files(folder / "store")}  # files and inline
     assert ".model" in suffixes  # written with the registered serializer
 
 

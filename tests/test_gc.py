@@ -18,6 +18,7 @@ import pytest
 
 from plait import Pipeline, step
 from plait.errors import PlaitError
+from store_cases import store_files
 
 CALLS: Counter[str] = Counter()
 
@@ -50,8 +51,9 @@ def _pipeline(name="kept"):
 
 
 def _artifacts(store) -> set[str]:
-    """Data versions of the artifacts in a local store's ``objects`` directory."""
-    return {p.name.split(".")[0] for p in Path(store.url, "objects").rglob("*") if p.is_file()}
+    """Data versions of the artifacts in a local store (files under ``objects``, and the
+    small ones inline in ``index.db``)."""
+    return {p.name.split(".")[0] for p in store_files(Path(store.url))}
 
 
 def _versions(result) -> set[str]:

@@ -24,6 +24,7 @@ import pytest
 import plait
 from plait import Pipeline, Store, current, step
 from plait.errors import PlaitError, RunFailed
+from store_cases import store_files
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 CALLS: Counter[str] = Counter()
@@ -816,7 +817,7 @@ def test_a_hit_recomputed_for_a_damaged_artifact_is_recorded_as_such(open_store,
     pipeline = Pipeline([made, used], name="revised")
     first = pipeline.run(params={"n": 4}, store=store)
     version = store.history.run(first.run_id).steps["made"].data_versions["made"]
-    [artifact] = (tmp_path / "store" / "objects").glob(f"*/{version}.*")
+    [artifact] = [p for p in store_files(tmp_path / "store") if p.name.startswith(version)]
     artifact.write_bytes(b"garbage")
     again = pipeline.run(params={"n": 4}, store=store, force=["used"])
     assert again["used"] == 6

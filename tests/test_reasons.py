@@ -16,6 +16,7 @@ import pytest
 from cli_cases import plait as _plait
 from plait import Pipeline, RunResult, Store, current, step
 from plait.errors import PlaitError, UsageError
+from store_cases import damage, store_files
 
 CALLS: Counter[str] = Counter()
 SINK_REASON = "runs every time: a sink (no outputs) is not cached"
@@ -75,10 +76,8 @@ def _shown(result: RunResult, store: Path) -> dict[str, str]:
 
 def _damage(store: Path, version: str) -> None:
     """Cut an artifact in half, as a full disk or a killed copy would leave it."""
-    (artifact,) = (store / "objects" / version[:2]).glob(f"{version}.*")
-    size = artifact.stat().st_size
-    with artifact.open("r+b") as handle:
-        handle.truncate(size // 2)
+    (artifact,) = [p for p in store_files(store) if p.name.startswith(f"{version}.")]
+    damage(artifact, "truncate")  # a file, or an artifact kept inline in index.db
 
 
 def _drop_index(store: Path) -> None:

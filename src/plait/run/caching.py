@@ -278,7 +278,7 @@ class CacheAgent:
         record = state.results.get(producer)
         if record is not None and record.cache_key:
             self.cache.store.drop(record.cache_key)
-        self.cache.store.backend.delete(ref.path)
+        self.cache.store.delete_artifact(ref.path)
         kwargs = dict(node.step.bound)
         for source in node.statics:
             kwargs[source.param] = state._static_value(source)

@@ -100,6 +100,10 @@ def cache_key(parts: Mapping[str, Any]) -> str:
             append(f"d{len(value)}:")
             for key, item in sorted(value.items()):
                 append(f"s{len(key)}:{key}s{len(item)}:{item}")
+        elif kind is list and all(type(item) is str for item in value):
+            append(f"l{len(value)}:")
+            for item in value:
+                append(f"s{len(item)}:{item}")
         else:
             _encode(value, out)
     return _xxh3_128("".join(out).encode("utf-8", "surrogatepass"))
@@ -198,8 +202,9 @@ def persist(
             refs[name] = ArtifactRef(version, "unstored", "", -1)
         return refs
     try:
+        inline: list[tuple[str, bytes]] = []  # small artifacts, written with the entry
         for name, value in zip(names, values, strict=False):
-            refs[name] = ticket.store.put(value, versions[name])
+            refs[name] = ticket.store.put(value, versions[name], inline=inline)
         ticket.store.save(
             Entry(
                 ticket.key,
@@ -211,7 +216,8 @@ def persist(
                 ticket.session,
                 ticket.reusable,
                 ticket.parts,
-            )
+            ),
+            inline=inline,
         )
     except Exception as exc:
         _log.warning(

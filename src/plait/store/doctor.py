@@ -27,8 +27,13 @@ what the previous ones left:
 6. dataset records (``datasets/``, written by :mod:`plait.io`) that are not readable JSON
    objects are deleted: their readers treat them as absent, so a run writes them again.
 
-A temporary file or an unnamed artifact younger than :data:`GRACE` seconds may belong to a
-write in progress (an artifact is written before its entry) and is left alone. Entries and
+Artifacts are files under ``objects/`` or, when small, rows inline in ``index.db``
+(written in one transaction with their entry); both are checked, repaired and listed
+alike, by their content-address path. An index that is lost takes its inline artifacts
+with it: the rebuild adopts only files, and the other steps are recomputed.
+
+A temporary file or an unnamed artifact file younger than :data:`GRACE` seconds may belong
+to a write in progress (a file artifact is written before its entry) and is left alone. Entries and
 artifacts whose signature does not match this store's secret are reported and never
 deleted: another key may own them (``plait cache clear`` removes them).
 """
@@ -84,7 +89,7 @@ class Report:
         store: The store's location.
         problems: What is wrong, in the order found.
         entries: Readable cache entries.
-        artifacts: Artifacts on disk.
+        artifacts: Artifacts in the store (files and inline ones).
         history_version: The history's schema version (None: no SQLite history read).
         actions: What :func:`repair` did, one line each.
     """
@@ -207,7 +212,7 @@ def _check_history(store: Store, findings: _Findings, path: str | None) -> None:
 
 
 def _used(store: Store) -> bool:
-    return any(store.backend.exists(folder) for folder in ("objects", "steps"))
+    return any(store.backend.exists(name) for name in ("objects", "steps", "steps.db"))
 
 
 def _rebuild_problem(store: Store, findings: _Findings) -> Problem:
@@ -264,7 +269,7 @@ def _check_artifact(store: Store, entry: Entry, ref: ArtifactRef) -> Problem | N
     owner = f"(an output of step {entry.step!r}, entry {entry.key[:12]})"
     drop = "drop the entry and delete the file (the step is recomputed on the next run)"
     try:
-        data = store.backend.read(ref.path)
+        data = store.read_artifact(ref.path)
     except FileNotFoundError:
         drop = "drop the entry (the step is recomputed on the next run)"
         return Problem("artifact-missing", ref.path, f"artifact missing {owner}", drop)
@@ -310,7 +315,7 @@ def _check_files(store: Store, findings: _Findings) -> None:
 
 
 def _report(store: Store, findings: _Findings, actions: tuple[str, ...] = ()) -> Report:
-    count = sum(1 for _ in store.backend.list("objects"))
+    count = sum(1 for _ in store.backend.list("objects")) + len(_inline_paths(store))
     return Report(
         store.url,
         tuple(findings.problems),
@@ -355,7 +360,7 @@ def _fix(store: Store, findings: _Findings) -> list[str]:
         actions.append(_rebuild_index(store, findings))
     for key, paths in findings.doomed.items():
         for path in paths:
-            store.backend.delete(path)
+            store.delete_artifact(path)
             actions.append(f"deleted damaged artifact {path}")
         store.drop(key)
         actions.append(f"dropped cache entry {key}")
@@ -365,7 +370,7 @@ def _fix(store: Store, findings: _Findings) -> list[str]:
     named = {ref.path for entry in store.entries() for ref in entry.outputs.values()}
     for path in _old_files(store, temporary=False):
         if path not in named:
-            store.backend.delete(path)
+            store.delete_artifact(path)
             actions.append(f"deleted orphaned artifact {path}")
     return actions
 
@@ -478,13 +483,33 @@ def _read_index(path: str) -> list[tuple[str, bytes]]:
     return [(str(key), bytes(data)) for key, data in rows]
 
 
+def _inline_paths(store: Store) -> list[str]:
+    """The artifacts inline in a local ``index.db``, read read-only (none when it is
+    missing or damaged: a check never sets the index aside, a repair does)."""
+    path = _index_path(store)
+    if path is None or not os.path.exists(path):
+        return []
+    try:
+        connection = _read_only(path)
+        try:
+            rows = connection.execute("SELECT path FROM artifacts").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return []
+    return [str(row[0]) for row in rows]
+
+
 def _old_files(store: Store, *, temporary: bool) -> Iterator[str]:
-    """Temporary files anywhere in a local store, or artifacts, older than :data:`GRACE`."""
+    """Temporary files anywhere in a local store, or artifacts: files older than
+    :data:`GRACE`, and every inline one (written with its entry: never in flight)."""
     root = _local_root(store)
     if root is None:
         if not temporary:
             yield from list(store.backend.list("objects"))
         return
+    if not temporary:
+        yield from _inline_paths(store)
     now = time.time()
     base = root if temporary else os.path.join(root, "objects")
     for directory, _, names in os.walk(base):

@@ -45,6 +45,10 @@ __all__ = [
 MAGIC = b"\x00pe2"  # a binary entry; a JSON one (older versions, remote stores) starts "{"
 _SIGNED, _UNSIGNED = 0x53, 0x55  # b"S", b"U"
 _SIGNATURE = 64  # hex digits of an HMAC-SHA256
+# Refs decoded before, by their stored fields (an ArtifactRef is immutable and validated
+# once): a warm run decodes the same refs again. Bounded; cleared when full.
+_REFS: dict[tuple[Any, ...], ArtifactRef] = {}
+_REFS_MAX = 1 << 16
 
 _HEX = "0123456789abcdef"
 _SEEN_SERIALIZERS: set[str] = set()  # names that passed the check (a hit checks one set)
@@ -269,7 +273,12 @@ def decode_body(body: bytes) -> Entry:
             or not (signature is None or type(signature) is str)
         ):
             raise ValueError("a binary entry with a malformed output")
-        refs[name] = ArtifactRef(version, serializer, check, size, signature)
+        found = _REFS.get(ref)
+        if found is None:
+            if len(_REFS) >= _REFS_MAX:
+                _REFS.clear()
+            found = _REFS[ref] = ArtifactRef(version, serializer, check, size, signature)
+        refs[name] = found
     return Entry(key, step, pipeline, refs, created, run_id, session, reusable, parts)
 
 

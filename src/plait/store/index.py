@@ -2,18 +2,21 @@
 
 A local store keeps them in one SQLite file (``index.db``, WAL mode): a hit is a point
 query on an open connection instead of opening a file, which is what makes a fully
-cached step cost microseconds. Each step's last key parts (what ``plait why`` and a
-miss's reason compare against) are kept beside it in ``steps.db`` (:class:`PartsFile`),
-written in batches (see ``RunCache.remember``) instead of a file per executed step; a
-separate file, so that a lost or damaged index still lets a miss name what changed. A
-remote (fsspec) store keeps one object per entry under ``cache/``, since a database file
-cannot be shared over an object store.
+cached step cost microseconds. Small artifacts live there too (table ``artifacts``, keyed
+by the artifact's content-address path), written with their entry in one transaction
+(:meth:`SQLiteIndex.put_with`): a process killed at any point leaves both or neither, and
+a new step costs one commit instead of a file, a rename and a directory. Each step's
+last key parts (what ``plait why`` and a miss's reason compare against) are kept beside
+it in ``steps.db`` (:class:`PartsFile`), written in batches (see ``RunCache.remember``)
+instead of a file per executed step; a separate file, so that a lost or damaged index
+still lets a miss name what changed. A remote (fsspec) store keeps one object per entry
+under ``cache/``, since a database file cannot be shared over an object store.
 
 An index that is gone while the store around it was used (``index.db`` deleted beside
-``objects/`` and ``steps/``), or that is not a database any more, is rebuilt empty: a
+``objects/``, ``steps/`` or ``steps.db``), or that is not a database any more, is rebuilt empty: a
 damaged file is set aside as ``index.db.damaged-<time>`` and never read again. Either way
 :attr:`SQLiteIndex.rebuilt` says so, so that a step that misses can say why (every entry
-written before the rebuild is lost; the artifacts are still there and are rewritten).
+written before the rebuild is lost, with the inline artifacts; files are rewritten).
 """
 
 from __future__ import annotations
@@ -36,6 +39,18 @@ __all__ = ["FileIndex", "Index", "PartsFile", "RebuiltIndex", "SQLiteIndex"]
 _log = logging.getLogger("plait.store")
 _DAMAGED = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
 _GET = "SELECT data FROM entries WHERE key = ?"
+_GET_ARTIFACT = "SELECT data FROM artifacts WHERE path = ?"
+_ARTIFACTS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS artifacts (path TEXT PRIMARY KEY, data BLOB NOT NULL)"
+)
+_UPSERT_ENTRY = (
+    "INSERT INTO entries (key, data) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET data = excluded.data"
+)
+_UPSERT_ARTIFACT = (
+    "INSERT INTO artifacts (path, data) VALUES (?, ?) "
+    "ON CONFLICT (path) DO UPDATE SET data = excluded.data"
+)
 
 
 class _Process:
@@ -163,6 +178,7 @@ class SQLiteIndex:
         self._judged = True
         root = os.path.dirname(self.path)
         used = any(os.path.isdir(os.path.join(root, d)) for d in ("objects", "steps"))
+        used = used or os.path.isfile(os.path.join(root, "steps.db"))  # written after it
         if used and self.rebuilt is None:
             _log.warning("cache index %s is missing; it is rebuilt empty", self.path)
             self.rebuilt = RebuiltIndex("missing", time.time())
@@ -184,7 +200,10 @@ class SQLiteIndex:
         return self._connection
 
     def _open(self) -> sqlite3.Connection:
-        return _connect(self.path, "entries", "key")
+        connection = _connect(self.path, "entries", "key")
+        with contextlib.suppress(sqlite3.OperationalError):  # read-only: made on write
+            connection.execute(_ARTIFACTS_TABLE)
+        return connection
 
     def _set_aside(self, error: sqlite3.DatabaseError) -> None:
         """Move a damaged index file away (another process may have done it already)."""
@@ -226,11 +245,81 @@ class SQLiteIndex:
     def put(self, key: str, data: bytes) -> None:
         """Insert or replace, in its own transaction."""
         with self._lock:
-            self._db().execute(
-                "INSERT INTO entries (key, data) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
-                (key, data),
-            )
+            self._db().execute(_UPSERT_ENTRY, (key, data))
+
+    def put_with(self, key: str, data: bytes, artifacts: list[tuple[str, bytes]]) -> None:
+        """Insert or replace an entry and the small artifacts it names (path, bytes) in
+        ONE transaction: a reader (or a process killed at any point) sees all or none."""
+        if not artifacts:
+            self.put(key, data)
+            return
+        with self._lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                try:
+                    db.executemany(_UPSERT_ARTIFACT, artifacts)
+                except sqlite3.OperationalError:  # an index of an earlier version
+                    db.execute(_ARTIFACTS_TABLE)
+                    db.executemany(_UPSERT_ARTIFACT, artifacts)
+                db.execute(_UPSERT_ENTRY, (key, data))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def artifact(self, path: str) -> bytes | None:
+        """The bytes of the artifact kept inline at ``path``, or None."""
+        with self._lock:
+            db = self._connection
+            if db is None or self._pid != _PROCESS.pid:
+                if self._absent():
+                    return None
+                db = self._db()
+            try:
+                row = db.execute(_GET_ARTIFACT, (path,)).fetchone()
+            except sqlite3.OperationalError:  # no artifacts table: an earlier version's
+                return None
+        if row is None:
+            return None
+        data = row[0]
+        return data if type(data) is bytes else bytes(data)
+
+    def delete_artifacts(self, paths: list[str] | None = None) -> int:
+        """Delete the inline artifacts at ``paths`` (None: all); return how many were."""
+        with self._lock:
+            if self._absent():
+                return 0
+            db = self._db()
+            try:
+                if paths is None:
+                    return int(db.execute("DELETE FROM artifacts").rowcount)
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    removed = sum(
+                        db.execute("DELETE FROM artifacts WHERE path = ?", (p,)).rowcount
+                        for p in paths
+                    )
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                return int(removed)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return 0
+                raise
+
+    def artifact_paths(self) -> list[str]:
+        """The paths of every inline artifact."""
+        with self._lock:
+            if self._absent():
+                return []
+            try:
+                rows = self._db().execute("SELECT path FROM artifacts").fetchall()
+            except sqlite3.OperationalError:
+                return []
+        return [str(row[0]) for row in rows]
 
     def delete(self, key: str) -> None:
         """Delete by key."""

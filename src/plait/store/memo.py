@@ -141,8 +141,10 @@ def cached(
             except UnhashableValueError as exc:
                 _log.info("%s: result not cached, it has no data version (%s)", name, exc)
                 return
-            ref = target.put(value, version)
-            target.save(Entry(key, name, "@cached", {"value": ref}, time.time(), "", SESSION))
+            inline: list[tuple[str, bytes]] = []
+            ref = target.put(value, version, inline=inline)
+            entry = Entry(key, name, "@cached", {"value": ref}, time.time(), "", SESSION)
+            target.save(entry, inline=inline)
 
         if inspect.iscoroutinefunction(function):
 

@@ -3,12 +3,17 @@
 Layout under the root (a directory or an fsspec URL)::
 
     objects/ab/<data version>.<serializer>   one value's bytes, content-addressed
-    index.db (or cache/cd/<key>.json remote) a step's cached outputs (entries)
+    index.db (or cache/cd/<key>.json remote) a step's cached outputs (entries), and in a
+                                             local store the artifacts of at most
+                                             INLINE_MAX bytes (table artifacts, keyed by
+                                             the same objects/... path)
     steps/<pipeline>/<step>.json             the last key parts of a step (for "why"):
                                              in steps.db (table parts) for a local store;
                                              files of older stores are still read
 
-An entry is written after its artifacts, so an entry never points at a missing object.
+An entry is written after its file artifacts, and with its inline ones in one transaction,
+so an entry never points at a missing object. Readers look inline first, then for a file
+(:meth:`Store.read_artifact`).
 Every artifact's size and xxh3 checksum are in its entry and verified on read: a damaged
 or truncated artifact is logged and treated as a miss (the step is recomputed), never
 returned. Fields read from the store never reach a path unchecked: a data version is hex,
@@ -33,7 +38,6 @@ import json
 import logging
 import os
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -61,11 +65,12 @@ from plait.store.index import FileIndex, Index, PartsFile, SQLiteIndex
 from plait.store.serializers import serializer_for, serializer_named
 from plait.store.signing import Signer
 
-__all__ = ["SESSION", "ArtifactRef", "CorruptArtifact", "Entry", "Store"]
+__all__ = ["INLINE_MAX", "SESSION", "ArtifactRef", "CorruptArtifact", "Entry", "Store"]
 
 _log = logging.getLogger("plait.store")
 
 SESSION = uuid.uuid4().hex  # this process: for expire.session()
+INLINE_MAX = 64 * 1024  # bytes: a local store keeps artifacts up to this size in index.db
 
 
 @functools.lru_cache(maxsize=4096)
@@ -229,8 +234,17 @@ class Store:
         if isinstance(index, SQLiteIndex):
             index.ensure()
 
-    def put(self, value: Any, version: str) -> ArtifactRef:
-        """Store ``value`` (whose data version is ``version``) and return its reference."""
+    def put(
+        self, value: Any, version: str, *, inline: list[tuple[str, bytes]] | None = None
+    ) -> ArtifactRef:
+        """Store ``value`` (whose data version is ``version``) and return its reference.
+
+        With ``inline`` (a list), a local store keeps an artifact of at most
+        :data:`INLINE_MAX` bytes in its index instead of a file: its (path, bytes) are
+        appended to ``inline`` and written with the entry that names them, in one
+        transaction (``save(entry, inline=...)``). Larger ones, and a remote store's,
+        are files (objects) written here, before their entry.
+        """
         self._index_first()
         serializer = serializer_for(value)
         try:
@@ -247,9 +261,44 @@ class Store:
             len(data),
             self._artifact_signature(version, serializer.name, data),
         )
-        if not self.backend.exists(ref.path):
+        if inline is not None and len(data) <= INLINE_MAX and isinstance(self._index, SQLiteIndex):
+            inline.append((ref.path, data))
+        elif not self.backend.exists(ref.path):
             self.backend.write(ref.path, data)
         return ref
+
+    def read_artifact(self, path: str) -> bytes:
+        """The stored bytes at an artifact's ``path``: inline in the index, else its file.
+
+        Raises:
+            FileNotFoundError: When it is in neither place.
+        """
+        index = self.index
+        if isinstance(index, SQLiteIndex):
+            try:
+                data = index.artifact(path)
+            except sqlite3.Error as exc:
+                raise OSError(f"cannot read artifact {path}: {exc}") from exc
+            if data is not None:
+                return data
+        return self.backend.read(path)
+
+    def delete_artifact(self, path: str) -> None:
+        """Delete the artifact at ``path`` wherever it is (inline and/or file)."""
+        self.delete_inline_artifacts([path])
+        self.backend.delete(path)
+
+    def inline_artifact_paths(self) -> list[str]:
+        """The paths of the artifacts kept inline in a local store's index."""
+        index = self.index
+        return index.artifact_paths() if isinstance(index, SQLiteIndex) else []
+
+    def delete_inline_artifacts(self, paths: list[str] | None) -> int:
+        """Delete the inline artifacts at ``paths`` (None: every one); return how many."""
+        index = self.index
+        if not isinstance(index, SQLiteIndex) or paths == []:
+            return 0
+        return index.delete_artifacts(paths)
 
     def get(self, ref: ArtifactRef) -> Any:
         """Read and verify an artifact.
@@ -259,14 +308,14 @@ class Store:
                 does not load with its serializer.
         """
         try:
-            data = self.backend.read(ref.path)
+            data = self.read_artifact(ref.path)
         except FileNotFoundError as exc:
             raise CorruptArtifact(f"artifact {ref.path} is missing from {self.url}") from exc
         if len(data) != ref.size or checksum(data) != ref.checksum:
             # The ref is trusted (its entry was checked, and the path is a checked content
             # address): the bytes are what is wrong. Delete so the recomputed value is
             # written again.
-            self.backend.delete(ref.path)
+            self.delete_artifact(ref.path)
             raise CorruptArtifact(
                 f"artifact {ref.path} in {self.url} is damaged ({len(data)} bytes, expected "
                 f"{ref.size}); it will be recomputed"
@@ -283,7 +332,7 @@ class Store:
             # damaged, never a crash. Unsigned bytes are deleted so the recomputed value
             # is written again; signed ones are this store's own and are left alone.
             if self._signer is None:
-                self.backend.delete(ref.path)
+                self.delete_artifact(ref.path)
             raise CorruptArtifact(
                 f"artifact {ref.path} in {self.url} cannot be read as {ref.serializer} "
                 f"({type(exc).__name__}: {exc}); it will be recomputed"
@@ -360,12 +409,17 @@ class Store:
         )
         return False
 
-    def save(self, entry: Entry) -> None:
-        """Publish an entry (its artifacts must already be stored), atomically.
+    def save(self, entry: Entry, *, inline: list[tuple[str, bytes]] | None = None) -> None:
+        """Publish an entry, atomically: its file artifacts must already be stored, and
+        the ``inline`` ones :meth:`put` collected are written with it in one transaction.
 
         A local store keeps the binary form (:func:`~plait.store.entries.encode_entry`);
         a remote one one JSON object per entry, as before."""
-        self.index.put(entry.key, self._encode(entry))
+        index = self.index
+        if inline and isinstance(index, SQLiteIndex):
+            index.put_with(entry.key, self._encode(entry), inline)
+        else:
+            index.put(entry.key, self._encode(entry))
 
     def _encode(self, entry: Entry) -> bytes:
         signer = self._signer
@@ -454,25 +508,17 @@ class Store:
         for path, data in rows:
             self.backend.write(path, data.encode())
 
-    # -- maintenance ----------------------------------------------------------------------
+    # -- maintenance (plait.store._maintenance) ----------------------------------------------
     def clear(self) -> int:
-        """Delete every cache entry and artifact, and what datasets remember between runs
-        (``datasets/files/``, ``datasets/sinks/``); return how many files were removed.
+        """Delete every cache entry and artifact (files and inline ones), and what datasets
+        remember between runs (``datasets/files/``, ``datasets/sinks/``); return how many
+        were removed.
 
         Run history is kept, and with it each run's dataset records (``datasets/runs/``).
         """
-        removed = 0
-        for entry in list(self.entries()):
-            self.drop(entry.key)
-            removed += 1
-        parts = self._parts_file
-        if parts is not None:
-            removed += parts.clear()
-        for prefix in ("cache", "objects", "steps", "datasets/files", "datasets/sinks"):
-            for path in list(self.backend.list(prefix)):
-                self.backend.delete(path)
-                removed += 1
-        return removed
+        from plait.store._maintenance import clear
+
+        return clear(self)
 
     def gc(
         self,
@@ -487,63 +533,16 @@ class Store:
         ``older_than`` ago, are dropped: their records and their datasets' records
         (unless ``keep_lineage``, which keeps both, and lineage, while scrubbing values),
         the cache entries they wrote that no remaining run used, then every artifact no
-        remaining entry references. With neither argument, only unreferenced artifacts
-        are removed. A run that produced an asset version with an alias
-        (``catalog.tag(...)``) is never dropped, so that version stays loadable.
+        remaining entry references (files and inline ones). With neither argument, only
+        unreferenced artifacts are removed. A run that produced an asset version with an
+        alias (``catalog.tag(...)``) is never dropped, so that version stays loadable.
 
         Returns:
             Counts of removed ``runs``, ``entries`` and ``artifacts``.
         """
-        from plait._step_options import to_seconds
+        from plait.store._maintenance import gc
 
-        cutoff = to_seconds(older_than, "older_than")
-        doomed: set[str] = set()
-        kept_keys: set[str] = set()
-        if self.has_history and (keep_last is not None or cutoff is not None):
-            doomed = self._doomed_runs(keep_last, cutoff)
-            kept_keys = self._keys_of_kept_runs(doomed)
-            if not keep_lineage:
-                self.history.delete_runs(doomed)
-                for run_id in doomed:  # what each run read and wrote (plait.io)
-                    for path in list(self.backend.list(f"datasets/runs/{run_id}")):
-                        self.backend.delete(path)
-        entries = 0
-        live: set[str] = set()
-        for entry in list(self.entries()):
-            if entry.run_id in doomed and entry.key not in kept_keys:
-                self.drop(entry.key)
-                entries += 1
-            else:
-                live.update(ref.path for ref in entry.outputs.values())
-        artifacts = 0
-        for path in list(self.backend.list("objects")):
-            if path not in live:
-                self.backend.delete(path)
-                artifacts += 1
-        return {"runs": len(doomed), "entries": entries, "artifacts": artifacts}
-
-    def _doomed_runs(self, keep_last: int | None, cutoff: float | None) -> set[str]:
-        """The runs to drop; never one that produced an aliased asset version."""
-        from plait.assets._catalog import Catalog
-
-        protected = Catalog(self.history).protected_runs()
-        doomed: set[str] = set()
-        per_pipeline: dict[str, int] = {}
-        now = time.time()
-        for record in self.history.runs(limit=None):
-            seen = per_pipeline.get(record.pipeline, 0)
-            per_pipeline[record.pipeline] = seen + 1
-            too_many = keep_last is not None and seen >= keep_last
-            too_old = cutoff is not None and now - record.start_time > cutoff
-            if (too_many or too_old) and record.run_id not in protected:
-                doomed.add(record.run_id)
-        return doomed
-
-    def _keys_of_kept_runs(self, doomed: set[str]) -> set[str]:
-        rows = self.history.db.execute(
-            "SELECT DISTINCT run_id, cache_key FROM steps WHERE cache_key IS NOT NULL"
-        )
-        return {str(key) for run_id, key in rows if run_id not in doomed}
+        return gc(self, keep_last=keep_last, older_than=older_than, keep_lineage=keep_lineage)
 
 
 def _rebuild_store(url: str, history: str | bool | None, project: str | None = None) -> Store:
