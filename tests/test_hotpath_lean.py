@@ -101,9 +101,11 @@ def mixed() -> Pipeline:
     )
 
 
+@pytest.mark.parametrize("executor", ["sequential", "threads:2"])
 @pytest.mark.parametrize("outputs", [None, ["total", "logs"]])
-def test_records_and_values_match_the_general_path(outputs):
-    lean, general = both(mixed(), outputs=outputs, on_error="continue")
+def test_records_and_values_match_the_general_path(outputs, executor):
+    """Sequential: the lean lane; threads: records deferred (RunState._defer)."""
+    lean, general = both(mixed(), outputs=outputs, on_error="continue", executor=executor)
     assert lean.status == general.status == ("failed" if outputs is None else "succeeded")
     assert dict(lean) == dict(general)
     assert list(lean.steps) == list(general.steps)
@@ -226,3 +228,24 @@ def test_records_are_made_once_when_first_read():
     assert result.steps is first
     assert result.steps["src"] is first["src"]
     assert "src" in repr(result.summary())
+
+
+def test_an_async_run_defers_its_records_and_they_match():
+    import asyncio
+
+    async def twice(x):
+        await asyncio.sleep(0)
+        current().log_metric("seen", x)
+        return 2 * x
+
+    def plus(twice):
+        return twice + 1
+
+    pipeline = Pipeline([Step(twice), Step(plus)], params={"x": 3})
+    lean = asyncio.run(pipeline.run_async(outputs=["plus"]))
+    general = asyncio.run(pipeline.run_async(outputs=["plus"], hooks=[Listener()]))
+    assert lean["plus"] == general["plus"] == 7
+    for name in ("twice", "plus"):
+        assert comparable(lean.steps[name]) == comparable(general.steps[name])
+    assert lean.steps["twice"].outcome == Ok(RELEASED)
+    assert lean.steps["twice"].metrics == {"seen": 3}

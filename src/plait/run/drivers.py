@@ -43,6 +43,7 @@ def drive_sync(state: RunState, executor: Executor, limit: int | None) -> None:
     if executor.inline:
         drive_inline(state)  # run/inline.py: the lean lane
         return
+    state.deferring = state.can_defer()  # records made when first read
     done: queue.SimpleQueue[tuple[Task, cf.Future[TaskResult]]] = queue.SimpleQueue()
     inflight: dict[cf.Future[TaskResult], Task] = {}
     workers = getattr(executor, "max_workers", None)
@@ -95,19 +96,39 @@ def _submit(executor: Executor, task: Task) -> cf.Future[TaskResult]:
 
 
 async def drive_async(state: RunState, executor: Executor, limit: int | None) -> None:
-    """Run on the current event loop; cancellation stops everything and propagates."""
+    """Run on the current event loop; cancellation stops everything and propagates.
+
+    Each dispatched future reports its own completion (a done callback appends it to
+    ``arrived`` and wakes the loop): waking costs the same with ten or ten thousand
+    futures in flight (``asyncio.wait`` would add and remove a callback on every one of
+    them at each wake-up).
+    """
     loop = asyncio.get_running_loop()
+    state.deferring = state.can_defer()  # records made when first read
     helper = cf.ThreadPoolExecutor(1, thread_name_prefix="plait") if executor.inline else None
     inflight: dict[asyncio.Future[TaskResult], Task] = {}
+    arrived: list[asyncio.Future[TaskResult]] = []
+    wake = asyncio.Event()
+
+    def report(future: asyncio.Future[TaskResult]) -> None:
+        arrived.append(future)
+        wake.set()
+
     try:
         while True:
             free = None if limit is None else limit - len(inflight)
             if free is None or free > 0:
                 for task in state.next_tasks(free):
-                    inflight[_dispatch(loop, executor, helper, task)] = task
+                    future = _dispatch(loop, executor, helper, task)
+                    inflight[future] = task
+                    future.add_done_callback(report)
             if not inflight:
                 return
-            finished, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            if not arrived:
+                await wake.wait()
+            wake.clear()
+            finished = arrived[:]
+            arrived.clear()
             for future in finished:
                 task = inflight.pop(future)
                 try:

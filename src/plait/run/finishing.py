@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 from plait.results import RELEASED, Err, ErrorInfo, Ok, Outcome, Skipped, StepResult
 
 if TYPE_CHECKING:
+    from plait.run.compiled import Node
     from plait.run.state import RunState
     from plait.run.task import TaskResult
     from plait.steps import Step
     from plait.store.cache import Ticket
+    from plait.store.store import Entry
 
-__all__ = ["Records", "finish_step", "outcome_value", "store_values"]
+__all__ = ["Records", "defer", "finish_step", "outcome_value", "record_hit", "store_values"]
 
 
 def outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
@@ -77,6 +79,9 @@ def finish_step(
     item = run.nodes[name].step
     if result.ok and run.datasets is not None and run.datasets.saves(name):
         result = run.datasets.save_executed(item, result, run._local)
+    if result.ok and run.deferring and failed is None and not cached and ticket is None:
+        defer(run, name, result)  # its record is made when someone reads it (Records)
+        return
     if result.ok:
         kept = store_values(run, item, result.values)
         outcome: Outcome = Ok(outcome_value(item, kept))
@@ -118,6 +123,47 @@ def finish_step(
         run._record(name, record, error)
 
 
+def record_hit(run: RunState, name: str, node: Node, entry: Entry, key: str) -> None:
+    """Record a cache hit: its outputs enter the run lazily, with their versions."""
+    assert run.agent is not None
+    versions = run.agent.hit(node, entry)
+    if run.datasets is not None and run.datasets.saves(name):  # files missing/changed
+        try:
+            run.datasets.after_hit(node.step, versions, run.agent.load)
+        except Exception as exc:
+            run._decide(name, Err(exc), "failed", "saving a dataset failed")
+            return
+    values = run.agent.lazy_values(node, entry)
+    item = node.step
+    kept = store_values(run, item, values)
+    record = StepResult(
+        name,
+        "ok",
+        Ok(outcome_value(item, kept)),
+        cached=True,
+        reason="cache hit",
+        cache_key=key,
+        data_versions=versions,
+        start_time=entry.created,
+    )
+    run._record(name, record, None)
+
+
+def defer(run: RunState, name: str, result: TaskResult) -> None:
+    """Record a plain success compactly: its values kept, its record made later."""
+    item = run.nodes[name].step
+    requested, refs, values = run.requested, run.refs, run.values
+    for output, value in zip(item.outputs, result.values, strict=False):
+        if requested is None or refs.get(output, 0) > 0 or output in requested:
+            values[output] = value
+    result.values = ()  # the run's values dict holds what is kept
+    run.deferred[name] = result
+    run.seen[name] = True
+    node = run.nodes[name]
+    parent = node.dynamic_parent
+    run._advance(name, node, run.expansions.get(parent) if parent is not None else None)
+
+
 def store_values(run: RunState, item: Step, values: tuple[Any, ...]) -> tuple[Any, ...]:
     """Keep the values someone still needs; return them with RELEASED for the rest."""
     requested = run.requested
@@ -143,11 +189,22 @@ class Records:
     or ``RELEASED``).
     """
 
-    __slots__ = ("done", "made", "metrics", "offset", "order", "reload", "times", "values")
+    __slots__ = (
+        "deferred",
+        "done",
+        "made",
+        "metrics",
+        "offset",
+        "order",
+        "reload",
+        "times",
+        "values",
+    )
 
     def __init__(self, run: RunState) -> None:
         self.order = run.order
         self.made = run.results
+        self.deferred = run.deferred
         self.done = run.done
         self.times = run.times
         self.metrics = run.lean_metrics
@@ -158,12 +215,15 @@ class Records:
     def __call__(self) -> dict[str, StepResult]:
         records: dict[str, StepResult] = {}
         made, done, values, times = self.made, self.done, self.values, self.times
+        deferred = self.deferred
         lean = len(done)
         for index, item in enumerate(self.order):
             name = item.name
             record = made.get(name)
             if record is None and index < lean and done[index]:
                 record = _lean_record(self, index, item, times)
+            elif record is None and name in deferred:
+                record = _deferred_record(self, item, deferred[name])
             elif record is None:
                 record = StepResult(name, "not_run", Skipped(_NOT_RUN), reason=_NOT_RUN)
             elif (record.cached or self.reload) and isinstance(record.outcome, Ok):
@@ -171,6 +231,22 @@ class Records:
                 record.outcome = Ok(outcome_value(item, kept))
             records[name] = record
         return records
+
+
+def _deferred_record(records: Records, item: Step, result: TaskResult) -> StepResult:
+    kept = tuple(records.values.get(o, RELEASED) for o in item.outputs)
+    return StepResult(
+        item.name,
+        "ok",
+        Ok(outcome_value(item, kept)),
+        reason="executed",
+        fallback=result.fallback,
+        duration=result.duration,
+        start_time=result.start,
+        end_time=result.end,
+        attempts=result.attempts,
+        metrics=result.metrics,
+    )
 
 
 def _lean_record(records: Records, index: int, item: Step, times: array[float]) -> StepResult:

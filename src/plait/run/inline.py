@@ -43,26 +43,14 @@ if TYPE_CHECKING:
 __all__ = ["drive_inline"]
 
 
-def _lean_run(state: RunState) -> bool:
-    """True when nothing needs a record before the run ends (records can wait)."""
-    return (
-        state.agent is None
-        and not state.listeners
-        and not state.revised
-        and state.on_step_start is None
-        and state.before_execute is None
-        and state.datasets is None
-        and state.fetch is None
-    )
-
-
 def drive_inline(state: RunState) -> None:
     """Run every ready step in this thread, one at a time, until none is left."""
-    if not _lean_run(state):
+    if not state.can_defer():
         next_task, complete = state.next_task, state.complete
         while (task := next_task()) is not None:
             complete(task, execute(task))
         return
+    state.deferring = True  # the general path's successes too (finishing.defer)
     size = len(state.order)
     state.done = bytearray(size)
     state.times = array("d", bytes(16 * size))

@@ -61,7 +61,7 @@ from plait.run import dynamic, finishing, mapping
 from plait.run.caching import CacheAgent
 from plait.run.compiled import Compiled, Node, compile_plan
 from plait.run.dynamic import Expansion
-from plait.run.finishing import Records, outcome_value, store_values
+from plait.run.finishing import Records
 from plait.run.mapping import MapState
 from plait.run.task import Task, TaskResult
 from plait.steps import MISSING, Step
@@ -69,7 +69,6 @@ from plait.steps import MISSING, Step
 if TYPE_CHECKING:
     from plait.run.datasets import RunDatasets
     from plait.store.cache import RunCache, Ticket
-    from plait.store.store import Entry
 
 __all__ = ["RunState"]
 
@@ -121,6 +120,9 @@ class RunState:
         self.done = bytearray()
         self.times: array[float] = array("d")
         self.lean_metrics: dict[str, dict[str, Any]] = {}
+        # successes recorded compactly by the other drivers when records can wait
+        self.deferring = False
+        self.deferred: dict[str, TaskResult] = {}
         self.offset = time.time() - time.perf_counter()  # perf_counter -> wall clock
         self.running: set[str] = set()
         self.maps: dict[str, MapState] = {}
@@ -283,7 +285,7 @@ class RunState:
             if ticket is not None:
                 self.key_parts[name] = ticket.parts
             if entry is not None and ticket is not None:
-                self._hit(name, node, entry, ticket.key)
+                finishing.record_hit(self, name, node, entry, ticket.key)
                 return None
         self.running.add(name)
         if self.on_step_start is not None:
@@ -358,31 +360,6 @@ class RunState:
                 kwargs[param] = load(data)
         return kwargs
 
-    def _hit(self, name: str, node: Node, entry: Entry, key: str) -> None:
-        """Record a cache hit: its outputs enter the run lazily, with their versions."""
-        assert self.agent is not None
-        versions = self.agent.hit(node, entry)
-        if self.datasets is not None and self.datasets.saves(name):  # files missing/changed
-            try:
-                self.datasets.after_hit(node.step, versions, self.agent.load)
-            except Exception as exc:
-                self._decide(name, Err(exc), "failed", "saving a dataset failed")
-                return
-        values = self.agent.lazy_values(node, entry)
-        item = node.step
-        kept = store_values(self, item, values)
-        record = StepResult(
-            name,
-            "ok",
-            Ok(outcome_value(item, kept)),
-            cached=True,
-            reason="cache hit",
-            cache_key=key,
-            data_versions=versions,
-            start_time=entry.created,
-        )
-        self._record(name, record, None)
-
     def _decide(self, name: str, outcome: Outcome, status: StepStatus, reason: str) -> None:
         """Record an outcome reached without running the step."""
         error = outcome.error if isinstance(outcome, Err) else None
@@ -447,16 +424,38 @@ class RunState:
                 self.first_failure = (name, error)
             if self.stop_on_error:
                 self.stop()
+        self._advance(name, node, expansion)
+
+    def _advance(self, name: str, node: Node, expansion: Expansion | None) -> None:
+        """Step ``name`` ended: release what it read, ready its consumers."""
         for data in node.consumed:
             self._release(data)
+        waiting, ready = self.waiting, self.ready
         for child in node.downstream:
-            self.waiting[child] -= 1
-            if self.waiting[child] == 0:
-                self.ready.append(child)
+            count = waiting[child] - 1
+            waiting[child] = count
+            if count == 0:
+                ready.append(child)
+        parent = node.dynamic_parent
         if expansion is not None and parent is not None:
             expansion.waiting.discard(name)
             if not expansion.waiting:
                 self._finish_dynamic(parent)
+
+    def can_defer(self) -> bool:
+        """True when nothing needs a step's record before the run ends (no store, no
+        hook, no history, no datasets, no remote values): successes can be recorded
+        compactly (``deferred``, the lean lane's arrays) and their records made when
+        ``RunResult.steps`` is first read."""
+        return (
+            self.agent is None
+            and not self.listeners
+            and not self.revised
+            and self.on_step_start is None
+            and self.before_execute is None
+            and self.datasets is None
+            and self.fetch is None
+        )
 
     def _release(self, data: str) -> None:
         count = self.refs.get(data, 0) - 1
