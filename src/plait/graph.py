@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from plait.errors import CycleProblem, Problem, suggest
-from plait.steps import MISSING, Step
+from plait.steps import MISSING, NO_ENTRIES, Step
 from plait.typecheck import compatible, type_problems
 
 __all__ = [
@@ -156,7 +156,7 @@ class Sourced(Mapping[str, tuple[Source, ...]]):
     def __getitem__(self, name: str) -> tuple[Source, ...]:
         item = self._steps[name]
         feeds = item._feeds
-        if len(feeds) == 1 and not item.bound and not item.extra_inputs:  # the usual link
+        if len(feeds) == 1 and item.bound is NO_ENTRIES and item.extra_inputs is NO_ENTRIES:
             data = feeds[0]
             up = self._producers.get(data)
             if up is not None and not data.startswith("config"):
@@ -335,7 +335,12 @@ class Graph:
         previous = None  # the step declared just before, at position - 1
         for position, (name, item) in enumerate(steps.items()):
             feeds = item._feeds
-            if len(feeds) == 1 and not item.bound and not item.extra_inputs and not item.after:
+            if (
+                len(feeds) == 1
+                and item.bound is NO_ENTRIES
+                and item.extra_inputs is NO_ENTRIES
+                and not item.after
+            ):
                 # one input and nothing else, the usual link: no lists
                 data = feeds[0]
                 up = get(data)
@@ -346,8 +351,13 @@ class Graph:
                 else:
                     if data.startswith("config"):
                         unsourced.add(name)
-                    made = steps[up].outputs  # shared when it is (up,): a default output
-                    ups = made if len(made) == 1 and made[0] == up else (up,)
+                    made = steps[up].outputs
+                    if len(made) == 1:  # one tuple for equal ones (a chain's link has three)
+                        if made[0] == data and made is not feeds:
+                            item._feeds = made  # the same names: nothing else changes
+                        ups = made if made[0] == up else (up,)
+                    else:
+                        ups = (up,)
                     # a chain's link follows its upstream step: no look-up
                     released = position - 1 if up == previous else index.get(up, position)
             else:

@@ -89,8 +89,12 @@ class Pipeline:
         self._left_out: dict[str, str] = {}  # data -> its producer left out by select()
         self._outside: frozenset[str] = frozenset()  # inputs of steps select() left out
         self._token: contextvars.Token[Pipeline | None] | None = None
+        own = self._steps
         for item in steps or ():
-            self._add_one(item)
+            if type(item) is Step and item.name not in own:
+                own[item.name] = item  # the usual case: no graph to forget yet
+            else:
+                self._add_one(item)
 
     # -- assembly ---------------------------------------------------------------
     def add(self, *steps: Step | Pipeline | SubPipeline) -> Pipeline:

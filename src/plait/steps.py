@@ -45,8 +45,10 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-# Shared by every step that has no such entries (most of them): one object, never mutated.
-_NO_ENTRIES: Mapping[str, Any] = MappingProxyType({})
+# Shared by every step that has no such entries (most of them): one object, never mutated;
+# a step's ``bound`` or ``extra_inputs`` is this object or not empty (plait.graph checks
+# ``is NO_ENTRIES`` for its fast path).
+NO_ENTRIES: Mapping[str, Any] = MappingProxyType({})
 # What functools.update_wrapper would copy; served from the function by ``__getattr__``
 # (``__module__`` and ``__doc__`` also live on the class: see _FunctionText).
 _FROM_FUNCTION = frozenset({"__name__", "__qualname__", "__wrapped__"})
@@ -198,7 +200,7 @@ class Step:
         self.func = func
         self.name = step_name
         signature = self.signature = _signature(func)
-        self.bound = self.extra_inputs = _NO_ENTRIES
+        self.bound = self.extra_inputs = NO_ENTRIES
         params = signature.params
         # the usual cases inline (a 100,000-step pipeline defines 100,000 steps): no
         # inputs=, or a list of data names for the first parameters
@@ -244,7 +246,7 @@ class Step:
         """The data name feeding each parameter (in order), and the ``**kwargs`` entries."""
         params = self.signature.params
         if inputs is None:
-            return params, _NO_ENTRIES
+            return params, NO_ENTRIES
         if isinstance(inputs, str):
             inputs = [inputs]
         if type(inputs) is not list and isinstance(inputs, Mapping):
@@ -261,7 +263,7 @@ class Step:
             if type(data) is not str or not data:
                 _check_data_name(self.name, param, data)
         # the rest are fed by their own names
-        return (*names, *params[count:]) if count < len(params) else tuple(names), _NO_ENTRIES
+        return (*names, *params[count:]) if count < len(params) else tuple(names), NO_ENTRIES
 
     def _wire_by_name(self, inputs: Mapping[str, str]) -> tuple[tuple[str, ...], Mapping[str, str]]:
         sig = self.signature
@@ -279,7 +281,7 @@ class Step:
                     f"of {self.func.__name__}{suggest(param, sig.params)}; "
                     f"parameters are {list(sig.params)}"
                 )
-        return tuple(wiring.values()), extra or _NO_ENTRIES
+        return tuple(wiring.values()), extra or NO_ENTRIES
 
     def _output_names(self, outputs: str | Sequence[str] | None) -> tuple[tuple[str, ...], bool]:
         if outputs is None:
@@ -401,10 +403,10 @@ class Step:
         clone = self._copy()
         clone.name = name
         clone.inputs = inputs
-        clone.extra_inputs = dict(extra_inputs) if extra_inputs else _NO_ENTRIES
+        clone.extra_inputs = dict(extra_inputs) if extra_inputs else NO_ENTRIES
         clone.outputs = outputs
         clone.after = after
-        clone.bound = dict(bound) if bound else _NO_ENTRIES
+        clone.bound = dict(bound) if bound else NO_ENTRIES
         clone._explicit_outputs = True
         return clone
 
