@@ -13,9 +13,11 @@ import asyncio
 import secrets
 import threading
 import time
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, cast
 
 from plait.errors import PipelineValidationError, RunFailed, UsageError, suggest
 from plait.observe.hooks import HookSet, RunInfo
@@ -46,7 +48,7 @@ class RunGraph:
 
     name: str
     order: list[Step]
-    producers: dict[str, str]
+    producers: Mapping[str, str]
 
 
 @dataclass(slots=True)
@@ -232,13 +234,15 @@ def _conclude(run: _Run, status: RunStatus | None = None) -> RunResult:
         status=status,
         outputs=outputs,
         steps=steps,
-        producers={**run.pipeline.producers, **state.producers},  # pruned ones too
+        # the run's producers, then the pipeline's (pruned steps too): looked up, not copied
+        producers=ChainMap(state.producers, cast("dict[str, str]", run.pipeline.producers)),
         requested=state.requested,
         start_time=run.start,
         duration=time.perf_counter() - run.started,
         params=run.info.params,
     )
-    result.graph = RunGraph(run.pipeline.name, list(state.order), dict(state.producers))
+    # the plan's own producers, read-only (a dynamic run's are its state's own copy)
+    result.graph = RunGraph(run.pipeline.name, list(state.order), MappingProxyType(state.producers))
     if run.recorder is not None:
         failure = state.first_failure
         error = None if failure is None else f"{failure[0]}: {failure[1]!r}"
