@@ -269,3 +269,18 @@ def test_lists_and_tuples_key_alike_as_they_did_in_json():
 def test_dicts_with_keys_of_several_types_are_keyed_in_a_stable_order():
     assert cache_key({"a": {1: "x", "b": 2}}) == cache_key({"a": {"b": 2, 1: "x"}})
     assert cache_key({"a": {1: "x"}}) != cache_key({"a": {"1": "x"}})
+
+
+@pytest.mark.parametrize("element", [None, "e" * 32])
+@pytest.mark.parametrize("files", [False, True])
+def test_a_runs_keys_equal_the_keys_of_its_parts(tmp_path, element, files):
+    from plait.store.cache import RunCache
+
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n")
+    item = step(total, name="total_v", version="3", input_files=[str(data)] if files else ())
+    cache = RunCache(Store(tmp_path / "store", history=False), "p", "run")
+    for inputs in ({"source": "a" * 32}, {"source": "b" * 32}, {}):
+        parts = cache.parts(item, inputs, element, {"source": "source"})
+        assert cache.key(item, parts) == cache_key(parts)
+        assert cache.key(item, parts) == cache.key(item, parts)  # the fixed part, reused

@@ -26,7 +26,7 @@ from plait.graph import FROM_DATASET, Source
 from plait.results import RELEASED, Ok, StepResult
 from plait.run.task import Task, TaskResult, execute
 from plait.steps import MISSING
-from plait.store.cache import UNVERSIONED, Lazy, RunCache, Ticket, cache_key, unversioned_ref
+from plait.store.cache import UNVERSIONED, Lazy, RunCache, Ticket, unversioned_ref
 from plait.store.hashing import data_version
 from plait.store.store import ArtifactRef, CorruptArtifact, Entry
 
@@ -104,6 +104,8 @@ class CacheAgent:
 
     def unversioned_input(self, node: Node, skip: str | None = None) -> str | None:
         """Why ``node`` can have no cache key (an input with no data version), or None."""
+        if not self.unversioned:
+            return None
         for param, data, _ in node.inputs:
             cause = self.unversioned.get(data) if param != skip else None
             if cause is not None:
@@ -124,7 +126,7 @@ class CacheAgent:
             param = self._unhashable_param(node)
             return None, f"not cached: input {param!r} has no data version ({exc})", None
         parts = self.cache.parts(item, versions, None, self.sources(node))
-        key = cache_key(parts)
+        key = self.cache.key(item, parts)
         entry, known = self.cache.lookup(item, key)
         ticket = Ticket(
             self.cache.store, key, self.cache.pipeline, self.cache.run_id, item.options.cache, parts
@@ -155,7 +157,7 @@ class CacheAgent:
         except UnhashableValueError:
             return MISSING, None
         parts = self.cache.parts(item, base, version, self.sources(node))
-        key = cache_key(parts)
+        key = self.cache.key(item, parts)
         ticket = Ticket(
             self.cache.store, key, self.cache.pipeline, self.cache.run_id, item.options.cache, parts
         )

@@ -85,28 +85,32 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     again and the steps run once more (see ``docs/trust.md``).
     """
     out = [_KEY_VERSION]
-    append = out.append
     for name in sorted(parts):
-        if name == "sources":
-            continue
-        value = parts[name]
-        kind = type(value)
-        append(f"{len(name)}:{name}")
-        if kind is str:  # the common shapes inline (a hit computes one key per step)
-            append(f"s{len(value)}:{value}")
-        elif value is None:
-            append("n")
-        elif kind is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
-            append(f"d{len(value)}:")
-            for key, item in sorted(value.items()):
-                append(f"s{len(key)}:{key}s{len(item)}:{item}")
-        elif kind is list and all(type(item) is str for item in value):
-            append(f"l{len(value)}:")
-            for item in value:
-                append(f"s{len(item)}:{item}")
-        else:
-            _encode(value, out)
+        if name != "sources":
+            _encode_part(name, parts[name], out)
     return _xxh3_128("".join(out).encode("utf-8", "surrogatepass"))
+
+
+def _encode_part(name: str, value: Any, out: list[str]) -> None:
+    """Append one named part's encoding (the common shapes inline: a hit computes one key
+    per step)."""
+    append = out.append
+    kind = type(value)
+    append(f"{len(name)}:{name}")
+    if kind is str:
+        append(f"s{len(value)}:{value}")
+    elif value is None:
+        append("n")
+    elif kind is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+        append(f"d{len(value)}:")
+        for key, item in sorted(value.items()):
+            append(f"s{len(key)}:{key}s{len(item)}:{item}")
+    elif kind is list and all(type(item) is str for item in value):
+        append(f"l{len(value)}:")
+        for item in value:
+            append(f"s{len(item)}:{item}")
+    else:
+        _encode(value, out)
 
 
 _KEY_VERSION = "plait-key/2;"
@@ -256,6 +260,7 @@ class RunCache:
         self.forced: frozenset[str] = force if isinstance(force, frozenset) else frozenset()
         self.reuse_runs = reuse_runs
         self._code: dict[int, tuple[Any, str]] = {}  # fingerprints, fixed for the run
+        self._fixed: dict[str, tuple[Step, str, str]] = {}  # see key()
         self._pending_parts: list[tuple[str, str, Mapping[str, Any]]] = []
         self._pending_since = 0.0
 
@@ -292,6 +297,25 @@ class RunCache:
         if sources is not None:
             parts["sources"] = dict(sources)
         return parts
+
+    def key(self, item: Step, parts: Mapping[str, Any]) -> str:
+        """``cache_key(parts)`` for parts made by :meth:`parts` for ``item``, with the
+        encoding of the parts fixed for the run (code, version, outputs) made once per
+        step: the same string, so the same key."""
+        found = self._fixed.get(item.name)
+        if found is None or found[0] is not item:
+            head: list[str] = []
+            _encode_part("code", self.code(item), head)
+            tail: list[str] = []
+            _encode_part("outputs", list(item.outputs), tail)
+            _encode_part("version", item.options.version, tail)
+            found = self._fixed[item.name] = (item, _KEY_VERSION + "".join(head), "".join(tail))
+        out = [found[1]]
+        for name in ("element", "files", "inputs"):  # sorted, between code and outputs
+            if name in parts:
+                _encode_part(name, parts[name], out)
+        out.append(found[2])
+        return _xxh3_128("".join(out).encode("utf-8", "surrogatepass"))
 
     def lookup(self, item: Step, key: str) -> tuple[Entry | None, str]:
         """The entry to reuse, or None and why not."""
