@@ -42,19 +42,25 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from plait.store._doctor_files import (
+    GRACE,
+    history_path,
+    index_path,
+    inline_paths,
+    old_files,
+    read_index,
+    schema_version,
+    sqlite_state,
+)
 from plait.store._index_rebuild import rebuild_plan
 from plait.store.entries import checksum, parse_entry
 from plait.store.store import ArtifactRef, Entry, Store
 
 __all__ = ["GRACE", "Problem", "Report", "check", "repair"]
-
-GRACE = 60.0  # seconds: younger temporary files and unnamed artifacts may be writes in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +157,10 @@ def check(store: Store) -> Report:
 
 def _check(store: Store) -> _Findings:
     findings = _Findings()
-    _check_history(store, findings, _history_path(store))
-    index = _index_path(store)
+    _check_history(store, findings, history_path(store))
+    index = index_path(store)
     if index is not None:
-        state = _sqlite_state(index, required="entries")
+        state = sqlite_state(index, required="entries")
         if state == "missing" and _used(store):
             findings.index_lost = True
             findings.problems.append(Problem("index-missing", "index.db", "missing", ""))
@@ -183,7 +189,7 @@ def _check_history(store: Store, findings: _Findings, path: str | None) -> None:
 
     if path is None:
         return
-    state = _sqlite_state(path, required="meta")
+    state = sqlite_state(path, required="meta")
     if state == "missing":
         return
     if state != "ok":
@@ -198,7 +204,7 @@ def _check_history(store: Store, findings: _Findings, path: str | None) -> None:
             )
         )
         return
-    findings.history_version = _schema_version(path)
+    findings.history_version = schema_version(path)
     if findings.history_version is not None and findings.history_version > SCHEMA_VERSION:
         findings.problems.append(
             Problem(
@@ -286,9 +292,9 @@ def _check_artifact(store: Store, entry: Entry, ref: ArtifactRef) -> Problem | N
 
 def _raw_entries(store: Store) -> Iterator[tuple[str, bytes]]:
 
-    path = _index_path(store)
+    path = index_path(store)
     if path is not None:
-        yield from _read_index(path)
+        yield from read_index(path)
         return
     for name in list(store.backend.list("cache")):
         if name.endswith(".json"):
@@ -300,14 +306,14 @@ def _raw_entries(store: Store) -> Iterator[tuple[str, bytes]]:
 
 def _check_files(store: Store, findings: _Findings) -> None:
 
-    for path in _old_files(store, temporary=True):
+    for path in old_files(store, temporary=True):
         findings.problems.append(
             Problem("temp-file", path, "a temporary file left by a killed writer", "delete it")
         )
     if findings.index_lost:
         return  # every artifact looks unnamed until the index is rebuilt
     named = {ref.path for entry in findings.entries.values() for ref in entry.outputs.values()}
-    for path in _old_files(store, temporary=False):
+    for path in old_files(store, temporary=False):
         if path not in named:
             findings.problems.append(
                 Problem("orphan", path, "an artifact no cache entry names", "delete it")
@@ -315,7 +321,7 @@ def _check_files(store: Store, findings: _Findings) -> None:
 
 
 def _report(store: Store, findings: _Findings, actions: tuple[str, ...] = ()) -> Report:
-    count = sum(1 for _ in store.backend.list("objects")) + len(_inline_paths(store))
+    count = sum(1 for _ in store.backend.list("objects")) + len(inline_paths(store))
     return Report(
         store.url,
         tuple(findings.problems),
@@ -368,7 +374,7 @@ def _fix(store: Store, findings: _Findings) -> list[str]:
         store.backend.delete(path)
         actions.append(f"deleted damaged dataset record {path}")
     named = {ref.path for entry in store.entries() for ref in entry.outputs.values()}
-    for path in _old_files(store, temporary=False):
+    for path in old_files(store, temporary=False):
         if path not in named:
             store.delete_artifact(path)
             actions.append(f"deleted orphaned artifact {path}")
@@ -378,7 +384,7 @@ def _fix(store: Store, findings: _Findings) -> list[str]:
 def _recover_history(store: Store) -> str:
     from plait.history.recover import recover
 
-    path = _history_path(store)
+    path = history_path(store)
     assert path is not None  # only a SQLite history is found damaged
     done = recover(path)
     copied = ", ".join(f"{n} {table}" for table, n in done.copied.items() if table != "meta")
@@ -394,7 +400,7 @@ def _recover_history(store: Store) -> str:
 def _rebuild_index(store: Store, findings: _Findings) -> str:
     from plait.history.recover import set_aside
 
-    path = _index_path(store)
+    path = index_path(store)
     assert path is not None  # only a SQLite index is found missing or damaged
     aside = ""
     if os.path.exists(path):
@@ -411,115 +417,3 @@ def _rebuild_index(store: Store, findings: _Findings) -> str:
     if store.signed:
         return aside + "started an empty index (a signed store is not rebuilt)"
     return f"{aside}rebuilt the index: {rebuilt} entries from the history and the artifacts"
-
-
-# -- files and databases ------------------------------------------------------------------------
-def _local_root(store: Store) -> str | None:
-    from plait.store.backends import LocalBackend
-
-    return store.backend.root if isinstance(store.backend, LocalBackend) else None
-
-
-def _index_path(store: Store) -> str | None:
-    """``index.db`` of a local store (a remote store keeps one object per entry)."""
-    root = _local_root(store)
-    return None if root is None else os.path.join(root, "index.db")
-
-
-def _history_path(store: Store) -> str | None:
-    """The SQLite file of the store's history, if it is one."""
-    if not store.has_history:
-        return None
-    url = store.history.url
-    if "://" in url and not url.startswith("sqlite:///"):
-        return None  # PostgreSQL, DuckDB: checked by their own tools
-    path = url.removeprefix("sqlite:///")
-    return None if path == ":memory:" else path
-
-
-def _read_only(path: str) -> sqlite3.Connection:
-    """A connection that reads an existing database and creates no file: not ``mode=ro``,
-    which leaves a WAL database's ``-wal`` and ``-shm`` behind (it may not remove them)."""
-    connection = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=rw", uri=True)
-    connection.execute("PRAGMA query_only = ON")
-    return connection
-
-
-def _sqlite_state(path: str, *, required: str) -> str:
-    """``"ok"``, ``"missing"``, or what is wrong with the database file at ``path``."""
-    if not os.path.exists(path):
-        return "missing"
-    try:
-        connection = _read_only(path)
-        try:
-            result = [str(row[0]) for row in connection.execute("PRAGMA quick_check")]
-            connection.execute(f"SELECT count(*) FROM {required}").fetchone()
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as exc:
-        return f"damaged ({exc})"
-    if result != ["ok"]:
-        return f"damaged ({'; '.join(result[:3])})"
-    return "ok"
-
-
-def _schema_version(path: str) -> int | None:
-    connection = _read_only(path)
-    try:
-        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    finally:
-        connection.close()
-    return None if row is None else int(row[0])
-
-
-def _read_index(path: str) -> list[tuple[str, bytes]]:
-    if not os.path.exists(path):
-        return []
-    connection = _read_only(path)
-    try:
-        rows = connection.execute("SELECT key, data FROM entries").fetchall()
-    finally:
-        connection.close()
-    return [(str(key), bytes(data)) for key, data in rows]
-
-
-def _inline_paths(store: Store) -> list[str]:
-    """The artifacts inline in a local ``index.db``, read read-only (none when it is
-    missing or damaged: a check never sets the index aside, a repair does)."""
-    path = _index_path(store)
-    if path is None or not os.path.exists(path):
-        return []
-    try:
-        connection = _read_only(path)
-        try:
-            rows = connection.execute("SELECT path FROM artifacts").fetchall()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return []
-    return [str(row[0]) for row in rows]
-
-
-def _old_files(store: Store, *, temporary: bool) -> Iterator[str]:
-    """Temporary files anywhere in a local store, or artifacts: files older than
-    :data:`GRACE`, and every inline one (written with its entry: never in flight)."""
-    root = _local_root(store)
-    if root is None:
-        if not temporary:
-            yield from list(store.backend.list("objects"))
-        return
-    if not temporary:
-        yield from _inline_paths(store)
-    now = time.time()
-    base = root if temporary else os.path.join(root, "objects")
-    for directory, _, names in os.walk(base):
-        for name in names:
-            if name.endswith(".tmp") != temporary:
-                continue
-            full = os.path.join(directory, name)
-            try:
-                young = now - os.stat(full).st_mtime < GRACE
-            except FileNotFoundError:
-                continue
-            if not young:
-                yield os.path.relpath(full, root).replace(os.sep, "/")

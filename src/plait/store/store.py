@@ -47,20 +47,10 @@ if TYPE_CHECKING:
     from plait.assets._catalog import Catalog
     from plait.history import History
 
-from plait.errors import PlaitError, StoreSecretError
+from plait.errors import PlaitError
+from plait.store._entry_io import check_secret, read_entry, write_entry
 from plait.store.backends import Backend, LocalBackend, open_backend
-from plait.store.entries import (
-    MAGIC,
-    ArtifactRef,
-    CorruptArtifact,
-    Entry,
-    canonical,
-    checksum,
-    decode_body,
-    encode_entry,
-    parse_entry,
-    split_binary,
-)
+from plait.store.entries import ArtifactRef, CorruptArtifact, Entry, checksum, parse_entry
 from plait.store.index import FileIndex, Index, PartsFile, SQLiteIndex
 from plait.store.serializers import serializer_for, serializer_named
 from plait.store.signing import Signer
@@ -191,22 +181,8 @@ class Store:
             data = self.index.first()
         except (OSError, sqlite3.Error):
             return  # a damaged index is set aside and rebuilt by the lookups
-        if data is None:
-            return
-        if data[:4] == MAGIC:
-            try:
-                signature, _ = split_binary(data)
-            except ValueError:
-                return
-            if signature is not None:
-                self._trusted("", signature, b"")  # raises
-            return
-        try:
-            raw = json.loads(data)
-        except ValueError:
-            return
-        if isinstance(raw, dict):
-            self._trusted(str(raw.get("key", "")), raw.pop("signature", None), raw)
+        if data is not None:
+            check_secret(data, self.url)
 
     @property
     def signed(self) -> bool:
@@ -358,56 +334,7 @@ class Store:
             return None
         if data is None:
             return None
-        try:
-            if data[:4] == MAGIC:
-                signature, body = split_binary(data)
-                if not self._trusted(key, signature, body):
-                    return None
-                entry = decode_body(body)
-            else:  # the JSON of an earlier version (or of a remote store)
-                raw = json.loads(data)
-                if not isinstance(raw, dict):
-                    raise TypeError(f"a JSON {type(raw).__name__}, not an object")
-                signature = raw.pop("signature", None)
-                if not self._trusted(key, signature, raw):
-                    return None
-                entry = Entry.from_raw(raw)
-        except (ValueError, KeyError, TypeError) as exc:
-            _log.warning(
-                "cache entry %s in %s is damaged (%s); treating it as a miss", key, self.url, exc
-            )
-            return None
-        if entry.key != key:
-            _log.warning("cache entry %s in %s claims key %s: a miss", key, self.url, entry.key)
-            return None
-        return entry
-
-    def _trusted(self, key: str, signature: object, signed: bytes | dict[str, Any]) -> bool:
-        """Check an entry's signature (with a secret) or refuse a signed store (without).
-
-        ``signed`` is a binary entry's body, or a JSON entry's fields (their canonical JSON
-        is what was signed)."""
-        if self._signer is None:
-            if signature is not None:
-                raise StoreSecretError(
-                    f"store {self.url!r} was written with a secret: set the same PLAIT_SECRET "
-                    "(or Store(..., secret=...)) to use its cache; without it plait cannot "
-                    "tell its entries from planted ones"
-                )
-            return True
-        if isinstance(signed, bytes):
-            ok = self._signer.verify(signature, "entry2", key.encode(), signed)
-        else:
-            ok = self._signer.verify(signature, "entry", key.encode(), canonical(signed))
-        if ok:
-            return True
-        _log.warning(
-            "cache entry %s in %s is %s this store's secret (PLAIT_SECRET): a miss, left in place",
-            key,
-            self.url,
-            "not signed with" if signature is None else "signed with another key than",
-        )
-        return False
+        return read_entry(key, data, self._signer, self.url)
 
     def save(self, entry: Entry, *, inline: list[tuple[str, bytes]] | None = None) -> None:
         """Publish an entry, atomically: its file artifacts must already be stored, and
@@ -422,18 +349,7 @@ class Store:
             index.put(entry.key, self._encode(entry))
 
     def _encode(self, entry: Entry) -> bytes:
-        signer = self._signer
-        if isinstance(self.index, SQLiteIndex):
-            if signer is None:
-                return encode_entry(entry)
-            key = entry.key.encode()
-            return encode_entry(entry, lambda body: signer.sign("entry2", key, body))
-        data = entry.to_json()
-        if signer is not None:
-            raw = json.loads(data)
-            raw["signature"] = signer.sign("entry", entry.key.encode(), canonical(raw))
-            data = json.dumps(raw, separators=(",", ":")).encode()
-        return data
+        return write_entry(entry, self._signer, binary=isinstance(self.index, SQLiteIndex))
 
     def drop(self, key: str) -> None:
         """Remove the entry under ``key``."""
