@@ -256,6 +256,8 @@ class Graph:
         if declared_in_order:  # what Kahn's algorithm would give, known without running it
             self.order = list(self.steps.values())
         else:
+            if index is None:
+                index = {name: position for position, name in enumerate(self.steps)}
             self.order, cycle = _topological_order(self.steps, self.upstream, index)
         if cycle:
             self.problems.append(
@@ -315,11 +317,12 @@ class Graph:
                     )
         return annotated
 
-    def _upstreams(self, unsourced: set[str]) -> tuple[dict[str, int], bool]:
+    def _upstreams(self, unsourced: set[str]) -> tuple[dict[str, int] | None, bool]:
         """Fill ``upstream``: step name -> its distinct upstream steps (producers of its
         inputs, then after=), and ``unsourced``: the steps with an input that is not
-        another step's output (see :class:`Sourced`). Return each step's position and
-        whether Kahn's algorithm would keep the declaration order.
+        another step's output (see :class:`Sourced`). Return each step's position, if it
+        was needed (else None), and whether Kahn's algorithm would keep the declaration
+        order.
 
         It would when the steps come after their upstream steps, and the position of each
         step's last-declared upstream step never decreases along the declaration (so
@@ -327,12 +330,18 @@ class Graph:
         (the position of the upstream step whose end released them, own position), and
         that is then the declaration order itself. The usual way of writing a pipeline,
         a chain included, passes; anything else runs Kahn's algorithm.
+
+        A chain's link reads the step declared just before it, whose position is known:
+        positions are looked up (all computed at once) only for other upstream steps, and
+        only while the declaration order still holds. At a million steps each look-up
+        in a big dict is a cache miss, so the usual link makes three: its producer, its
+        own upstream entry and (in ``_index``) its outputs.
         """
         steps, upstream = self.steps, self.upstream
         get = self.producers.get
-        index: dict[str, int] = {}
-        in_order, last = True, -1
-        previous = None  # the step declared just before, at position - 1
+        index: dict[str, int] | None = None
+        in_order, last, released = True, -1, -1
+        previous: Step | None = None  # the step declared just before, at position - 1
         for position, (name, item) in enumerate(steps.items()):
             feeds = item._feeds
             if (
@@ -351,29 +360,33 @@ class Graph:
                 else:
                     if data.startswith("config"):
                         unsourced.add(name)
-                    made = steps[up].outputs
+                    chained = previous is not None and previous.name == up
+                    made = (previous if chained and previous else steps[up]).outputs
                     if len(made) == 1:  # one tuple for equal ones (a chain's link has three)
                         if made[0] == data and made is not feeds:
                             item._feeds = made  # the same names: nothing else changes
                         ups = made if made[0] == up else (up,)
                     else:
                         ups = (up,)
-                    # a chain's link follows its upstream step: no look-up
-                    released = position - 1 if up == previous else index.get(up, position)
+                    if chained:
+                        released = position - 1
+                    elif in_order:
+                        if index is None:
+                            index = {step_name: at for at, step_name in enumerate(steps)}
+                        released = index[up]
             else:
                 ups = self._step_upstream(item, unsourced)
                 if not ups:
                     released = -1
-                elif len(ups) == 1:
-                    released = index.get(ups[0], position)  # not declared yet: out of order
-                else:
-                    released = max(index.get(up, position) for up in ups)
+                elif in_order:
+                    if index is None:
+                        index = {step_name: at for at, step_name in enumerate(steps)}
+                    released = max(index[up] for up in ups)  # declared later: out of order
             upstream[name] = ups
             if in_order:
                 in_order = last <= released < position
                 last = released
-            index[name] = position
-            previous = name
+            previous = item
         return index, in_order
 
     def _step_upstream(self, item: Step, unsourced: set[str]) -> tuple[str, ...]:

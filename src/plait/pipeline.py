@@ -381,8 +381,12 @@ class Pipeline:
         problems.extend(self._param_problems(self.run_params(params), plan))
         if problems:
             raise PipelineValidationError(problems, self.name)
-        for warning in read_warnings(plan.order):
-            warnings.warn(warning, stacklevel=2)
+        # one step a function first (a big pipeline has few functions): the warnings
+        # depend on the function, so only then every step, to name each one that reads
+        cached = {id(item.func): item for item in plan.order if item.options.cache and item.outputs}
+        if read_warnings(cached.values()):
+            for warning in read_warnings(plan.order):
+                warnings.warn(warning, stacklevel=2)
         return self
 
     def _param_problems(self, params: Mapping[str, Any], plan: Plan) -> list[Problem]:
