@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plait import Pipeline, Step, param, step
-from plait.errors import StepDefinitionError
+from plait.errors import PlaitWarning, StepDefinitionError
 from plait.graph import FROM_STEP, Source
 
 # -- a step's wiring -------------------------------------------------------------------
@@ -275,3 +275,33 @@ def test_a_built_and_validated_chain_keeps_few_bytes_a_step():
         tracemalloc.stop()
     assert p.order[-1].name == names[-1]
     assert kept / count < 560
+
+
+# -- warnings are looked for once per function, still named per step ---------------------------
+
+
+class Model:
+    """Not plain data: a cached step that reads it from a global gets a warning."""
+
+
+SHARED_MODEL = Model()
+
+
+def predict(x):
+    return SHARED_MODEL, x
+
+
+def test_every_cached_step_of_a_function_that_reads_a_global_is_warned_about():
+    p = Pipeline(
+        [
+            Step(predict, inputs=["a"], name="first"),
+            Step(predict, inputs=["b"], name="second"),
+            Step(predict, inputs=["c"], name="uncached", cache=False),
+            Step(link, inputs=["a"], name="plain"),
+        ]
+    )
+    with pytest.warns(PlaitWarning) as caught:
+        p.validate(params={"a": 1, "b": 2, "c": 3})
+    warned = sorted(w.message.step for w in caught if isinstance(w.message, PlaitWarning))
+    assert warned == ["first", "second"]
+    assert "reads the global 'SHARED_MODEL'" in str(caught[0].message)
