@@ -154,8 +154,8 @@ def _dispatch(
     helper: cf.ThreadPoolExecutor | None,
     task: Task,
 ) -> asyncio.Future[Any]:
-    if task.step.is_async:
-        return asyncio.ensure_future(execute_async(task))
+    if task.step.signature.is_async:
+        return loop.create_task(execute_async(task))
     if helper is not None:
         context = contextvars.copy_context()
         return loop.run_in_executor(helper, context.run, execute, task)

@@ -323,7 +323,8 @@ async def execute_async(task: Task) -> TaskResult:
         if shield.tainted:
             error = refusal(shield, item.name)
             break
-        task._next_attempt(attempt)
+        if attempt > 1:
+            task._next_attempt(attempt)
         token = set_context(task)
         try:
             if timeout is None:
