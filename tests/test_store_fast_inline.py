@@ -258,3 +258,39 @@ def test_kill_9_inside_the_inline_transaction_leaves_neither_entry_nor_artifact(
     assert count(folder, "first") == 1  # kept: a hit
     assert count(folder, "second") == 2  # lost with the killed transaction: computed again
     assert {a.read_bytes() for a in inline_artifacts(root)} == {b"[1,2,3]", b'{"sum":6}'}
+
+
+def test_a_failed_inline_transaction_keeps_the_run_going_with_values_in_memory(
+    tmp_path, monkeypatch, caplog
+):
+    from plait.store.index import SQLiteIndex
+
+    def full(self, key, data, artifacts):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    @step
+    def first(n):
+        CALLS.hit("first")
+        return [n, n]
+
+    @step
+    def second(first):
+        CALLS.hit("second")
+        return sum(first)
+
+    @step
+    def third(second):
+        return second + 1
+
+    pipeline = Pipeline([first, second, third], name="full")
+    root = tmp_path / "store"
+    monkeypatch.setattr(SQLiteIndex, "put_with", full)
+    with Store(root, history=False) as store:
+        assert pipeline.run(params={"n": 2}, store=store, outputs=["third"])["third"] == 5
+    assert "could not store the outputs of step 'first'" in caplog.text
+    assert inline_artifacts(root) == []
+    monkeypatch.undo()
+    CALLS.reset()
+    with Store(root, history=False) as store:
+        assert pipeline.run(params={"n": 2}, store=store, outputs=["third"])["third"] == 5
+    assert CALLS["first"] == CALLS["second"] == 1  # nothing was stored: computed again

@@ -205,30 +205,38 @@ def persist(
         for name, version in versions.items():
             refs[name] = ArtifactRef(version, "unstored", "", -1)
         return refs
+    store = ticket.store
+    # small artifacts, written with the entry in one transaction (a Store; a stand-in
+    # such as the history-only store takes the plain calls)
+    inline: list[tuple[str, bytes]] | None = [] if isinstance(store, Store) else None
     try:
-        inline: list[tuple[str, bytes]] = []  # small artifacts, written with the entry
         for name, value in zip(names, values, strict=False):
-            refs[name] = ticket.store.put(value, versions[name], inline=inline)
-        ticket.store.save(
-            Entry(
-                ticket.key,
-                item.name,
-                ticket.pipeline,
-                refs,
-                time.time(),
-                ticket.run_id,
-                ticket.session,
-                ticket.reusable,
-                ticket.parts,
-            ),
-            inline=inline,
+            if inline is None:
+                refs[name] = store.put(value, versions[name])
+            else:
+                refs[name] = store.put(value, versions[name], inline=inline)
+        entry = Entry(
+            ticket.key,
+            item.name,
+            ticket.pipeline,
+            refs,
+            time.time(),
+            ticket.run_id,
+            ticket.session,
+            ticket.reusable,
+            ticket.parts,
         )
+        if inline is None:
+            store.save(entry)
+        else:
+            store.save(entry, inline=inline)
     except Exception as exc:
-        _log.warning(
-            "could not store the outputs of step %r in %s: %s", item.name, ticket.store.url, exc
-        )
+        _log.warning("could not store the outputs of step %r in %s: %s", item.name, store.url, exc)
+        unwritten = {path for path, _ in inline or ()}  # went with the failed transaction
         for name in names:
-            if name not in refs and name in versions:  # downstream keys still need them
+            ref = refs.get(name)
+            if (ref is None and name in versions) or (ref is not None and ref.path in unwritten):
+                # downstream keys still need the version; the value stays in memory
                 refs[name] = ArtifactRef(versions[name], "unstored", "", -1)
     return refs
 
