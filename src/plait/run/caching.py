@@ -39,6 +39,10 @@ __all__ = ["DAMAGED_REASON", "CacheAgent"]
 DAMAGED_REASON = "artifact damaged, recomputed"
 
 _log = logging.getLogger("plait.store")
+# Node -> (node, parameter -> data name) of CacheAgent.sources: a plan's nodes outlive a
+# run, so a warm run reuses them. Bounded; cleared when full.
+_SOURCES: dict[int, tuple[Node, dict[str, str]]] = {}
+_SOURCES_MAX = 1 << 13
 
 
 class CacheAgent:
@@ -52,7 +56,6 @@ class CacheAgent:
         self.damaged_elements: dict[str, int] = {}  # map step -> elements found damaged
         self.unversioned: dict[str, str] = {}  # data name -> why it has no data version
         self._static: dict[str, str] = {}
-        self._sources: dict[str, tuple[Node, dict[str, str]]] = {}
 
     # -- versions ----------------------------------------------------------------
     def _static_version(self, source: Source) -> str:
@@ -93,13 +96,16 @@ class CacheAgent:
 
     def sources(self, node: Node) -> dict[str, str]:
         """Parameter -> the data name feeding it (``"<constant>"`` for bound values);
-        fixed for the run, so computed once per step (callers must not modify it)."""
-        found = self._sources.get(node.step.name)
+        fixed with the plan, whose nodes outlive a run, so kept between runs
+        (:data:`_SOURCES`; callers must not modify it)."""
+        found = _SOURCES.get(id(node))
         if found is None or found[0] is not node:
             names = {param: "<constant>" for param in node.step.bound}
             names.update({source.param: source.data for source in node.statics})
             names.update({param: data for param, data, _ in node.inputs})
-            found = self._sources[node.step.name] = (node, names)
+            if len(_SOURCES) >= _SOURCES_MAX:
+                _SOURCES.clear()
+            found = _SOURCES[id(node)] = (node, names)
         return found[1]
 
     def unversioned_input(self, node: Node, skip: str | None = None) -> str | None:

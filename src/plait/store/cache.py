@@ -114,6 +114,10 @@ def _encode_part(name: str, value: Any, out: list[str]) -> None:
 
 
 _KEY_VERSION = "plait-key/2;"
+# Step -> (step, code fingerprint, encoded head, encoded tail) of RunCache.key: plans and
+# their steps outlive a run, so a warm run reuses them. Bounded; cleared when full.
+_FIXED: dict[int, tuple[Step, str, str, str]] = {}
+_FIXED_MAX = 1 << 13
 
 
 def _xxh3_128(data: bytes) -> str:
@@ -268,7 +272,6 @@ class RunCache:
         self.forced: frozenset[str] = force if isinstance(force, frozenset) else frozenset()
         self.reuse_runs = reuse_runs
         self._code: dict[int, tuple[Any, str]] = {}  # fingerprints, fixed for the run
-        self._fixed: dict[str, tuple[Step, str, str]] = {}  # see key()
         self._pending_parts: list[tuple[str, str, Mapping[str, Any]]] = []
         self._pending_since = 0.0
 
@@ -308,21 +311,24 @@ class RunCache:
 
     def key(self, item: Step, parts: Mapping[str, Any]) -> str:
         """``cache_key(parts)`` for parts made by :meth:`parts` for ``item``, with the
-        encoding of the parts fixed for the run (code, version, outputs) made once per
-        step: the same string, so the same key."""
-        found = self._fixed.get(item.name)
-        if found is None or found[0] is not item:
+        encoding of the parts that change only with the step (code, version, outputs)
+        kept between runs (:data:`_FIXED`): the same string, so the same key."""
+        code = self.code(item)
+        found = _FIXED.get(id(item))
+        if found is None or found[0] is not item or found[1] != code:
             head: list[str] = []
-            _encode_part("code", self.code(item), head)
+            _encode_part("code", code, head)
             tail: list[str] = []
             _encode_part("outputs", list(item.outputs), tail)
             _encode_part("version", item.options.version, tail)
-            found = self._fixed[item.name] = (item, _KEY_VERSION + "".join(head), "".join(tail))
-        out = [found[1]]
+            if len(_FIXED) >= _FIXED_MAX:
+                _FIXED.clear()
+            found = _FIXED[id(item)] = (item, code, _KEY_VERSION + "".join(head), "".join(tail))
+        out = [found[2]]
         for name in ("element", "files", "inputs"):  # sorted, between code and outputs
             if name in parts:
                 _encode_part(name, parts[name], out)
-        out.append(found[2])
+        out.append(found[3])
         return _xxh3_128("".join(out).encode("utf-8", "surrogatepass"))
 
     def lookup(self, item: Step, key: str) -> tuple[Entry | None, str]:
