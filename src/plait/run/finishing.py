@@ -20,6 +20,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING, Any
 
+from plait.errors import MutatedInputError
 from plait.results import RELEASED, Err, ErrorInfo, Ok, Outcome, Skipped, StepResult
 
 if TYPE_CHECKING:
@@ -30,7 +31,16 @@ if TYPE_CHECKING:
     from plait.store.cache import Ticket
     from plait.store.store import Entry
 
-__all__ = ["Records", "defer", "finish_step", "outcome_value", "record_hit", "store_values"]
+__all__ = [
+    "Records",
+    "defer",
+    "finish_step",
+    "note_changed",
+    "outcome_value",
+    "record_hit",
+    "refuse_changed",
+    "store_values",
+]
 
 
 def outcome_value(item: Step, kept: tuple[Any, ...]) -> Any:
@@ -162,6 +172,35 @@ def defer(run: RunState, name: str, result: TaskResult) -> None:
     node = run.nodes[name]
     parent = node.dynamic_parent
     run._advance(name, node, run.expansions.get(parent) if parent is not None else None)
+
+
+def note_changed(run: RunState, name: str, param: str) -> None:
+    """Step ``name`` changed its input ``param`` in place (run/protect.py): no step may
+    read that data for the rest of the run (on_error="continue")."""
+    node = run.nodes[name]
+    for data in [d for p, d, _ in node.inputs if p == param] + [
+        s.data for s in node.statics if s.param == param
+    ]:
+        run.changed.setdefault(data, name)
+
+
+def refuse_changed(run: RunState, node: Node) -> bool:
+    """Fail a step that reads data another step changed in place; True if it did."""
+    reads = [(p, d) for p, d, _ in node.inputs] + [(s.param, s.data) for s in node.statics]
+    for param, data in reads:
+        culprit = run.changed.get(data)
+        if culprit is not None:
+            name = node.step.name
+            reason = f"input {param!r} ({data!r}) was changed in place by step {culprit!r}"
+            error = MutatedInputError(
+                f"step {name!r} cannot run: its {reason}, which failed for it; fix that "
+                "step (inputs are read-only)",
+                step=name,
+                input=param,
+            )
+            run._decide(name, Err(error), "failed", reason)
+            return True
+    return False
 
 
 def store_values(run: RunState, item: Step, values: tuple[Any, ...]) -> tuple[Any, ...]:

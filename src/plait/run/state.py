@@ -24,6 +24,12 @@ Glossary of the state:
 - ``refs[d]``: how many steps that consume data ``d`` have not finished; when it reaches 0
   and ``d`` was not requested, the value is dropped (memory is released as early as
   possible).
+- ``results[s]``: the records made while the run goes, for whoever needs them then
+  (hooks, the history, the store). When nothing does (:meth:`RunState.can_defer`), a
+  success is kept compactly instead: its ``TaskResult`` in ``deferred``, or, in the lean
+  lane, a byte in ``done`` and two clock readings in ``times``;
+  :class:`~plait.run.finishing.Records` makes every record when ``RunResult.steps`` is
+  first read.
 """
 
 from __future__ import annotations
@@ -221,7 +227,7 @@ class RunState:
         """Record the result of a dispatched task and release what it unblocks."""
         name = task.step.name
         if isinstance(result.error, MutatedInputError) and result.error.changed:
-            self._note_changed(name, result.error.input)
+            finishing.note_changed(self, name, result.error.input)
         if result.ok and task.step.options.dynamic and self._expand_dynamic(name, task, result):
             return  # it ends when the pipeline it returned does (run/dynamic.py)
         if task.element is not MISSING:
@@ -259,7 +265,7 @@ class RunState:
                     reason,
                 )
             return None
-        if self.changed and self._refuse_changed(node):
+        if self.changed and finishing.refuse_changed(self, node):
             return None
         kwargs = None
         if item.options.when is not None:
@@ -301,33 +307,6 @@ class RunState:
         if item.options.map is not None:
             return self._begin_map(name, task)
         return task
-
-    def _note_changed(self, name: str, param: str) -> None:
-        """Step ``name`` changed its input ``param`` in place (run/protect.py): no step may
-        read that data for the rest of the run (on_error="continue")."""
-        node = self.nodes[name]
-        for data in [d for p, d, _ in node.inputs if p == param] + [
-            s.data for s in node.statics if s.param == param
-        ]:
-            self.changed.setdefault(data, name)
-
-    def _refuse_changed(self, node: Node) -> bool:
-        """Fail a step that reads data another step changed in place; True if it did."""
-        reads = [(p, d) for p, d, _ in node.inputs] + [(s.param, s.data) for s in node.statics]
-        for param, data in reads:
-            culprit = self.changed.get(data)
-            if culprit is not None:
-                name = node.step.name
-                reason = f"input {param!r} ({data!r}) was changed in place by step {culprit!r}"
-                error = MutatedInputError(
-                    f"step {name!r} cannot run: its {reason}, which failed for it; fix that "
-                    "step (inputs are read-only)",
-                    step=name,
-                    input=param,
-                )
-                self._decide(name, Err(error), "failed", reason)
-                return True
-        return False
 
     def _kwargs(self, node: Node, policy: str, local: bool = False) -> dict[str, Any]:
         """The arguments of a step that is about to execute (lazy values are loaded).
