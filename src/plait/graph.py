@@ -4,9 +4,9 @@ Design note
 -----------
 A :class:`Graph` is built once per set of steps (a pipeline caches it until it changes).
 It knows each data name's producer, each step's upstream steps, and a stable topological
-order computed with Kahn's algorithm over a FIFO ready queue seeded in declaration order
-(iterative, over integer indices: in-degrees in a list, downstream steps as one flat list
-sliced by offsets). Nodes left over after Kahn's algorithm lie on or behind a cycle; one
+order: the declaration order when it is one (checked in one pass), else Kahn's algorithm
+over a FIFO ready queue seeded in declaration order (:mod:`plait._order`: iterative, over
+integer indices). Nodes left over after Kahn's algorithm lie on or behind a cycle; one
 cycle is extracted by an iterative walk and reported in order.
 
 Resolution of a step's inputs depends on the run (which params are given, which config),
@@ -40,12 +40,12 @@ check in :mod:`plait.typecheck` and the work of :func:`resolve` and :func:`narro
 from __future__ import annotations
 
 import gc
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
+from plait._order import topological_order
 from plait.errors import CycleProblem, Problem, suggest
 from plait.steps import MISSING, NO_ENTRIES, Step
 from plait.typecheck import compatible, type_problems
@@ -258,7 +258,7 @@ class Graph:
         else:
             if index is None:
                 index = {name: position for position, name in enumerate(self.steps)}
-            self.order, cycle = _topological_order(self.steps, self.upstream, index)
+            self.order, cycle = topological_order(self.steps, self.upstream, index)
         if cycle:
             self.problems.append(
                 CycleProblem(
@@ -451,63 +451,6 @@ class Graph:
                 found.add(name)
                 stack.extend(downstream.get(name, ()))
         return found
-
-
-def _topological_order(
-    steps: Mapping[str, Step], upstream: Mapping[str, tuple[str, ...]], index: Mapping[str, int]
-) -> tuple[list[Step], list[str]]:
-    """Kahn's algorithm in declaration order; returns (order, a cycle or []).
-
-    Over integer indices: in-degrees in a list, and each step's downstream steps as one
-    flat list sliced by offsets (compressed rows), not a list per step.
-    """
-    names = list(steps)
-    waiting = [0] * len(names)
-    starts = [0] * (len(names) + 1)
-    for position, name in enumerate(names):
-        ups = upstream[name]
-        waiting[position] = len(ups)
-        for up in ups:
-            starts[index[up] + 1] += 1
-    for position in range(len(names)):
-        starts[position + 1] += starts[position]
-    children = [0] * starts[-1]
-    filled = starts[:-1]
-    for position, name in enumerate(names):
-        for up in upstream[name]:
-            parent = index[up]
-            children[filled[parent]] = position
-            filled[parent] += 1
-    del filled
-    ready = deque(position for position, count in enumerate(waiting) if count == 0)
-    order: list[Step] = []
-    values = list(steps.values())
-    while ready:
-        position = ready.popleft()
-        order.append(values[position])
-        for child in children[starts[position] : starts[position + 1]]:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                ready.append(child)
-    if len(order) == len(steps):
-        return order, []
-    left = {names[position] for position, count in enumerate(waiting) if count > 0}
-    return order, _find_cycle(left, upstream)
-
-
-def _find_cycle(left: set[str], upstream: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """Walk upstream edges among the left-over nodes until a node repeats."""
-    start = min(left)
-    path: list[str] = []
-    position: dict[str, int] = {}
-    node = start
-    while node not in position:
-        position[node] = len(path)
-        path.append(node)
-        node = next(up for up in sorted(upstream[node]) if up in left)
-    cycle = path[position[node] :]
-    cycle.reverse()  # upstream walk -> data-flow order
-    return [*cycle, cycle[0]]
 
 
 def config_lookup(config: Any, path: Sequence[str]) -> Any:
