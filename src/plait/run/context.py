@@ -8,6 +8,11 @@ left out). They travel with the step's metrics (:class:`Metrics` is a ``dict`` t
 holds the step's :class:`StepLogs`), so they come back from worker threads and processes
 along the same path as the metrics, and the history reads them from there.
 
+A step's :class:`StepContext` is made only when the step asks for it: while a step runs,
+the context variable holds what makes it (the task, or the inline driver's cursor: a
+:class:`LazyContext`), so a step that never calls :func:`current` costs no context object
+and no metrics dict; its :class:`StepLogs` are made when it first logs.
+
 Printed output is captured by one process-wide redirection of ``sys.stdout`` and
 ``sys.stderr`` that looks the current step up in a context variable, so lines printed by
 steps running at the same time in threads or async tasks go to the right step, and output
