@@ -185,6 +185,8 @@ def _prune(
                     f"{suggest(name, list(graph.producers) + list(graph.steps))}",
                 )
             )
+    if graph.needs_all(wanted):
+        return graph.order, frozenset(outputs)
     needed = graph.ancestors(wanted)
     if len(needed) == len(graph.steps):
         return graph.order, frozenset(outputs)

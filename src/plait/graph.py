@@ -132,9 +132,6 @@ class LazyNames(AbstractSet[str]):
         return f"LazyNames({set(self._get())!r})"
 
 
-_new_tuple = tuple.__new__
-
-
 class Sourced(Mapping[str, tuple[Source, ...]]):
     """Step name -> its sources, for the steps whose every input is another step's output
     (not config): the graph's own resolution, which every plan shares.
@@ -153,15 +150,20 @@ class Sourced(Mapping[str, tuple[Source, ...]]):
         self._producers = producers
         self._unsourced = unsourced
 
-    def __getitem__(self, name: str) -> tuple[Source, ...]:
+    def __getitem__(
+        self,
+        name: str,
+        _new: Any = tuple.__new__,  # a Source without NamedTuple's Python-level __new__
+        _source: type[Source] = Source,
+        _none: Mapping[str, Any] = NO_ENTRIES,  # locals: a read is on a run's first path
+    ) -> tuple[Source, ...]:
         item = self._steps[name]
         feeds = item._feeds
-        if len(feeds) == 1 and item.bound is NO_ENTRIES and item.extra_inputs is NO_ENTRIES:
+        if len(feeds) == 1 and item.bound is _none and item.extra_inputs is _none:
             data = feeds[0]
             up = self._producers.get(data)
             if up is not None and not data.startswith("config"):
-                # a Source without NamedTuple's Python-level __new__
-                return (_new_tuple(Source, (item.signature.params[0], data, FROM_STEP, up)),)
+                return (_new(_source, (item.signature.params[0], data, FROM_STEP, up)),)
         elif name not in self._unsourced:
             found = step_sources(item, self._producers)
             if found is not None:
@@ -251,6 +253,7 @@ class Graph:
             self.steps, self.producers, unsourced
         )
         self._read: set[str] | None = None
+        self._sinks: frozenset[str] | None = None  # see needs_all
         index, declared_in_order = self._upstreams(unsourced)
         cycle: list[str] = []
         if declared_in_order:  # what Kahn's algorithm would give, known without running it
@@ -429,13 +432,25 @@ class Graph:
         """The given steps and every step they depend on (iteratively)."""
         stack = list(names)
         found: set[str] = set()
+        add, pop, extend, get = found.add, stack.pop, stack.extend, self.upstream.get
         while stack:
-            name = stack.pop()
-            if name in found:
-                continue
-            found.add(name)
-            stack.extend(self.upstream.get(name, ()))
+            name = pop()
+            if name not in found:
+                add(name)
+                extend(get(name, ()))
         return found
+
+    def needs_all(self, names: Iterable[str]) -> bool:
+        """True when every step is among ``names`` or their ancestors: when ``names``
+        hold every sink (a step nothing depends on) of a graph without problems (every
+        step of a DAG leads to a sink). The sinks are found once per graph; the usual
+        ``outputs=[last]`` of a big pipeline then needs no walk over it."""
+        if self.problems:
+            return False
+        if self._sinks is None:
+            depended: set[str] = set().union(*self.upstream.values())
+            self._sinks = frozenset(name for name in self.steps if name not in depended)
+        return self._sinks.issubset(names)
 
     def descendants(self, names: Iterable[str]) -> set[str]:
         """The given steps and every step that depends on them."""
