@@ -202,10 +202,9 @@ class SQLiteIndex:
         return self._connection
 
     def _open(self) -> sqlite3.Connection:
-        connection = _connect(self.path, "entries", "key", without_rowid=True)
-        with contextlib.suppress(sqlite3.OperationalError):  # read-only: made on write
-            connection.execute(_ARTIFACTS_TABLE)
-        return connection
+        # the artifacts table is made by the first write that needs it (put_with), so a
+        # read leaves an index of an earlier version as it found it
+        return _connect(self.path, "entries", "key", without_rowid=True)
 
     def _set_aside(self, error: sqlite3.DatabaseError) -> None:
         """Move a damaged index file away (another process may have done it already)."""
@@ -262,7 +261,9 @@ class SQLiteIndex:
             try:
                 try:
                     db.executemany(_UPSERT_ARTIFACT, artifacts)
-                except sqlite3.OperationalError:  # an index of an earlier version
+                except sqlite3.OperationalError as exc:  # a new index, or an earlier version's
+                    if "no such table" not in str(exc):
+                        raise
                     db.execute(_ARTIFACTS_TABLE)
                     db.executemany(_UPSERT_ARTIFACT, artifacts)
                 db.execute(_UPSERT_ENTRY, (key, data))
