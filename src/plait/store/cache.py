@@ -81,7 +81,7 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     encoding (:func:`_encode`: no JSON, and no two different parts encode alike).
 
     ``sources`` (names only, for explanations) is left out of the key. The encoding
-    changed in plait 0.2 (it was canonical JSON): entries written before are never found
+    changed with issue 16 (it was canonical JSON): entries written before are never found
     again and the steps run once more (see ``docs/trust.md``).
     """
     out = [_KEY_VERSION]
