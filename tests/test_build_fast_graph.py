@@ -305,3 +305,40 @@ def test_every_cached_step_of_a_function_that_reads_a_global_is_warned_about():
     warned = sorted(w.message.step for w in caught if isinstance(w.message, PlaitWarning))
     assert warned == ["first", "second"]
     assert "reads the global 'SHARED_MODEL'" in str(caught[0].message)
+
+
+# -- a plan for some outputs keeps exactly their ancestors ------------------------------------
+
+
+def reference_ancestors(steps: list[Step], wanted: list[str]) -> list[str]:
+    """The steps needed for ``wanted`` (data or step names), by a plain walk."""
+    producers = {out: s.name for s in steps for out in s.outputs}
+    by_name = {s.name: s for s in steps}
+    found: set[str] = set()
+    stack = [producers.get(name, name) for name in wanted]
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            stack.extend(producers[d] for d in by_name[name].data_inputs.values() if d in producers)
+    return [s.name for s in steps if s.name in found]
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs(), st.data())
+def test_a_plan_for_some_outputs_keeps_exactly_their_ancestors(steps, data):
+    reads_p = any("p" in s.data_inputs.values() for s in steps)
+    p = Pipeline(steps, config={"k": 1}, params={"p": 0} if reads_p else None)
+    read = {d for s in steps for d in s.data_inputs.values()}
+    sinks = [s.name for s in steps if s.name not in read]
+    wanted = data.draw(st.sampled_from([sinks, sinks[:-1], [steps[-1].name]]))
+    if not wanted:
+        return
+    p.validate()  # the whole plan first, as a run after validate() finds it
+    plan = p.plan(None, wanted, check_params=False)
+    kept = set(reference_ancestors(steps, wanted))
+    assert [s.name for s in plan.order] == [s.name for s in p.order if s.name in kept]
+    assert set(plan.sources) == kept
+    for name, value in reference_sources(steps).items():
+        if name in kept:
+            assert plan.sources[name] == value
