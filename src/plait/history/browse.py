@@ -319,11 +319,13 @@ class Browsing:
     def producers(self: _Reader, data_version: str, limit: int | None = None) -> list[StepRecord]:
         """Step executions whose output had this data version, newest first (at most
         ``limit``)."""
+        self.settle()  # a killed run's last lineage rows are written again first
         return self._steps_by_data(data_version, "out", limit)
 
     def consumers(self: _Reader, data_version: str, limit: int | None = None) -> list[StepRecord]:
         """Step executions that read a value with this data version, newest first (at most
         ``limit``)."""
+        self.settle()
         return self._steps_by_data(data_version, "in", limit)
 
     def lineage(
@@ -336,6 +338,7 @@ class Browsing:
         value, and at most ``limit`` lookups (so at most ``limit`` statements and records):
         what a page can show of a long history.
         """
+        self.settle()
         found: dict[tuple[str, str], StepRecord] = {}
         frontier, seen = [data_version], {data_version}
         lookups = 0

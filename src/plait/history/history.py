@@ -21,7 +21,11 @@ whose process is known to be dead: they are written as ``failed`` with ``error``
 
 Lineage. Each step execution adds one row per output (role ``out``) and per input (role
 ``in``) to the ``data`` table, keyed by data version, so "who produced this value", "who
-consumed it" and "how did it come to be" are index lookups, across runs.
+consumed it" and "how did it come to be" are index lookups, across runs. These rows
+repeat the step record's ``input_versions`` and ``data_versions``; the recorder writes
+them with its background batches, after the record, so settling a run whose process
+died writes them again from its records (opening a history, and each lineage query,
+settles first).
 """
 
 from __future__ import annotations
@@ -80,11 +84,18 @@ class History(Browsing):
     @property
     def db(self) -> Database:
         """The open database (connected and migrated on first use)."""
-        if self._db is None:
+        db = self._db
+        if db is None:
+            opened = False
             with self._lock:
-                if self._db is None:
-                    self._db = connect(self.url)
-        return self._db
+                db = self._db
+                if db is None:
+                    db = self._db = connect(self.url)
+                    opened = True
+            if opened:  # a run killed since reads failed, with all its lineage rows
+                with contextlib.suppress(Exception):
+                    self.settle()
+        return db
 
     def close(self) -> None:
         """Close the connection (it reopens on next use)."""
@@ -230,7 +241,9 @@ class History(Browsing):
 
     def settle(self, run_id: str | None = None) -> list[str]:
         """Write ``failed`` ("process died ...") for the ``running`` runs (all, or
-        ``run_id``) whose process is known to be dead; return their ids."""
+        ``run_id``) whose process is known to be dead, and write their lineage rows again
+        from their step records (the last ones may not have been written); return their
+        ids."""
         sql = "SELECT run_id, host, pid, pid_start, heartbeat FROM runs WHERE status = 'running'"
         args = [] if run_id is None else [run_id]
         rows = self.db.execute(sql + (" AND run_id = ?" if run_id else ""), args)
@@ -241,12 +254,31 @@ class History(Browsing):
                 continue
             dead.append(str(full))
             with contextlib.suppress(Exception):  # a read-only history still reads true
+                self._rebuild_lineage(str(full))
                 self.db.execute(
                     "UPDATE runs SET status = 'failed', error = ? "
                     "WHERE run_id = ? AND status = 'running'",
                     [reason, full],
                 )
         return dead
+
+    def _rebuild_lineage(self, run_id: str) -> None:
+        """A run's lineage rows (``data``), written again from its step records, whose
+        input and output versions they repeat: a recorder commits a step's record before
+        the next step executes, and its lineage rows with its next background batch, so a
+        killed run's last records may lack theirs."""
+        rows = self.db.execute(
+            "SELECT name, input_versions, data_versions FROM steps WHERE run_id = ?", [run_id]
+        )
+        lineage = [
+            (str(version), run_id, str(name), str(data), role)
+            for name, inputs, outputs in rows
+            for role, text in (("out", outputs), ("in", inputs))
+            for data, version in _versions(text).items()
+        ]
+        with self.db.transaction() as cursor:
+            cursor.execute(self.db.sql("DELETE FROM data WHERE run_id = ?"), (run_id,))
+            self.db.insert(cursor, "data", "version, run_id, step, name, role", lineage)
 
     def run_inputs(self, run_id: str) -> bytes | None:
         """The params/config blob a run was started with (JSON text or a pickle)."""
@@ -382,6 +414,15 @@ class History(Browsing):
         """Cache keys of every recorded step execution."""
         rows = self.db.execute("SELECT DISTINCT cache_key FROM steps WHERE cache_key IS NOT NULL")
         return {str(row[0]) for row in rows}
+
+
+def _versions(text: str | None) -> dict[str, Any]:
+    """A step record's JSON map of data names to versions ({} when unreadable)."""
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _trigger_json(trigger: Mapping[str, Any]) -> str:

@@ -1,6 +1,8 @@
-"""Recording one run's steps: buffered, committed in batches, never behind a report.
+r"""Recording one run's steps: buffered, committed in batches, never behind a report.
 
-Step records wait in a buffer that is written in one transaction (multi-row inserts):
+A finished step's rows (its ``steps`` row and its lineage rows in ``data``) are built at
+once, as plain tuples (:func:`step_rows`), and wait in a buffer that is written in one
+transaction (one prepared statement per table):
 
 - synchronously, by :meth:`RunRecorder.flush`, before anyone is told of an outcome and
   before anything that may kill the process runs: the scheduler calls it before a step
@@ -17,10 +19,22 @@ to a hook, and every step that finished before another step started executing, i
 history, and its outputs are in the store (an artifact and its entry are written before
 the step's record is even buffered). Only a cache hit not yet reported may be missing
 from the history (for at most ``flush_delay`` seconds while the process runs); its
-outputs were in the store already, so a resume loses nothing. The databases run in WAL
-mode with ``synchronous=NORMAL``: a committed transaction survives the death of the
-process; only an operating-system crash or power loss can take back the last commits
+outputs were in the store already, so a resume loses nothing. A step's lineage rows are
+not in that guarantee's commit: the synchronous :meth:`RunRecorder.flush` commits step
+records only (the fewest pages written while the run's thread waits), and their lineage
+rows, which repeat the records' input and output versions, go with the background
+thread's next commit or the run's end; a reader that finds the run's process dead writes
+them again from the records (:meth:`~plait.history.History.settle`). The databases run
+in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the death of
+the process; only an operating-system crash or power loss can take back the last commits
 (see ``docs/trust.md``).
+
+Checkpoints. SQLite copies its write-ahead log into the database file (and ``fsync``\ s
+it) in the thread whose commit makes the log pass 1,000 pages; for a run that commits
+before each step, that was the run's thread, a few milliseconds every few hundred steps.
+The background thread checkpoints first, on a connection of its own, every few hundred
+pages of log (:meth:`~plait.history.db.Database.checkpoint`): the run's thread only
+appends to the log. What a commit guarantees is unchanged.
 
 A record is upserted on ``(run_id, name)``: a step whose record is revised later in the
 run (a cache hit whose artifact was damaged and recomputed, or metrics a hook added after
@@ -54,6 +68,7 @@ __all__ = ["FLUSH_DELAY", "RunRecorder", "step_rows"]
 _log = logging.getLogger("plait.history")
 
 FLUSH_DELAY = 0.01  # seconds a finished step's record may wait for its batch
+_CHECKPOINT_ROWS = 100  # rows written between two background checkpoints (~350 log pages)
 _KEY = ("run_id", "name")
 _UPSERT = "ON CONFLICT (run_id, name) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}"
@@ -147,6 +162,8 @@ class RunRecorder:
         self._wake = threading.Event()  # set when a record arrives in an empty buffer
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._unchecked = 0  # rows written since the last background checkpoint
+        self._lineage: list[Row] = []  # lineage rows of records committed without them
         self._heartbeat: Heartbeat | None = None
         if heartbeat is not None:
             self._heartbeat = Heartbeat(self._beat, heartbeat)
@@ -154,7 +171,7 @@ class RunRecorder:
 
     @property
     def pending(self) -> bool:
-        """True when step records wait to be written."""
+        """True when step records (not lineage rows) wait to be written."""
         return bool(self._buffer)
 
     def _beat(self) -> None:
@@ -197,23 +214,40 @@ class RunRecorder:
             self._wake.set()
 
     def _flush_loop(self) -> None:
-        """The background commits: a batch at most ``flush_delay`` after its first record."""
+        """The background commits: a batch at most ``flush_delay`` after its first record,
+        with the lineage rows waiting since the last one."""
         while True:
             self._wake.wait()
             if self._closed.wait(self.flush_delay):
                 return  # finish() writes what is left
             self._wake.clear()
-            self.flush()
+            self._flush(lineage=True)
+            if self._unchecked >= _CHECKPOINT_ROWS:
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Checkpoint the write-ahead log here, in the background, before SQLite would in
+        the run's thread (see :meth:`~plait.history.db.Database.checkpoint`)."""
+        self._unchecked = 0
+        try:
+            self.db.checkpoint()
+        except Exception as exc:  # SQLite checkpoints on its own: nothing is at risk
+            _log.debug("background checkpoint of %s failed: %s", self.db.url, exc)
 
     def flush(self) -> None:
-        """Write every buffered step record in one transaction (a failure is a warning)."""
+        """Commit every buffered step record, in one transaction (a failure is a warning);
+        their lineage rows wait for the background thread's next commit (see the module
+        docstring)."""
+        self._flush(lineage=False)
+
+    def _flush(self, *, lineage: bool) -> None:
         with self._lock:
             with self._buffer_lock:
                 batch, self._buffer = self._buffer, []
-            if not batch:
+            if not batch and not (lineage and self._lineage):
                 return
             try:
-                self._write(batch)
+                self._write(batch, lineage)
             except Exception as exc:
                 _log.warning(
                     "could not record %d step record(s) of run %s in %s (the run goes on): %s",
@@ -223,18 +257,23 @@ class RunRecorder:
                     exc,
                 )
 
-    def _write(self, batch: list[tuple[str, Row, list[Row], bool]]) -> None:
+    def _write(self, batch: list[tuple[str, Row, list[Row], bool]], lineage: bool) -> None:
+        """Write ``batch``'s step records, and with ``lineage`` every waiting lineage row
+        (else its own rows join them)."""
         steps: list[Row]
-        lineage: list[Row]
+        new: list[Row]
         revised: list[str] = []
         if any(item[3] for item in batch):  # a step given twice: its last record wins
             latest = {item[0]: item for item in batch}
             revised = [name for name, item in latest.items() if item[3]]
             steps = [item[1] for item in latest.values()]
-            lineage = [line for item in latest.values() for line in item[2]]
+            new = [line for item in latest.values() for line in item[2]]
+            gone = set(revised)  # their lineage rows still waiting are superseded too
+            self._lineage = [line for line in self._lineage if line[2] not in gone]
         else:  # the common case: each step once, in the order they finished
             steps = [item[1] for item in batch]
-            lineage = [line for item in batch for line in item[2]]
+            new = [line for item in batch for line in item[2]]
+        written = self._lineage + new if lineage else []
         with self.db.transaction() as cursor:
             if revised:
                 cursor.executemany(
@@ -242,7 +281,12 @@ class RunRecorder:
                     [(self.run_id, name) for name in revised],
                 )
             self.db.insert(cursor, "steps", StepRecord.COLUMNS, steps, conflict=_UPSERT)
-            self.db.insert(cursor, "data", "version, run_id, step, name, role", lineage)
+            self.db.insert(cursor, "data", "version, run_id, step, name, role", written)
+        if lineage:
+            self._lineage = []
+        else:
+            self._lineage += new
+        self._unchecked += len(steps) + len(written)
 
     def finish(self, status: str, finished_at: float, duration: float, error: str | None) -> None:
         """Write the last step records and the run's end (a failure is a warning)."""
@@ -252,7 +296,7 @@ class RunRecorder:
         self._wake.set()
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(timeout=5)
-        self.flush()
+        self._flush(lineage=True)
         for attempt in range(3):
             try:
                 self.db.execute(
