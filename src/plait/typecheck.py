@@ -43,12 +43,19 @@ def type_problems(graph: Graph) -> list[Problem]:
     problems = []
     out_types: dict[str, Any] = {}
     for item in graph.steps.values():
-        out_types.update(_output_types(item))
-    for item in graph.steps.values():
-        if item.options.on_upstream == "receive":
-            continue
         hints = item.signature.annotations
-        for param, data in item.data_inputs.items():
+        if "return" not in hints:
+            continue
+        options = item.options
+        if item.single_output and not options.map and not options.dynamic:
+            out_types[item.outputs[0]] = hints["return"]  # the usual step: no dict
+        else:
+            out_types.update(_output_types(item))
+    for item in graph.steps.values():
+        hints = item.signature.annotations
+        if not hints or item.options.on_upstream == "receive":
+            continue
+        for param, data in item._data_pairs():
             if data not in out_types or param not in hints or param == item.options.map:
                 continue
             produced, expected = out_types[data], hints[param]
