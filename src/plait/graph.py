@@ -307,18 +307,27 @@ class Graph:
                 by_name[name] = item
             if not annotated and "return" in item.signature.annotations:
                 annotated = True
-            for output in item.outputs:
+            outputs = item.outputs
+            if len(outputs) == 1:  # the usual step: no loop
+                other = setdefault(outputs[0], name)
+                if other is not name and other != name:
+                    self._duplicate_output(outputs[0], other, name)
+                continue
+            for output in outputs:
                 other = setdefault(output, name)
                 if other != name:
-                    self.problems.append(
-                        Problem(
-                            "duplicate_output",
-                            f"{output!r} is produced by two steps, {other!r} and {name!r}; "
-                            f"rename one output (outputs=[...]) or drop one step",
-                            name,
-                        )
-                    )
+                    self._duplicate_output(output, other, name)
         return annotated
+
+    def _duplicate_output(self, output: str, other: str, name: str) -> None:
+        self.problems.append(
+            Problem(
+                "duplicate_output",
+                f"{output!r} is produced by two steps, {other!r} and {name!r}; "
+                f"rename one output (outputs=[...]) or drop one step",
+                name,
+            )
+        )
 
     def _upstreams(self, unsourced: set[str]) -> tuple[dict[str, int] | None, bool]:
         """Fill ``upstream``: step name -> its distinct upstream steps (producers of its

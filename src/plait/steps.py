@@ -444,8 +444,11 @@ Step.__doc__ = _DocText(Step.__doc__)
 
 def _rebuild_step(state: dict[str, Any]) -> Step:
     clone = object.__new__(Step)
+    wiring = state.pop("inputs", None)  # a step pickled by a plait that kept a dict
     for key, value in state.items():
         object.__setattr__(clone, key, value)
+    if wiring is not None:
+        clone.inputs = wiring
     return clone
 
 
