@@ -84,8 +84,7 @@ def _loop(state: RunState, cursor: Cursor) -> None:
             nodes = state.nodes  # a dynamic step adds its pipeline's to a copy
             continue
         item = node.step
-        kwargs: dict[str, Any] | None = dict(item.bound) if item.bound else {}
-        assert kwargs is not None
+        kwargs: dict[str, Any] = dict(item.bound) if item.bound else {}
         for source in node.statics:
             kwargs[source.param] = state._static_value(source)
         for param, data, _ in node.inputs:
@@ -107,7 +106,7 @@ def _loop(state: RunState, cursor: Cursor) -> None:
         output = item.outputs[0]
         if requested is None or refs.get(output, 0) > 0 or output in requested:
             values[output] = value
-        value = kwargs = None  # hold no value past its release
+        del value, kwargs  # hold no value past its release
         times[2 * index] = start
         times[2 * index + 1] = end
         done[index] = 1
