@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from plait.steps import MISSING, Step
 from plait.store.expiry import Expiry, Never
@@ -274,6 +274,8 @@ class RunCache:
         self._code: dict[int, tuple[Any, str]] = {}  # fingerprints, fixed for the run
         self._pending_parts: list[tuple[str, str, Mapping[str, Any]]] = []
         self._pending_since = 0.0
+        # the parts recorded before this run (see why()); False: ask per step
+        self._recorded: frozenset[str] | Literal[False] | None = None
 
     def code(self, item: Step) -> str:
         """The step function's code fingerprint, computed once per run."""
@@ -354,7 +356,14 @@ class RunCache:
             return known
         if not item.options.cache:
             return _uncached(item)
-        last = self.store.last_parts(self.pipeline, item.name)
+        if self._recorded is None:  # which steps have parts at all: one query per run
+            self._recorded = self.store.recorded_parts(self.pipeline) or False
+        if self._recorded is not False and not self.store.has_parts(
+            self._recorded, self.pipeline, item.name
+        ):
+            last = None
+        else:
+            last = self.store.last_parts(self.pipeline, item.name)
         if last is None:  # never ran, or its parts went with a lost index
             return self.index_note(item, {}) or "no entry (first run)"
         if last.get("code") != parts.get("code"):

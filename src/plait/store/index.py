@@ -408,6 +408,21 @@ class PartsFile:
             row = self._db().execute("SELECT data FROM parts WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
+    def names(self, prefix: str) -> list[str]:
+        """Every name recorded that starts with ``prefix`` (none while there is no file)."""
+        with self._lock:
+            if self._absent():
+                return []
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT name FROM parts WHERE name >= ? AND name < ?",
+                    (prefix, prefix + "\uffff"),
+                )
+                .fetchall()
+            )
+        return [str(row[0]) for row in rows if str(row[0]).startswith(prefix)]
+
     def put(self, name: str, data: bytes) -> None:
         """Record (or replace) the parts under ``name``, in its own transaction."""
         with self._lock:

@@ -400,6 +400,23 @@ class Store:
             return None
         return parsed
 
+    def recorded_parts(self, pipeline: str) -> frozenset[str] | None:
+        """Where the steps of ``pipeline`` that have recorded parts keep them (see
+        :meth:`has_parts`), read at once; None when that cannot be listed cheaply (a
+        remote store, or a local one with the ``steps/`` files of an older plait)."""
+        parts = self._parts_file
+        if parts is None or self._legacy_parts():
+            return None
+        prefix = f"steps/{_safe(pipeline)}/"
+        try:
+            return frozenset(parts.names(prefix))
+        except sqlite3.Error:
+            return None
+
+    def has_parts(self, recorded: frozenset[str], pipeline: str, step: str) -> bool:
+        """True when ``step`` is among :meth:`recorded_parts`' answer ``recorded``."""
+        return self._parts_path(pipeline, step) in recorded
+
     def record_parts(self, pipeline: str, step: str, parts: Mapping[str, Any]) -> None:
         """Remember the key ingredients of a step's execution."""
         self.record_many_parts([(pipeline, step, parts)])
