@@ -29,7 +29,7 @@ class Node:
     inputs: tuple[tuple[str, str, str], ...]  # (param, data, producer) fed by steps
     consumed: tuple[str, ...]  # distinct data names read from steps
     upstream: tuple[str, ...]
-    downstream: list[str]
+    downstream: list[str] | tuple[str, ...]  # a tuple while it has at most one step
     dynamic_parent: str | None = None
     lean: int = -1  # the step's position in the plan when it may run in the lean lane
 
@@ -101,7 +101,7 @@ def _compile(
             if plain and dynamic_parent is None and _plain(item, statics) and item.single_output
             else -1
         )
-        nodes[name] = Node(item, statics, fed, consumed, ups, [], dynamic_parent, lean)
+        nodes[name] = Node(item, statics, fed, consumed, ups, (), dynamic_parent, lean)
         for output in item.outputs:
             producers[output] = name
             if output not in refs:
@@ -109,7 +109,12 @@ def _compile(
         for data in consumed:
             refs[data] = refs.get(data, 0) + 1
         for up in ups:
-            nodes[up].downstream.append(name)
+            before = nodes[up]
+            children = before.downstream
+            if type(children) is list:
+                children.append(name)
+            else:  # one child: a 1-tuple (a chain's link), a list from the second on
+                before.downstream = [*children, name] if children else (name,)
         waiting[name] = len(ups)
         if not ups:
             ready.append(name)
