@@ -212,8 +212,6 @@ class Database:
         self._opener = opener
         self._per_transaction = dialect.name == "duckdb"
         self._connection: Any = None if self._per_transaction else self._guarded(opener)
-        self._checkpointer: Any = None  # a connection of its own, for checkpoint()
-        self._checkpoint_lock = threading.Lock()
 
     def _guarded(self, opener: Callable[[], Any]) -> Any:
         try:
@@ -338,35 +336,8 @@ class Database:
             sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * len(part))
             cursor.execute(f"{sql} {conflict}".rstrip(), [value for row in part for value in row])
 
-    def checkpoint(self) -> int | None:
-        """Copy what the write-ahead log holds into a SQLite database file (a ``PASSIVE``
-        checkpoint: it neither waits for nor blocks a writer), through a connection of
-        its own, so the copy and its ``fsync`` never hold :attr:`lock`; return how many
-        pages the log held (None: not a SQLite file).
-
-        SQLite otherwise checkpoints in the thread whose commit makes the log pass 1,000
-        pages: a run's thread, which commits before each step executes, waited for the
-        ``fsync`` every few hundred steps. The recorder's background thread calls this
-        (see :mod:`plait.history.recorder`); SQLite's own checkpoint stays the backstop.
-        """
-        if self.dialect.name != "sqlite" or self.path in (None, ":memory:"):
-            return None
-        import sqlite3
-
-        with self._checkpoint_lock:
-            if self._checkpointer is None:
-                self._checkpointer = sqlite3.connect(
-                    str(self.path), timeout=1.0, check_same_thread=False, isolation_level=None
-                )
-            rows = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        return int(rows[0][1]) if rows else None
-
     def close(self) -> None:
         """Close the connection."""
-        with self._checkpoint_lock:
-            if self._checkpointer is not None:
-                self._checkpointer.close()
-                self._checkpointer = None
         with self.lock:
             if self._connection is not None:
                 self._connection.close()

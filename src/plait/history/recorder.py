@@ -29,13 +29,6 @@ in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the de
 the process; only an operating-system crash or power loss can take back the last commits
 (see ``docs/trust.md``).
 
-Checkpoints. SQLite copies its write-ahead log into the database file (and ``fsync``\ s
-it) in the thread whose commit makes the log pass 1,000 pages; for a run that commits
-before each step, that was the run's thread, a few milliseconds every few hundred steps.
-The background thread checkpoints first, on a connection of its own, every few hundred
-pages of log (:meth:`~plait.history.db.Database.checkpoint`): the run's thread only
-appends to the log. What a commit guarantees is unchanged.
-
 A record is upserted on ``(run_id, name)``: a step whose record is revised later in the
 run (a cache hit whose artifact was damaged and recomputed, or metrics a hook added after
 the record was committed) is written again, and its lineage rows with it.
@@ -68,7 +61,6 @@ __all__ = ["FLUSH_DELAY", "RunRecorder", "step_rows"]
 _log = logging.getLogger("plait.history")
 
 FLUSH_DELAY = 0.01  # seconds a finished step's record may wait for its batch
-_CHECKPOINT_ROWS = 100  # rows written between two background checkpoints (~350 log pages)
 _KEY = ("run_id", "name")
 _UPSERT = "ON CONFLICT (run_id, name) DO UPDATE SET " + ", ".join(
     f"{c} = excluded.{c}"
@@ -162,7 +154,6 @@ class RunRecorder:
         self._wake = threading.Event()  # set when a record arrives in an empty buffer
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
-        self._unchecked = 0  # rows written since the last background checkpoint
         self._lineage: list[Row] = []  # lineage rows of records committed without them
         self._heartbeat: Heartbeat | None = None
         if heartbeat is not None:
@@ -222,17 +213,6 @@ class RunRecorder:
                 return  # finish() writes what is left
             self._wake.clear()
             self._flush(lineage=True)
-            if self._unchecked >= _CHECKPOINT_ROWS:
-                self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        """Checkpoint the write-ahead log here, in the background, before SQLite would in
-        the run's thread (see :meth:`~plait.history.db.Database.checkpoint`)."""
-        self._unchecked = 0
-        try:
-            self.db.checkpoint()
-        except Exception as exc:  # SQLite checkpoints on its own: nothing is at risk
-            _log.debug("background checkpoint of %s failed: %s", self.db.url, exc)
 
     def flush(self) -> None:
         """Commit every buffered step record, in one transaction (a failure is a warning);
@@ -286,7 +266,6 @@ class RunRecorder:
             self._lineage = []
         else:
             self._lineage += new
-        self._unchecked += len(steps) + len(written)
 
     def finish(self, status: str, finished_at: float, duration: float, error: str | None) -> None:
         """Write the last step records and the run's end (a failure is a warning)."""
