@@ -5,7 +5,9 @@ A child process runs a 60-step chain on a real store with its SQLite history: th
 last 30 execute on a cold store. An ``on_step_end`` hook appends each step's name to
 ``reported`` as it is told; each executed step appends its name to ``started`` as it
 begins. The test SIGKILLs the child once ``reported`` holds a seeded number of names, so
-the kill lands wherever the run is by then. Then, in this process:
+the kill lands wherever the run is by then (the last step waits for a file the test
+writes only before resuming, so a fast run cannot end before the kill). Then, in this
+process:
 
 - every step named in ``reported`` is in the history, ``ok``, with its data versions, and
   its cache entry's artifact loads and holds the right value;
@@ -40,6 +42,7 @@ CHAIN = textwrap.dedent(
     f"""
     import os
     import sys
+    import time
     from pathlib import Path
 
     from plait import Pipeline, Step, Store
@@ -53,6 +56,9 @@ CHAIN = textwrap.dedent(
     def make(name):
         def inc(v, folder):
             note(folder, "started", name)
+            if name == "s{SIZE - 1}":  # the run cannot end before the test kills it
+                while not Path(folder, "release").exists():
+                    time.sleep(0.005)
             return v + 1
 
         return Step(inc, inputs={{"v": "x" if name == "s0" else f"s{{int(name[1:]) - 1}}"}},
@@ -159,6 +165,7 @@ def test_every_step_reported_before_a_kill_is_in_the_history_and_its_artifact_lo
         import batched_chain
 
         before = len(started)
+        (folder / "release").touch()
         resumed = batched_chain.PIPELINE.resume(killed[0].run_id, store=store)
         assert resumed[f"s{SIZE - 1}"] == SIZE
         again = _names(folder / "started")[before:]
