@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, overload
 
 from plait._step_options import DEFAULT_OPTIONS, StepOptions, make_options, names_of
@@ -45,10 +44,33 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
+
 # Shared by every step that has no such entries (most of them): one object, never mutated;
 # a step's ``bound`` or ``extra_inputs`` is this object or not empty (plait.graph checks
 # ``is NO_ENTRIES`` for its fast path).
-NO_ENTRIES: Mapping[str, Any] = MappingProxyType({})
+class _NoEntries(Mapping[str, Any]):
+    """The empty, read-only mapping behind :data:`NO_ENTRIES`; pickled and copied by
+    reference, so a step sent with ``pickle`` or ``copy.deepcopy`` keeps sharing it."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "{}"
+
+    def __reduce__(self) -> str:
+        return "NO_ENTRIES"
+
+
+NO_ENTRIES: Mapping[str, Any] = _NoEntries()
 # What functools.update_wrapper would copy; served from the function by ``__getattr__``
 # (``__module__`` and ``__doc__`` also live on the class: see _FunctionText).
 _FROM_FUNCTION = frozenset({"__name__", "__qualname__", "__wrapped__"})
