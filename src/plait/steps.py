@@ -14,145 +14,23 @@ checked by :mod:`plait._step_options`.
 from __future__ import annotations
 
 import functools
-import inspect
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, overload
 
 from plait._step_options import DEFAULT_OPTIONS, StepOptions, make_options, names_of
+from plait._step_parts import (
+    FROM_FUNCTION,
+    MISSING,
+    NO_ENTRIES,
+    DocText,
+    ModuleText,
+    Signature,
+    signature_of,
+)
 from plait.errors import StepDefinitionError, suggest
 
 __all__ = ["MISSING", "Handle", "Step", "StepOptions", "step"]
-
-
-class _Missing:
-    """Sentinel for "no value" where None is a valid value."""
-
-    _instance: _Missing | None = None
-
-    def __new__(cls) -> _Missing:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __reduce__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-
-# Shared by every step that has no such entries (most of them): one object, never mutated;
-# a step's ``bound`` or ``extra_inputs`` is this object or not empty (plait.graph checks
-# ``is NO_ENTRIES`` for its fast path).
-class _NoEntries(Mapping[str, Any]):
-    """The empty, read-only mapping behind :data:`NO_ENTRIES`; pickled and copied by
-    reference, so a step sent with ``pickle`` or ``copy.deepcopy`` keeps sharing it."""
-
-    __slots__ = ()
-
-    def __getitem__(self, key: str) -> Any:
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def __repr__(self) -> str:
-        return "{}"
-
-    def __reduce__(self) -> str:
-        return "NO_ENTRIES"
-
-
-NO_ENTRIES: Mapping[str, Any] = _NoEntries()
-# What functools.update_wrapper would copy; served from the function by ``__getattr__``
-# (``__module__`` and ``__doc__`` also live on the class: see _FunctionText).
-_FROM_FUNCTION = frozenset({"__name__", "__qualname__", "__wrapped__"})
-
-
-class _FunctionText(str):
-    """``Step.__module__`` and ``Step.__doc__``: the class's own text, and on a step the
-    same attribute of its function (as ``functools.wraps`` would copy it), without a dict
-    per step (a dict a step is 88 bytes and a tracked object: a tenth of a built chain).
-
-    ``type`` reads a class's ``__module__`` as it is stored (so it must be a ``str``) and
-    calls ``__get__(None, cls)`` for ``__doc__``; an instance finds this non-data
-    descriptor after its own ``__dict__``, so assigning ``step.__doc__`` still works.
-    Pickled as the plain text (pickle writes a class's module name as a ``str``).
-    """
-
-    __slots__ = ()
-    attribute = ""
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        value = getattr(getattr(instance, "func", None), self.attribute, None)
-        return str(self) if value is None else value
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (str, (str(self),))
-
-
-class _ModuleText(_FunctionText):
-    __slots__ = ()
-    attribute = "__module__"
-
-
-class _DocText(_FunctionText):
-    __slots__ = ()
-    attribute = "__doc__"
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """What the runner needs to know about a function's parameters."""
-
-    params: tuple[str, ...]  # named parameters, in order (no *args / **kwargs)
-    defaults: Mapping[str, Any]  # parameter -> default value
-    annotations: Mapping[str, Any]  # parameter -> annotation (also "return")
-    var_keyword: str | None  # name of the **kwargs parameter
-    is_async: bool
-
-
-def _resolve_annotations(func: Callable[..., Any]) -> dict[str, Any]:
-    import typing
-
-    try:
-        return typing.get_type_hints(func)
-    except Exception:  # an unresolvable forward reference: treat as unannotated
-        return {}
-
-
-@functools.lru_cache(maxsize=4096)
-def _signature(func: Callable[..., Any]) -> Signature:
-    try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError) as exc:
-        raise StepDefinitionError(f"cannot read the parameters of {func!r}: {exc}") from exc
-    params: list[str] = []
-    defaults: dict[str, Any] = {}
-    var_keyword = None
-    for parameter in sig.parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            var_keyword = parameter.name
-        elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            continue
-        else:
-            params.append(parameter.name)
-            if parameter.default is not inspect.Parameter.empty:
-                defaults[parameter.name] = parameter.default
-    target = inspect.unwrap(func)
-    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None)  # noqa: B004 - async callable objects
-    )
-    return Signature(tuple(params), defaults, _resolve_annotations(func), var_keyword, is_async)
 
 
 class Step:
@@ -221,7 +99,7 @@ class Step:
             )
         self.func = func
         self.name = step_name
-        signature = self.signature = _signature(func)
+        signature = self.signature = signature_of(func)
         self.bound = self.extra_inputs = NO_ENTRIES
         params = signature.params
         # the usual cases inline (a 100,000-step pipeline defines 100,000 steps): no
@@ -255,7 +133,7 @@ class Step:
 
         def __getattr__(self, name: str) -> Any:
             # only reached for names not found otherwise: the function's, as a wrapper shows
-            if name in _FROM_FUNCTION:
+            if name in FROM_FUNCTION:
                 if name == "__wrapped__":
                     return self.func
                 return getattr(self.func, name)
@@ -460,8 +338,8 @@ class Step:
         return (_rebuild_step, (state,))
 
 
-Step.__module__ = _ModuleText(Step.__module__)
-Step.__doc__ = _DocText(Step.__doc__)
+Step.__module__ = ModuleText(Step.__module__)
+Step.__doc__ = DocText(Step.__doc__)
 
 
 def _rebuild_step(state: dict[str, Any]) -> Step:
