@@ -46,8 +46,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from plait._order import topological_order
+from plait._step_parts import MISSING, NO_ENTRIES
 from plait.errors import CycleProblem, Problem, suggest
-from plait.steps import MISSING, NO_ENTRIES, Step
+from plait.steps import Step
 from plait.typecheck import compatible, type_problems
 
 __all__ = [
@@ -149,6 +150,11 @@ class Sourced(Mapping[str, tuple[Source, ...]]):
         self._steps = steps
         self._producers = producers
         self._unsourced = unsourced
+
+    @property
+    def producers(self) -> Mapping[str, str]:
+        """Data name -> the step that makes it (the graph's own)."""
+        return self._producers
 
     def __getitem__(
         self,

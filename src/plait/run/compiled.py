@@ -13,8 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from plait._step_parts import NO_ENTRIES
 from plait.assets._types import _plan as asset_plan
-from plait.graph import FROM_DATASET, FROM_DEFAULT, FROM_STEP, Source, paused_collection
+from plait.graph import (
+    FROM_DATASET,
+    FROM_DEFAULT,
+    FROM_STEP,
+    Source,
+    Sourced,
+    paused_collection,
+)
 from plait.steps import Step
 
 __all__ = ["Compiled", "Node", "compile_plan"]
@@ -75,32 +83,44 @@ def _compile(
     ready: list[str] = []
     has_async = False
     plains = {key: plain for key, (_, plain) in _PLAIN_OPTIONS.items()}
+    # the graph's own sources: a link's feed is read off the step, no Source made
+    linked = sources.producers.get if type(sources) is Sourced else None
+    no_parent = dynamic_parent is None
     for index, item in enumerate(order):
         name = item.name
-        found = sources[name]
         ups = upstream[name]
-        fed: tuple[tuple[str, str, str], ...] = ()
+        signature = item.signature
         statics: tuple[Source, ...] = ()
-        consumed: tuple[str, ...] = ()
-        if len(found) == 1 and found[0].kind == FROM_STEP:
-            source = found[0]
-            producer = source.producer
-            if producer is not None:
-                fed = ((source.param, source.data, producer),)
-                made = nodes[producer].step.outputs if producer in nodes else ()
-                # the producer's own one-name tuple when it is that (a chain's link): shared
-                consumed = made if made == (source.data,) else (source.data,)
-        elif found:
-            fed, statics, consumed = _split(found)
+        feeds = item._feeds
+        if (
+            linked is not None
+            and len(feeds) == 1
+            and item.bound is NO_ENTRIES
+            and item.extra_inputs is NO_ENTRIES
+            and (producer := linked(feeds[0])) is not None
+            and not feeds[0].startswith("config")
+        ):  # what ``Sourced[name]`` is: one source, fed by ``producer``; the graph has
+            # made a link's one-name tuple its producer's ``outputs`` (shared)
+            fed: tuple[tuple[str, str, str], ...] = ((signature.params[0], feeds[0], producer),)
+            consumed: tuple[str, ...] = feeds
+        else:
+            fed, statics, consumed = _fed(sources[name], nodes)
         options = item.options
         plain = plains.get(id(options))
         if plain is None:
             plain = plains[id(options)] = _plain_options(options)
-        lean = (
-            index
-            if plain and dynamic_parent is None and _plain(item, statics) and item.single_output
-            else -1
-        )
+        if signature.is_async:
+            has_async = True
+            lean = -1
+        elif (
+            plain
+            and no_parent
+            and item.single_output
+            and ((not statics and not signature.annotations) or _plain(item, statics))
+        ):
+            lean = index
+        else:
+            lean = -1
         nodes[name] = Node(item, statics, fed, consumed, ups, (), dynamic_parent, lean)
         for output in item.outputs:
             producers[output] = name
@@ -118,8 +138,6 @@ def _compile(
         waiting[name] = len(ups)
         if not ups:
             ready.append(name)
-        if not has_async and item.signature.is_async:
-            has_async = True
     return Compiled(nodes, waiting, refs, ready, producers, list(order), has_async)
 
 
@@ -154,6 +172,27 @@ def _plain(item: Step, statics: tuple[Source, ...]) -> bool:
         return True
     declared, params = asset_plan(item)
     return not params and not any(declared)
+
+
+def _fed(
+    found: tuple[Source, ...], nodes: dict[str, Node]
+) -> tuple[tuple[tuple[str, str, str], ...], tuple[Source, ...], tuple[str, ...]]:
+    """(inputs fed by steps, statics read at the start, distinct data names from steps)."""
+    if len(found) == 1 and found[0].kind == FROM_STEP:
+        source = found[0]
+        producer = source.producer
+        if producer is None:
+            return (), (), ()
+        made = nodes[producer].step.outputs if producer in nodes else ()
+        # the producer's own one-name tuple when it is that (a chain's link): shared
+        return (
+            ((source.param, source.data, producer),),
+            (),
+            (made if made == (source.data,) else (source.data,)),
+        )
+    if found:
+        return _split(found)
+    return (), (), ()
 
 
 def _split(
