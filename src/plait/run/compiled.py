@@ -86,6 +86,7 @@ def _compile(
     # the graph's own sources: a link's feed is read off the step, no Source made
     linked = sources.producers.get if type(sources) is Sourced else None
     no_parent = dynamic_parent is None
+    new = Node.__new__  # object's: no frame
     for index, item in enumerate(order):
         name = item.name
         ups = upstream[name]
@@ -121,7 +122,15 @@ def _compile(
             lean = index
         else:
             lean = -1
-        nodes[name] = Node(item, statics, fed, consumed, ups, (), dynamic_parent, lean)
+        # a Node without its Python-level __init__ (a frame per step): the same fields
+        nodes[name] = node = new(Node)
+        node.step, node.statics, node.inputs, node.consumed = item, statics, fed, consumed
+        node.upstream, node.downstream, node.dynamic_parent, node.lean = (
+            ups,
+            (),
+            dynamic_parent,
+            lean,
+        )
         for output in item.outputs:
             producers[output] = name
             if output not in refs:
@@ -133,8 +142,11 @@ def _compile(
             children = before.downstream
             if type(children) is list:
                 children.append(name)
-            else:  # one child: a 1-tuple (a chain's link), a list from the second on
-                before.downstream = [*children, name] if children else (name,)
+            elif children:  # one child: a 1-tuple (a chain's link), a list from the second on
+                before.downstream = [*children, name]
+            else:  # the step's own one-name outputs tuple when it is that: shared
+                alone = item.outputs
+                before.downstream = alone if len(alone) == 1 and alone[0] == name else (name,)
         waiting[name] = len(ups)
         if not ups:
             ready.append(name)
