@@ -94,22 +94,10 @@ def finish_step(
         return
     if result.ok:
         kept = store_values(run, item, result.values)
-        outcome: Outcome = Ok(outcome_value(item, kept))
-        record = StepResult(
-            name,
-            "ok",
-            outcome,
-            cached=cached,
-            reason="executed",
-            fallback=result.fallback,
-            duration=result.duration,
-            start_time=result.start,
-            end_time=result.end,
-            attempts=result.attempts,
-            metrics=result.metrics,
-            failed_elements=failed or {},
-            element_attempts=element_attempts or {},
-        )
+        record = _ok_record(name, Ok(outcome_value(item, kept)), result)
+        record.cached = cached
+        record.failed_elements = failed or {}
+        record.element_attempts = element_attempts or {}
         _versions(run, name, record, result, ticket)
         run._record(name, record, None)
     else:
@@ -274,10 +262,15 @@ class Records:
 
 def _deferred_record(records: Records, item: Step, result: TaskResult) -> StepResult:
     kept = tuple(records.values.get(o, RELEASED) for o in item.outputs)
+    return _ok_record(item.name, Ok(outcome_value(item, kept)), result)
+
+
+def _ok_record(name: str, outcome: Outcome, result: TaskResult) -> StepResult:
+    """The record of a step that executed and succeeded, from its task's result."""
     return StepResult(
-        item.name,
+        name,
         "ok",
-        Ok(outcome_value(item, kept)),
+        outcome,
         reason="executed",
         fallback=result.fallback,
         duration=result.duration,
