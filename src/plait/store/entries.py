@@ -11,8 +11,9 @@ Design note: the binary form. A local store's index keeps an entry as ``MAGIC``,
 (``S`` signed, ``U`` unsigned), for a signed entry its 64-hex-digit signature, then the
 ``marshal`` (format 4) of a tuple of plain values: key, step, pipeline, the output refs as
 6-tuples, created, run, session, reusable, parts. ``marshal`` never runs code when
-loading (unlike pickle), and with a secret the signature (purpose ``"entry2"``, over the
-key and exactly these body bytes) is checked *before* the body is decoded; every decoded
+loading (unlike pickle), but it is not hardened against deliberately crafted bytes, so
+with a secret the signature (purpose ``"entry2"``, over the key and exactly these body
+bytes) is checked *before* the body is decoded; every decoded
 field is type-checked, and the refs validated as always, so a damaged or crafted body is a
 miss. Entries of earlier versions (JSON, first byte ``{``) are still read by
 :func:`parse_entry`; remote stores keep writing JSON (one object per entry).
