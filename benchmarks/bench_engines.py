@@ -131,11 +131,10 @@ def _compare(
 # -- dask ----------------------------------------------------------------------------------
 
 
-def bench_dask(steps: int, repeat: int) -> dict[str, Any]:
-    import dask
+def two_workers() -> tuple[Any, Any]:
+    """A LocalCluster of two single-threaded worker processes (dashboard on loopback) and
+    a client of it that is not the default: what every Dask figure here is measured on."""
     from distributed import Client, LocalCluster
-
-    from plait.executors import Dask
 
     cluster = LocalCluster(
         n_workers=2,
@@ -144,7 +143,15 @@ def bench_dask(steps: int, repeat: int) -> dict[str, Any]:
         dashboard_address=None,
         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
     )
-    client = Client(cluster, set_as_default=False)
+    return cluster, Client(cluster, set_as_default=False)
+
+
+def bench_dask(steps: int, repeat: int) -> dict[str, Any]:
+    import dask
+
+    from plait.executors import Dask
+
+    cluster, client = two_workers()
     executor = Dask(client)
     results: dict[str, Any] = {}
     try:

@@ -525,7 +525,7 @@ def section_async(args: argparse.Namespace) -> list[Row]:
 def section_dask(args: argparse.Namespace) -> list[Row]:
     try:
         import dask
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401 - bench_engines.two_workers needs it
     except ImportError:
         return [Row("Dask, 200-step chain", "not measured (no dask here)", "—", "<= 1.3x", None)]
     import bench_engines
@@ -533,14 +533,7 @@ def section_dask(args: argparse.Namespace) -> list[Row]:
     from plait.executors import Dask
 
     n = args.dask_steps
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    )
-    client = Client(cluster, set_as_default=False)
+    cluster, client = bench_engines.two_workers()
     try:
         executor = Dask(client)
         pipeline, last, expected = bench_engines._plait_chain(n)
